@@ -1,0 +1,1 @@
+"""FashionMNIST Studio's engine: data, models, training, checkpoints, prediction (no Streamlit)."""
