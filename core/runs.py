@@ -1,0 +1,368 @@
+"""The run store on disk (data/runs/<id>/) and the worker process that trains one run."""
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.checkpoint import save_checkpoint
+from core.data import DATA_DIR, PROJECT_ROOT
+from core.device import resolve_device
+from core.errors import RunError, StudioError
+from core.fsutil import atomic_write_json, remove_stale_temps
+from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
+
+RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
+ACTIVE = ("queued", "running")
+STOP_FILE = "STOP"
+CHECKPOINT = "model.pth"
+_children: list[subprocess.Popen] = []  # workers this process started; polled so none stays a zombie
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    dir: Path
+    status: str  # queued / running / finished / stopped / failed
+    error: str | None
+    pid: int | None
+    config: TrainConfig | None
+    created: str | None
+    epoch: int  # epochs completed
+    step: int
+    total_steps: int | None
+    best_test_acc: float | None
+    last_test_acc: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def checkpoint(self) -> Path | None:
+        path = self.dir / CHECKPOINT
+        return path if path.is_file() else None
+
+
+# ---- the store ---------------------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise RunError(f"{run_id!r} is not a run id")
+    return Path(runs_dir or RUNS_DIR) / run_id
+
+
+def create_run(config: TrainConfig, directory: Path) -> Path:
+    """Lay out a new run directory holding config.json and a queued status.json."""
+    if (directory / "config.json").exists():
+        raise RunError(f"{directory} already holds a run: choose another --run-dir")
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(directory / "config.json", config.to_dict())
+    _write_status(directory, status="queued", created=_now())
+    return directory
+
+
+def read_status(directory: Path) -> dict:
+    try:
+        return json.loads((directory / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_status(directory: Path, **changes) -> dict:
+    status = {**read_status(directory), **changes, "updated": _now()}
+    atomic_write_json(directory / "status.json", status)
+    return status
+
+
+def read_metrics(run_id: str, runs_dir: Path | None = None) -> list[dict]:
+    """Every complete line of metrics.jsonl; a partial last line (writer killed mid-line) is skipped."""
+    path = run_dir(run_id, runs_dir) / "metrics.jsonl"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
+    directory = run_dir(run_id, runs_dir)
+    if not (directory / "config.json").is_file():
+        raise RunError(f"there is no run {run_id!r} in {directory.parent}")
+    status = read_status(directory)
+    if status.get("status") in ACTIVE and not _pid_alive(status.get("pid")):
+        status = _write_status(
+            directory,
+            status="failed",
+            error=f"the training process (pid {status.get('pid')}) ended unexpectedly",
+        )
+    try:
+        config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    except (json.JSONDecodeError, StudioError, TypeError):
+        config = None
+    return RunInfo(
+        id=directory.name,
+        dir=directory,
+        status=status.get("status", "failed"),
+        error=status.get("error"),
+        pid=status.get("pid"),
+        config=config,
+        created=status.get("created"),
+        epoch=status.get("epoch", 0),
+        step=status.get("step", 0),
+        total_steps=status.get("total_steps"),
+        best_test_acc=status.get("best_test_acc"),
+        last_test_acc=status.get("last_test_acc"),
+    )
+
+
+def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
+    """All runs, newest first."""
+    _reap_children()
+    root = Path(runs_dir or RUNS_DIR)
+    if not root.is_dir():
+        return []
+    ids = sorted((p.name for p in root.iterdir() if (p / "config.json").is_file()), reverse=True)
+    return [get_run(i, root) for i in ids]
+
+
+def active_run(device: str | None = None, runs_dir: Path | None = None) -> RunInfo | None:
+    for run in list_runs(runs_dir):
+        if run.active and (device is None or _device_key_of(run) == device):
+            return run
+    return None
+
+
+# ---- starting and stopping ----------------------------------------------------------------------------
+
+
+def device_key(config: TrainConfig) -> str:
+    """One lock per physical device: "cpu", "cuda:0", ..."""
+    device = resolve_device(config.device)
+    if device.type != "cpu" and device.index is None:
+        return f"{device.type}:0"
+    return str(device)
+
+
+def _device_key_of(run: RunInfo) -> str | None:
+    try:
+        return device_key(run.config) if run.config else None
+    except StudioError:
+        return None
+
+
+@contextlib.contextmanager
+def device_lock(key: str, runs_dir: Path | None = None):
+    """Hold the device's lock file (flock) or raise RunError; yields the open file descriptor.
+
+    The lock belongs to the open file, so a worker that inherits the descriptor keeps it for its
+    whole life and the kernel releases it when the worker dies, however it dies.
+    """
+    root = Path(runs_dir or RUNS_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy = active_run(key, root)
+            which = f" (run {busy.id})" if busy else ""
+            raise RunError(
+                f"a run is already training on {key}{which}: stop it or wait for it to finish"
+            ) from None
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path | None = None) -> str:
+    """Start a worker process training `config`; returns the run id. One active run per device."""
+    root = Path(runs_dir or RUNS_DIR)
+    with device_lock(device_key(config), root) as fd:
+        run_id = new_run_id()
+        directory = create_run(config, root / run_id)
+        args = [sys.executable, "-m", "core", "worker", str(directory), "--lock-fd", str(fd)]
+        if init_from is not None:
+            args += ["--init-from", str(init_from)]
+        with open(directory / "worker.log", "ab") as log:
+            proc = subprocess.Popen(
+                args,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(fd,),
+                start_new_session=True,  # survives the server's reruns and its Ctrl-C
+            )
+        _children.append(proc)
+        _write_status(directory, pid=proc.pid)
+    return run_id
+
+
+def stop(run_id: str, runs_dir: Path | None = None) -> None:
+    """Ask a run to stop; the worker sees it before its next batch and saves a checkpoint."""
+    directory = run_dir(run_id, runs_dir)
+    if not directory.is_dir():
+        raise RunError(f"there is no run {run_id!r}")
+    (directory / STOP_FILE).touch()
+
+
+def wait(run_id: str, runs_dir: Path | None = None, timeout: float = 60.0) -> RunInfo:
+    """Poll until the run is no longer active (for the CLI and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap_children()
+        run = get_run(run_id, runs_dir)
+        if not run.active or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _reap_children() -> None:
+    _children[:] = [p for p in _children if p.poll() is None]
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    _reap_children()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited; only its parent has not collected it yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---- the worker -------------------------------------------------------------------------------------
+
+
+def train_run(
+    directory: Path, *, init_from: Path | None = None, echo: Callable[[str], None] = lambda _line: None
+) -> str:
+    """Train the run in `directory` in this process; returns its final status.
+
+    Appends metrics.jsonl (flushed per line), saves the checkpoint after every epoch and on stop,
+    and keeps status.json current. A failure leaves the last good checkpoint in place.
+    """
+    remove_stale_temps(directory)
+    config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    _write_status(directory, status="running", pid=os.getpid(), error=None)
+    model = None
+    if init_from is not None:
+        from core.checkpoint import load_checkpoint
+
+        model = load_checkpoint(init_from).model
+    stop_file = directory / STOP_FILE
+    best = None
+    with open(directory / "metrics.jsonl", "a", buffering=1) as metrics:
+        for event in fit(config, model=model, should_stop=stop_file.exists):
+            if isinstance(event, Started):
+                model = event.model
+                _write_status(
+                    directory,
+                    device=event.device,
+                    total_steps=event.total_steps,
+                    steps_per_epoch=event.steps_per_epoch,
+                    num_params=event.num_params,
+                )
+                echo(
+                    f"training {config.model} on {event.device}: {config.epochs} epoch(s) of "
+                    f"{event.steps_per_epoch} batches, run dir {directory}"
+                )
+            elif isinstance(event, BatchLogged):
+                metrics.write(json.dumps({"kind": "batch", **_fields(event), "time": time.time()}) + "\n")
+            elif isinstance(event, EpochEnd):
+                metrics.write(json.dumps({"kind": "epoch", **_fields(event), "time": time.time()}) + "\n")
+                best = max(best or 0.0, event.test_acc)
+                _save(directory, model, config, event)
+                _write_status(
+                    directory,
+                    epoch=event.epoch,
+                    step=event.step,
+                    best_test_acc=best,
+                    last_test_acc=event.test_acc,
+                )
+                echo(
+                    f"epoch {event.epoch}/{config.epochs}: train loss {event.train_loss:.4f}, "
+                    f"train acc {event.train_acc:.1%}, test loss {event.test_loss:.4f}, "
+                    f"test acc {event.test_acc:.1%} ({event.seconds:.1f} s)"
+                )
+            elif isinstance(event, Stopped):
+                _save(directory, model, config, None)
+                stop_file.unlink(missing_ok=True)
+                _write_status(directory, status="stopped", step=event.step)
+                echo(f"stopped at step {event.step}; checkpoint saved")
+                return "stopped"
+            elif isinstance(event, Finished):
+                _write_status(directory, status="finished", step=event.step)
+                echo(f"finished: best test accuracy {best:.1%}; checkpoint {directory / CHECKPOINT}")
+                return "finished"
+            elif isinstance(event, Failed):
+                _write_status(directory, status="failed", error=event.error, step=event.step)
+                echo(f"failed: {event.error}")
+                return "failed"
+    return "failed"
+
+
+def _fields(event) -> dict:
+    return {k: v for k, v in vars(event).items() if k != "model"}
+
+
+def _save(directory: Path, model, config: TrainConfig, event: EpochEnd | None) -> None:
+    metrics = None
+    if event is not None:
+        metrics = {
+            k: getattr(event, k) for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+        }
+    save_checkpoint(
+        model,
+        directory / CHECKPOINT,
+        model_name=config.model,
+        model_options=config.model_options(),
+        train_config=config.to_dict(),
+        metrics=metrics,
+    )
+
+
+def run_worker(directory: Path, *, init_from: Path | None = None, echo=lambda _line: None) -> str:
+    """train_run, with any unexpected error recorded in status.json instead of lost in a log."""
+    try:
+        return train_run(directory, init_from=init_from, echo=echo)
+    except OSError as exc:
+        error = "disk full while saving: free some space and start again" if exc.errno == 28 else str(exc)
+    except StudioError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug: still tell the user rather than leave "running" behind
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+    with contextlib.suppress(OSError):
+        _write_status(directory, status="failed", error=error)
+    echo(f"failed: {error}")
+    return "failed"

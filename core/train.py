@@ -1,0 +1,363 @@
+"""Training: TrainConfig, train_one_epoch, evaluate, and fit() as an iterator of typed events."""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from core.augment import Augment
+from core.data import CLASSES, TensorBatches, load_split
+from core.device import resolve_device
+from core.errors import BadConfig, StudioError
+from core.models import MODELS, build_model
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+EVAL_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; flows unchanged from the form to the worker to the sidecar."""
+
+    model: str = "mlp"
+    hidden: int | None = None  # None: the model's own default (512 for the tutorial MLP)
+    dropout: float | None = None  # None: the model's own default
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    seed: int = 0
+    device: str = "auto"
+    limit_batches: int | None = None  # cap on training batches per epoch (tests, smoke runs)
+    augment: Augment = field(default_factory=Augment)
+    log_every: int = 50  # batches between BatchLogged events
+
+    def __post_init__(self):
+        checks = [
+            (self.model in MODELS, f"model must be one of {sorted(MODELS)}, not {self.model!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}"),
+            (1 <= self.epochs <= 1000, "epochs must be between 1 and 1000"),
+            (1 <= self.batch_size <= 65536, "batch_size must be between 1 and 65536"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be zero or positive"),
+            (self.limit_batches is None or self.limit_batches >= 1, "limit_batches must be at least 1"),
+            (self.log_every >= 1, "log_every must be at least 1"),
+            (self.hidden is None or 1 <= self.hidden <= 4096, "hidden must be between 1 and 4096"),
+            (self.dropout is None or 0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadConfig(message)
+
+    def model_options(self) -> dict:
+        """Options for build_model: the model's defaults, overridden by what this config sets."""
+        options = dict(MODELS[self.model].defaults)
+        if self.hidden is not None:
+            options["hidden"] = self.hidden
+        if self.dropout is not None:
+            options["dropout"] = self.dropout
+        return options
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise BadConfig(f"unknown config field(s): {sorted(unknown)}")
+        values = dict(data)
+        if isinstance(values.get("augment"), dict):
+            values["augment"] = Augment(**values["augment"])
+        return cls(**values)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Exactly the quickstart: SGD, lr 1e-3, batch 64, 5 epochs, no momentum.
+    "tutorial": TrainConfig(),
+    # AdamW with a cosine decay reaches ~89% (MLP) and ~92% (CNN) in 5 epochs on a CPU.
+    "recommended": TrainConfig(
+        optimizer="adamw", lr=2e-3, batch_size=128, weight_decay=1e-4, lr_schedule="cosine", dropout=0.1
+    ),
+}
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    if name not in PRESETS:
+        raise BadConfig(f"preset must be one of {sorted(PRESETS)}, not {name!r}")
+    return PRESETS[name].replace(**overrides)
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    config: TrainConfig
+    device: str
+    steps_per_epoch: int
+    total_steps: int
+    num_train: int
+    num_test: int
+    num_params: int
+    model: nn.Module = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class BatchLogged:
+    epoch: int
+    step: int  # global step, counting from 1
+    loss: float
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int  # counting from 1
+    step: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    per_class_acc: list[float]
+    confusion: list[list[int]]  # [true][predicted] counts on the test set
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    epochs: int
+    step: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    epoch: int
+    step: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    step: int
+
+
+Event = Started | BatchLogged | EpochEnd | Finished | Stopped | Failed
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, loss: float):
+        self.step = step
+        super().__init__(f"diverged: loss is {'NaN' if math.isnan(loss) else loss} at step {step}")
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    batches: int
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    loss: float
+    acc: float
+    per_class_acc: list[float]
+    confusion: list[list[int]]
+
+
+# ---- the loops (the tutorial's train_loop / test_loop, returning numbers instead of printing) ---------
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: TensorBatches,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epoch: int = 1,
+    first_step: int = 1,
+    log_every: int = 50,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Generator[BatchLogged, None, EpochStats]:
+    """Yield BatchLogged every `log_every` batches (and on the first); return the epoch's stats."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    total_loss = torch.zeros((), device=batches.device)
+    correct = torch.zeros((), dtype=torch.long, device=batches.device)
+    seen = done = 0
+    mark_time, mark_seen = time.perf_counter(), 0
+    for done, (x, y) in enumerate(batches, start=1):
+        if should_stop():
+            done -= 1
+            return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=True)
+        logits = model(x)  # (B, 10)
+        loss = loss_fn(logits, y)
+        step = first_step + done - 1
+        value = loss.item()  # one sync per batch: also what makes NaN detection exact
+        if not math.isfinite(value):
+            raise _Diverged(step, value)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if done == 1 or done % log_every == 0 or done == len(batches):
+            now = time.perf_counter()
+            rate = (seen - mark_seen) / max(now - mark_time, 1e-9)
+            mark_time, mark_seen = now, seen
+            yield BatchLogged(epoch, step, value, rate)
+    return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=False)
+
+
+def evaluate(model: nn.Module, batches: TensorBatches) -> EvalResult:
+    """Loss, accuracy, per-class accuracy and confusion matrix, in eval mode without gradients."""
+    model.eval()
+    n = len(CLASSES)
+    total_loss = torch.zeros((), device=batches.device)
+    confusion = torch.zeros(n * n, dtype=torch.long, device=batches.device)
+    seen = 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+            confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n)
+            seen += len(y)
+    matrix = confusion.view(n, n).cpu()
+    per_class = (matrix.diag() / matrix.sum(1).clamp(min=1)).tolist()
+    acc = matrix.diag().sum().item() / max(seen, 1)
+    return EvalResult(_mean(total_loss, seen), acc, per_class, matrix.tolist())
+
+
+def _mean(total: torch.Tensor, count: int) -> float:
+    return total.item() / count if count else float("nan")
+
+
+def _frac(correct: torch.Tensor, count: int) -> float:
+    return correct.item() / count if count else float("nan")
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_batches(config: TrainConfig, device: torch.device) -> tuple[TensorBatches, TensorBatches]:
+    train_x, train_y = load_split("train")
+    test_x, test_y = load_split("test")
+    train = TensorBatches(
+        train_x,
+        train_y,
+        batch_size=config.batch_size,
+        device=device,
+        shuffle=True,
+        seed=config.seed,
+        limit_batches=config.limit_batches,
+        augment=config.augment if config.augment.active else None,
+    )
+    test = TensorBatches(test_x, test_y, batch_size=EVAL_BATCH_SIZE, device=device)
+    return train, test
+
+
+# ---- fit ---------------------------------------------------------------------------------------------
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    model: nn.Module | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    data: tuple[TensorBatches, TensorBatches] | None = None,
+) -> Iterator[Event]:
+    """Train `config.epochs` epochs, yielding events; the caller prints, plots and saves.
+
+    Ends with exactly one of Finished, Stopped or Failed. Pass `model` to continue training it.
+    """
+    step = 0
+    try:
+        device = resolve_device(config.device)
+        torch.manual_seed(config.seed)  # same seed -> same initial weights and dropout masks
+        if model is None:
+            model = build_model(config.model, **config.model_options())
+        model.to(device)
+        train, test = data or make_batches(config, device)
+        optimizer = build_optimizer(config, model.parameters())
+        total_steps = len(train) * config.epochs
+        scheduler = _scheduler(config, optimizer, total_steps)
+        num_params = sum(p.numel() for p in model.parameters())
+        yield Started(
+            config,
+            str(device),
+            len(train),
+            total_steps,
+            train.num_samples,
+            len(test.labels),
+            num_params,
+            model,
+        )
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            stats = yield from train_one_epoch(
+                model,
+                train,
+                optimizer,
+                epoch=epoch,
+                first_step=step + 1,
+                log_every=config.log_every,
+                scheduler=scheduler,
+                should_stop=should_stop,
+            )
+            step += stats.batches
+            if stats.stopped:
+                yield Stopped(epoch, step)
+                return
+            result = evaluate(model, test)
+            yield EpochEnd(
+                epoch,
+                step,
+                stats.loss,
+                stats.acc,
+                result.loss,
+                result.acc,
+                result.per_class_acc,
+                result.confusion,
+                time.perf_counter() - t0,
+            )
+        yield Finished(config.epochs, step)
+    except _Diverged as exc:
+        yield Failed(str(exc), exc.step)
+    except torch.OutOfMemoryError:
+        yield Failed("out of memory: lower the batch size (or choose a smaller model)", step)
+    except StudioError as exc:
+        yield Failed(str(exc), step)
+
+
+def _scheduler(config: TrainConfig, optimizer, total_steps: int):
+    if config.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    )

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real dataset (prepared once), tiny generated IDX files, a runs folder."""
+
+import gzip
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.data import FILES, prepare
+
+
+@pytest.fixture(scope="session")
+def real_data() -> None:
+    """The real FashionMNIST, prepared the way `make data` does (CI installs Debian's copy)."""
+    prepare(allow_download=False)
+
+
+def write_idx(path: Path, tensor: torch.Tensor, *, gz: bool = False) -> None:
+    """Write a uint8 tensor as an IDX file (the MNIST format)."""
+    ndim = tensor.dim()
+    header = struct.pack(f">{1 + ndim}I", 0x0800 | ndim, *tensor.shape)
+    data = header + tensor.to(torch.uint8).numpy().tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+def make_tiny_dataset(folder: Path, *, n_train: int = 20, n_test: int = 10, gz: bool = False) -> None:
+    """Four IDX files with random images and labels 0-9 (".gz" names when gz=True)."""
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = FILES[split]
+        suffix = ".gz" if gz else ""
+        write_idx(folder / f"{images}{suffix}", torch.randint(0, 256, (n, 28, 28), generator=g), gz=gz)
+        write_idx(folder / f"{labels}{suffix}", torch.arange(n) % 10, gz=gz)
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
