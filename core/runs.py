@@ -24,6 +24,7 @@ RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
 STOP_FILE = "STOP"
 CHECKPOINT = "model.pth"
+LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release the device
 _children: list[subprocess.Popen] = []  # workers this process started; polled so none stays a zombie
 
 
@@ -181,17 +182,26 @@ def device_lock(key: str, runs_dir: Path | None = None):
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd, key, root):
             busy = active_run(key, root)
             which = f" (run {busy.id})" if busy else ""
-            raise RunError(
-                f"a run is already training on {key}{which}: stop it or wait for it to finish"
-            ) from None
+            raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
         yield fd
     finally:
         os.close(fd)
+
+
+def _try_lock(fd: int, key: str, root: Path, grace: float = LOCK_GRACE_S) -> bool:
+    """Take the lock; while no run is active, its holder is a worker that is exiting: wait for it."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if active_run(key, root) is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
 
 
 def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path | None = None) -> str:

@@ -1,0 +1,109 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.data import PROJECT_ROOT, load_split
+
+
+def cli(*args, env_extra=None, timeout=180):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, real_data):
+    """A run trained through the CLI, the way a terminal user would."""
+    root = tmp_path_factory.mktemp("cli")
+    run_dir = root / "runs" / "first"
+    result = cli(
+        "train", "--epochs", "1", "--limit-batches", "120", "--optimizer", "adam", "--batch-size", "128",
+        "--run-dir", run_dir, env_extra={"STUDIO_RUNS_DIR": str(root / "runs")},
+    )  # fmt: skip
+    return result, run_dir
+
+
+def test_train_prints_one_line_per_epoch_and_writes_the_run(trained):
+    result, run_dir = trained
+    assert result.returncode == 0, result.stderr
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 1 and "test acc" in epoch_lines[0]
+    for name in ("config.json", "status.json", "metrics.jsonl", "model.pth", "model.json"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_predict_prints_top3_per_image(trained, tmp_path):
+    _, run_dir = trained
+    x, _ = load_split("test")
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"sample{i}.png"
+        Image.fromarray(x[i].numpy()).save(path)
+        paths.append(path)
+    result = cli("predict", *paths, "--checkpoint", run_dir / "model.pth")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    pattern = re.compile(
+        r"^(.+): ([^,(]+) \((0\.\d\d|1\.00)\), ([^,(]+) \((0\.\d\d)\), ([^,(]+) \((0\.\d\d)\)$"
+    )
+    for path, line in zip(paths, lines, strict=True):
+        match = pattern.match(line)
+        assert match and match.group(1) == str(path), line
+
+
+def test_predict_bad_image_is_one_line_and_nonzero(trained, tmp_path):
+    _, run_dir = trained
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is a text file")
+    result = cli("predict", fake, "--checkpoint", run_dir / "model.pth")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "notes.png" in result.stderr
+
+
+def test_predict_bad_checkpoint_is_one_line_and_nonzero(tmp_path):
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(b"garbage")
+    image = tmp_path / "x.png"
+    Image.new("L", (28, 28)).save(image)
+    result = cli("predict", image, "--checkpoint", bad)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("train", "--epochs", "0"),
+        ("train", "--model", "resnet"),
+        ("train", "--lr", "fast"),
+        ("predict", "x.png"),
+        ("fly",),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args):
+    result = cli(*args, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "error:" in result.stderr
+
+
+def test_importing_core_does_not_import_streamlit():
+    code = (
+        "import sys, core, core.data, core.models, core.train, core.checkpoint, core.predict, core.runs, "
+        "core.cli, core.device, core.augment; print('streamlit' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_data_status_reports_ready(real_data):
+    result = cli("data", "status", timeout=60)
+    assert result.returncode == 0 and "ready" in result.stdout
+    assert Path(PROJECT_ROOT / "data" / "FashionMNIST" / "raw").is_dir()

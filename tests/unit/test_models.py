@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from core.models import MODELS, build_model, describe, flops_per_sample, model_options
+
+TUTORIAL_KEYS = [
+    "linear_relu_stack.0.weight",
+    "linear_relu_stack.0.bias",
+    "linear_relu_stack.2.weight",
+    "linear_relu_stack.2.bias",
+    "linear_relu_stack.4.weight",
+    "linear_relu_stack.4.bias",
+]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_maps_a_batch_to_ten_logits(name):
+    model = build_model(name)
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_mlp_has_the_tutorial_parameter_names_and_sizes():
+    state = build_model("mlp").state_dict()
+    assert list(state) == TUTORIAL_KEYS
+    assert state["linear_relu_stack.0.weight"].shape == (512, 784)
+    assert state["linear_relu_stack.4.weight"].shape == (10, 512)
+
+
+def test_mlp_dropout_and_width_keep_the_tutorial_keys():
+    model = build_model("mlp", hidden=128, dropout=0.3)
+    assert list(model.state_dict()) == TUTORIAL_KEYS
+    assert model.state_dict()["linear_relu_stack.2.weight"].shape == (128, 128)
+    model.train()
+    x = torch.rand(4, 1, 28, 28)
+    assert not torch.equal(model(x), model(x))  # dropout is active in train mode
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_describe_lists_layers_shapes_and_parameters():
+    summary = describe(build_model("mlp"))
+    assert summary.total_params == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+    shapes = {layer.name: layer.output_shape for layer in summary.layers}
+    assert shapes["flatten"] == (1, 784)
+    assert shapes["linear_relu_stack.4"] == (1, 10)
+    cnn = describe(build_model("cnn"))
+    assert cnn.layers[-1].output_shape == (1, 10)
+    assert any(layer.kind == "Conv2d" and layer.output_shape == (1, 32, 28, 28) for layer in cnn.layers)
+
+
+def test_flops_count_the_matrix_multiplies():
+    assert flops_per_sample(build_model("mlp")) == 2 * (784 * 512 + 512 * 512 + 512 * 10)
+
+
+def test_unknown_model_or_option_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of"):
+        build_model("resnet")
+    with pytest.raises(ValueError, match="no option"):
+        build_model("mlp", channels=3)
+    assert model_options("mlp", hidden=64) == {"hidden": 64, "dropout": 0.0}

@@ -1,0 +1,108 @@
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from core import runs
+from core.checkpoint import load_checkpoint
+from core.errors import RunError
+from core.train import TrainConfig
+
+QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
+LONG = TrainConfig(epochs=50, limit_batches=500, log_every=1, device="cpu", batch_size=16)
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_run_trains_in_a_worker_and_leaves_a_loadable_checkpoint(real_data, runs_dir):
+    run_id = runs.start(QUICK, runs_dir=runs_dir)
+    run = runs.wait(run_id, runs_dir, timeout=120)
+    assert run.status == "finished", run.error
+    assert run.epoch == 1 and run.step == 3 and run.total_steps == 3
+    assert json.loads((run.dir / "config.json").read_text()) == QUICK.to_dict()
+    metrics = runs.read_metrics(run_id, runs_dir)
+    assert [m["step"] for m in metrics if m["kind"] == "batch"] == [1, 2, 3]
+    assert [m["kind"] for m in metrics][-1] == "epoch"
+    loaded = load_checkpoint(run.checkpoint)
+    assert loaded.model_name == "mlp"
+    assert loaded.meta["train_config"] == QUICK.to_dict()
+    assert run.best_test_acc == metrics[-1]["test_acc"]
+    assert [r.id for r in runs.list_runs(runs_dir)] == [run_id]
+
+
+def test_stop_is_honoured_quickly_and_saves_a_checkpoint(real_data, runs_dir):
+    run_id = runs.start(LONG, runs_dir=runs_dir)
+    assert _wait_for(lambda: len(runs.read_metrics(run_id, runs_dir)) >= 2)
+    assert runs.get_run(run_id, runs_dir).status == "running"
+    runs.stop(run_id, runs_dir)
+    run = runs.wait(run_id, runs_dir, timeout=30)
+    assert run.status == "stopped"
+    load_checkpoint(run.checkpoint)  # loadable, and matches its sidecar
+
+
+def test_a_second_start_on_the_same_device_is_refused(real_data, runs_dir):
+    first = runs.start(LONG, runs_dir=runs_dir)
+    try:
+        with pytest.raises(RunError, match="already training on cpu"):
+            runs.start(QUICK, runs_dir=runs_dir)
+    finally:
+        runs.stop(first, runs_dir)
+        runs.wait(first, runs_dir, timeout=30)
+    second = runs.start(QUICK, runs_dir=runs_dir)  # the lock is free again
+    assert runs.wait(second, runs_dir, timeout=120).status == "finished"
+
+
+def test_simultaneous_starts_let_exactly_one_through(real_data, runs_dir):
+    results, barrier = [], threading.Barrier(4)
+
+    def attempt():
+        barrier.wait()
+        try:
+            results.append(runs.start(LONG, runs_dir=runs_dir))
+        except RunError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [r for r in results if isinstance(r, str)]
+    assert len(started) == 1 and sum(isinstance(r, RunError) for r in results) == 3
+    runs.stop(started[0], runs_dir)
+    runs.wait(started[0], runs_dir, timeout=30)
+
+
+def test_a_killed_worker_is_reported_as_failed(real_data, runs_dir):
+    run_id = runs.start(LONG, runs_dir=runs_dir)
+    assert _wait_for(lambda: runs.read_metrics(run_id, runs_dir))
+    os.kill(runs.get_run(run_id, runs_dir).pid, signal.SIGKILL)
+    assert _wait_for(lambda: runs.get_run(run_id, runs_dir).status == "failed", timeout=10)
+    assert "ended unexpectedly" in runs.get_run(run_id, runs_dir).error
+    assert runs.active_run(runs_dir=runs_dir) is None
+    runs.wait(runs.start(QUICK, runs_dir=runs_dir), runs_dir, timeout=120)  # the device is free again
+
+
+def test_read_metrics_skips_a_partial_last_line(runs_dir):
+    directory = runs.create_run(QUICK, runs_dir / "r1")
+    (directory / "metrics.jsonl").write_text(
+        '{"kind": "batch", "step": 1}\n{"kind": "batch", "step": 2}\n{"kind": "ba'
+    )
+    assert [m["step"] for m in runs.read_metrics("r1", runs_dir)] == [1, 2]
+
+
+def test_unknown_run_and_bad_ids_are_clear_errors(runs_dir):
+    with pytest.raises(RunError, match="no run"):
+        runs.get_run("nope", runs_dir)
+    with pytest.raises(RunError, match="not a run id"):
+        runs.get_run("../etc", runs_dir)
