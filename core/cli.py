@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def _train(args) -> int:
     directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
     with runs.device_lock(runs.device_key(config)):  # the same lock the dashboard's runs take
         runs.create_run(config, directory)
+        _stop_on_signals(directory)
         status = runs.run_worker(directory, echo=print)
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
 
@@ -142,11 +144,23 @@ def _predict(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def _stop_on_signals(directory: Path) -> None:
+    """Ctrl-C or SIGTERM become a cooperative stop: the epoch's batch ends and a checkpoint is saved."""
+    from core.runs import STOP_FILE
+
+    def request_stop(_signum, _frame):
+        (directory / STOP_FILE).touch()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
 def _worker(args) -> int:
     from core import runs
 
     # The lock descriptor came from the parent; keeping it open keeps the device reserved.
     if args.lock_fd is not None:
         os.set_inheritable(args.lock_fd, False)
+    _stop_on_signals(args.run_dir)
     status = runs.run_worker(args.run_dir, init_from=args.init_from, echo=print)
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)

@@ -106,3 +106,12 @@ def test_unknown_run_and_bad_ids_are_clear_errors(runs_dir):
         runs.get_run("nope", runs_dir)
     with pytest.raises(RunError, match="not a run id"):
         runs.get_run("../etc", runs_dir)
+
+
+def test_sigterm_to_a_worker_is_a_clean_stop(real_data, runs_dir):
+    run_id = runs.start(LONG, runs_dir=runs_dir)
+    assert _wait_for(lambda: runs.read_metrics(run_id, runs_dir))
+    os.kill(runs.get_run(run_id, runs_dir).pid, signal.SIGTERM)
+    run = runs.wait(run_id, runs_dir, timeout=30)
+    assert run.status == "stopped"
+    load_checkpoint(run.checkpoint)
