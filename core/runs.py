@@ -105,6 +105,47 @@ def read_metrics(run_id: str, runs_dir: Path | None = None) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class Progress:
+    epoch: int  # the epoch being trained, counting from 1
+    step: int
+    total_steps: int | None
+    samples_per_s: float | None
+    eta_s: float | None  # seconds left at the current speed
+
+    @property
+    def fraction(self) -> float:
+        return min(self.step / self.total_steps, 1.0) if self.total_steps else 0.0
+
+
+def progress(run: RunInfo) -> Progress:
+    """Where a run is, from the tail of metrics.jsonl: cheap enough to call every second."""
+    last = _last_row(run.dir / "metrics.jsonl")
+    step = last.get("step", run.step) if last else run.step
+    speed = last.get("samples_per_s") if last else None
+    eta = None
+    if speed and run.total_steps and run.config:
+        eta = (run.total_steps - step) * run.config.batch_size / speed
+    epoch = last.get("epoch", run.epoch) if last else max(run.epoch, 1)
+    return Progress(epoch, step, run.total_steps, speed, eta)
+
+
+def _last_row(path: Path, window: int = 4096) -> dict | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - window, 0))
+            lines = f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
     directory = run_dir(run_id, runs_dir)
     if not (directory / "config.json").is_file():

@@ -115,3 +115,14 @@ def test_sigterm_to_a_worker_is_a_clean_stop(real_data, runs_dir):
     run = runs.wait(run_id, runs_dir, timeout=30)
     assert run.status == "stopped"
     load_checkpoint(run.checkpoint)
+
+
+def test_progress_reads_the_last_complete_row(runs_dir):
+    directory = runs.create_run(QUICK, runs_dir / "r2")
+    rows = [{"kind": "batch", "epoch": 1, "step": s, "samples_per_s": 1000.0} for s in (1, 2)]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "bat'
+    (directory / "metrics.jsonl").write_text(text)
+    runs._write_status(directory, total_steps=10)
+    where = runs.progress(runs.get_run("r2", runs_dir))
+    assert (where.epoch, where.step, where.total_steps) == (1, 2, 10)
+    assert where.fraction == 0.2 and where.eta_s == pytest.approx(8 * 64 / 1000)

@@ -1,0 +1,40 @@
+"""Shared read-only objects, built once per server process with st.cache_resource."""
+
+import streamlit as st
+import torch
+
+from core.checkpoint import LoadedCheckpoint, load_checkpoint, load_checkpoint_bytes
+from core.data import dataset_status, fashion_mnist, load_split
+from core.device import DeviceInfo, describe_device, resolve_device
+
+
+@st.cache_resource(show_spinner=False)
+def device_info() -> DeviceInfo:
+    return describe_device(resolve_device("auto"))
+
+
+@st.cache_resource(show_spinner="Loading FashionMNIST…")
+def split_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 28, 28), labels (N,)) of a split; raises DatasetNotFound/DatasetCorrupt."""
+    return load_split(split)
+
+
+@st.cache_resource(show_spinner="Loading FashionMNIST…")
+def torchvision_dataset(split: str):
+    """The tutorial's `datasets.FashionMNIST(..., transform=ToTensor())` for a split."""
+    return fashion_mnist(split)
+
+
+def dataset_ready() -> bool:
+    return dataset_status().ready
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def checkpoint_from_file(path: str, mtime_ns: int) -> LoadedCheckpoint:
+    """A run's checkpoint; `mtime_ns` makes a re-saved file load afresh."""
+    return load_checkpoint(path)
+
+
+@st.cache_resource(show_spinner="Checking the uploaded model…", max_entries=4)
+def checkpoint_from_bytes(data: bytes, name: str) -> LoadedCheckpoint:
+    return load_checkpoint_bytes(data, source=name)

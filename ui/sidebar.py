@@ -1,0 +1,35 @@
+"""The sidebar every page shows: the device, the dataset, and the run that is training."""
+
+import streamlit as st
+
+from core import runs
+from core.data import dataset_status
+from ui.cache import device_info
+
+
+def format_device(info) -> str:
+    memory = f" · {info.memory_bytes / 2**30:.0f} GiB" if info.memory_bytes else ""
+    return f"{info.type.upper()} — {info.name}{memory}"
+
+
+def render_sidebar() -> None:
+    with st.sidebar:
+        st.caption("Device")
+        st.markdown(f"**{format_device(device_info())}**")
+        status = dataset_status()
+        st.caption("Dataset")
+        st.markdown("✅ FashionMNIST ready" if status.ready else "⚠️ FashionMNIST not prepared")
+        _active_run()
+
+
+@st.fragment(run_every=2)
+def _active_run() -> None:
+    run = runs.active_run()
+    if run is None:
+        return
+    st.caption("Training now")
+    where = runs.progress(run)
+    model = run.config.model.upper() if run.config else "run"
+    epochs = run.config.epochs if run.config else "?"
+    st.progress(where.fraction, text=f"{model} · epoch {where.epoch}/{epochs} · {where.fraction:.0%}")
+    st.page_link("pages/3_Train.py", label="Open the run", icon="📈")
