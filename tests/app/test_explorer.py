@@ -1,0 +1,166 @@
+import re
+import time
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import core.data
+from core import explore
+from core.data import CLASSES, PROJECT_ROOT, load_split
+
+PAGE = str(PROJECT_ROOT / "pages" / "1_Dataset_Explorer.py")
+GRID_CAPTION = re.compile(r"^#(\d+) · (.+)$")
+
+
+@pytest.fixture
+def no_custom(tmp_path, monkeypatch):
+    monkeypatch.setattr(explore, "CUSTOM_ROOT", tmp_path / "custom")
+
+
+def _explorer() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    return at
+
+
+def _grid(at: AppTest) -> list[tuple[int, str]]:
+    """(index, label text) of every grid image, read from the captions under them."""
+    matches = (GRID_CAPTION.match(c) for image in at.image for c in image.captions)
+    return [(int(m[1]), m[2]) for m in matches if m]
+
+
+def _assert_labels_match(grid: list[tuple[int, str]], split: str = "train") -> None:
+    labels = load_split(split)[1]
+    assert all(CLASSES[int(labels[index])] == text for index, text in grid)
+
+
+def test_nine_labelled_samples_and_shuffle_draws_new_ones(real_data, run_store, no_custom):
+    at = _explorer()
+    grid = _grid(at)
+    assert len(grid) == 9 and len({i for i, _ in grid}) == 9
+    _assert_labels_match(grid)
+
+    seed_before = at.number_input(key="explorer_seed").value
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        at.button(key="explorer_shuffle").click().run()
+        timings.append(time.perf_counter() - start)
+    assert not at.exception
+    shuffled = _grid(at)
+    assert len(shuffled) == 9 and shuffled != grid
+    _assert_labels_match(shuffled)
+    seed_after = at.number_input(key="explorer_seed").value
+    assert seed_after != seed_before
+    assert min(timings) < 0.3, f"a new grid took {min(timings) * 1000:.0f} ms"
+
+    # The seed shown reproduces the grid: type it back in after another shuffle.
+    at.button(key="explorer_shuffle").click().run()
+    at.number_input(key="explorer_seed").set_value(seed_after).run()
+    assert _grid(at) == shuffled
+
+
+def test_class_filter_and_grid_size(real_data, run_store, no_custom):
+    at = _explorer()
+    at.button_group(key="explorer_classes_fashion_train").set_value([7, 8]).run()
+    grid = _grid(at)
+    assert len(grid) == 9
+    assert {text for _, text in grid} <= {"Sneaker", "Bag"}
+    _assert_labels_match(grid)
+
+    at.button_group(key="explorer_grid").set_value(4).run()
+    grid = _grid(at)
+    assert len(grid) == 16 and {text for _, text in grid} <= {"Sneaker", "Bag"}
+
+    at.button_group(key="explorer_classes_fashion_train").set_value([]).run()
+    assert not _grid(at)
+    assert any("Pick at least one class" in i.value for i in at.info)
+
+    at.button(key="explorer_all").click().run()
+    assert at.button_group(key="explorer_classes_fashion_train").value == list(range(10))
+    assert len(_grid(at)) == 16
+
+
+def test_test_split_and_selected_sample_details(real_data, run_store, no_custom):
+    at = _explorer()
+    at.radio(key="explorer_split").set_value("test").run()
+    grid = _grid(at)
+    _assert_labels_match(grid, "test")
+    index, text = grid[4]
+    at.selectbox(key="explorer_pick_fashion_test").set_value(index).run()
+    assert not at.exception
+    images, labels = load_split("test")
+    assert any(m.value == f"**Index** {index} · **Label** {int(labels[index])} ({text})" for m in at.markdown)
+    stats = explore.pixel_stats(images[index])
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {
+        "Min": f"{stats.min:.1f}",
+        "Max": f"{stats.max:.1f}",
+        "Mean": f"{stats.mean:.1f}",
+        "Std": f"{stats.std:.1f}",
+    }
+
+
+def test_dataloader_view_prints_the_tutorials_shape_lines(real_data, run_store, no_custom):
+    at = _explorer()
+    outputs = [c.value for c in at.code]
+    assert (
+        "Shape of X [N, C, H, W]: torch.Size([64, 1, 28, 28])\nShape of y: torch.Size([64]) torch.int64"
+        in outputs
+    )
+    at.number_input(key="explorer_batch").set_value(10).run()
+    assert not at.exception
+    outputs = [c.value for c in at.code]
+    assert (
+        "Shape of X [N, C, H, W]: torch.Size([10, 1, 28, 28])\nShape of y: torch.Size([10]) torch.int64"
+        in outputs
+    )
+    assert f"y = {load_split('train')[1][:10]}" in outputs  # e.g. y = tensor([9, 0, 0, ...])
+
+
+def test_class_means_and_distribution_are_shown(real_data, run_store, no_custom):
+    at = _explorer()
+    captions = [c for image in at.image for c in image.captions]
+    assert [c for c in captions if c in CLASSES] == list(CLASSES)  # one mean image per class, in order
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    assert "6,000" in charts[0].proto.spec  # every FashionMNIST train class has 6,000 images
+
+
+def _custom_set(root, name: str, rows: list[tuple[str, int]]) -> None:
+    folder = root / name / "images"
+    folder.mkdir(parents=True)
+    for i, (file, _label) in enumerate(rows):
+        mode, size = ("RGB", (20, 16)) if i % 2 else ("L", (28, 28))
+        Image.new(mode, size, color=40 * (i + 1) if mode == "L" else (200, 30, 30)).save(folder / file)
+    (root / name / "annotations.csv").write_text(
+        "file,label\n" + "".join(f"{f},{label}\n" for f, label in rows)
+    )
+
+
+def test_custom_dataset_is_discovered_and_browsed(real_data, run_store, tmp_path, monkeypatch):
+    rows = [("a.png", 0), ("b.png", 3), ("c.png", 3), ("d.png", 5)]
+    _custom_set(tmp_path / "custom", "mine", rows)
+    monkeypatch.setattr(explore, "CUSTOM_ROOT", tmp_path / "custom")
+    at = _explorer()
+    assert at.radio(key="explorer_source").options == ["FashionMNIST", "mine"]
+    at.radio(key="explorer_source").set_value("mine").run()
+    assert not at.exception
+    grid = _grid(at)
+    assert sorted(grid) == [(0, "label 0"), (1, "label 3"), (2, "label 3"), (3, "label 5")]
+    assert any("Only 4 samples match" in c.value for c in at.caption)
+
+    at.button_group(key="explorer_classes_custom_mine").set_value([3]).run()
+    assert sorted(_grid(at)) == [(1, "label 3"), (2, "label 3")]
+    assert any("Your own images (1 found)" in e.label for e in at.expander)
+
+
+def test_missing_dataset_shows_the_fix_and_how_to_add_images(run_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(core.data, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(explore, "CUSTOM_ROOT", tmp_path / "data" / "custom")
+    at = _explorer()
+    assert any("FashionMNIST is not prepared yet" in e.value and "make data" in e.value for e in at.error)
+    assert not _grid(at)
+    assert any("No custom dataset found — how to add one" in e.label for e in at.expander)
+    assert any("annotations.csv" in m.value for m in at.markdown)

@@ -1,0 +1,255 @@
+"""Streamlit pieces of the Dataset Explorer: cached statistics, the sample grid, charts, the batch view."""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from core import explore
+from core.data import CLASSES
+from core.explore import BatchPreview, CustomDatasetInfo
+from ui.cache import split_tensors, torchvision_dataset
+
+FASHION = "FashionMNIST"
+SEED_KEY = "explorer_seed"
+MAX_SEED = 2**31 - 1
+# Grid thumbnails per grid side: whole multiples of 28 px that fit a 1280 px wide window.
+THUMB_PX = {3: 112, 4: 84, 5: 84, 6: 56}
+MEAN_PX = 112
+LARGE_PX = 252  # 28 px x 9
+MOSAIC_COLUMNS = 12  # x 2 px per pixel: 716 px, the width of the page's content
+MOSAIC_MAX = 64
+PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
+MUTED = "#C9C4BC"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One browsable dataset: its labels, a name for each label and a way to fetch image i."""
+
+    key: str  # widget keys per source, so a class filter never mixes two datasets
+    title: str
+    labels: torch.Tensor  # (N,) int64
+    names: dict[int, str]
+    image: Callable[[int], torch.Tensor]  # index -> (H, W) or (C, H, W)
+    is_fashion: bool
+
+    def label_text(self, index: int) -> str:
+        label = int(self.labels[index])
+        return self.names.get(label, str(label))
+
+
+def fashion_source(split: str) -> Source:
+    """FashionMNIST from the cached uint8 tensors: a grid never goes through PIL."""
+    images, labels = split_tensors(split)
+    return Source(
+        f"fashion_{split}",
+        f"FashionMNIST {split}",
+        labels,
+        dict(enumerate(CLASSES)),
+        lambda i: images[i],
+        True,
+    )
+
+
+@st.cache_resource(show_spinner="Reading the custom dataset…", max_entries=8)
+def _custom_dataset(name: str, annotations_file: str, img_dir: str, mtime_ns: int):
+    """The CustomImageDataset and its labels; `mtime_ns` reloads an edited CSV."""
+    dataset = explore.open_custom(CustomDatasetInfo(name, Path(annotations_file), Path(img_dir)))
+    return dataset, explore.custom_labels(dataset)
+
+
+def custom_source(info: CustomDatasetInfo) -> Source:
+    """A custom CSV + image folder; images are decoded one by one, as the tutorial's Dataset does."""
+    mtime_ns = info.annotations_file.stat().st_mtime_ns
+    dataset, labels = _custom_dataset(info.name, str(info.annotations_file), str(info.img_dir), mtime_ns)
+    names = {label: f"label {label}" for label in sorted(set(labels.tolist()))}
+    return Source(f"custom_{info.name}", info.name, labels, names, lambda i: dataset[i][0], False)
+
+
+def discover_custom() -> list[CustomDatasetInfo]:
+    # Read CUSTOM_ROOT at call time so tests can point it at a temporary folder.
+    return explore.discover_custom_datasets(explore.CUSTOM_ROOT)
+
+
+def custom_help(customs: list[CustomDatasetInfo]) -> None:
+    """How to add a custom dataset (the tutorial's CSV + image folder), listing any found."""
+    title = (
+        f":material/folder: Your own images ({len(customs)} found)"
+        if customs
+        else ":material/folder: No custom dataset found — how to add one"
+    )
+    with st.expander(title):
+        st.markdown(
+            f"Make a folder `{explore.CUSTOM_ROOT}/<name>/` holding `{explore.ANNOTATIONS_NAME}` "
+            "(one `filename,label` row per image, e.g. `tshirt1.png,0`) and the images, either beside "
+            f"the CSV or in an `{explore.IMAGES_SUBDIR}/` subfolder. It is read by the tutorial's "
+            "`CustomImageDataset`; reload this page and pick it above."
+        )
+
+
+def _shuffle() -> None:
+    """Callback: a fresh seed, written into the seed box so the grid can be drawn again later."""
+    current = st.session_state.get(SEED_KEY, 0)
+    seed = current
+    while seed == current:
+        seed = random.randrange(MAX_SEED)
+    st.session_state[SEED_KEY] = seed
+
+
+def _select_all(key: str, options: list[int]) -> None:
+    st.session_state[key] = options
+
+
+def grid_controls(source: Source) -> tuple[list[int], int, int]:
+    """Class filter, grid size and seed widgets; returns (classes, side, seed)."""
+    options = list(source.names)
+    key = f"explorer_classes_{source.key}"
+    classes = st.pills(
+        "Classes",
+        options,
+        selection_mode="multi",
+        default=options,
+        format_func=source.names.get,
+        key=key,
+        help="Only samples of these classes are drawn. Click a class to leave it out or bring it back.",
+    )
+    size_col, seed_col, shuffle_col, all_col, _ = st.columns([2.2, 1.6, 1, 1, 1], vertical_alignment="bottom")
+    side = size_col.segmented_control(
+        "Grid",
+        explore.GRID_SIZES,
+        format_func=lambda k: f"{k}×{k}",
+        key="explorer_grid",
+        default=3,
+        required=True,
+    )
+    st.session_state.setdefault(SEED_KEY, 0)
+    seed = seed_col.number_input(
+        "Seed",
+        min_value=0,
+        max_value=MAX_SEED,
+        step=1,
+        key=SEED_KEY,
+        help="The same seed, classes and grid size always give the same grid.",
+    )
+    shuffle_col.button(
+        "Shuffle",
+        icon=":material/shuffle:",
+        key="explorer_shuffle",
+        on_click=_shuffle,
+        help="Draw new samples (a new random seed)",
+    )
+    all_col.button("All classes", key="explorer_all", on_click=_select_all, args=(key, options))
+    return classes, side, int(seed)
+
+
+def _show(array, width: int, caption: str | None = None) -> None:
+    """A PNG (JPEG would smear the sharp pixel edges) at most `width` px wide, never stretched."""
+    st.image(array, caption=caption, width=min(width, array.shape[1]), output_format="PNG")
+
+
+def render_grid(source: Source, indices: list[int], side: int) -> None:
+    """The samples as a side x side grid of crisp upscaled images, each labelled `#index · label`."""
+    px = THUMB_PX[side]
+    for start in range(0, len(indices), side):
+        for column, index in zip(st.columns(side), indices[start : start + side], strict=False):
+            with column:
+                _show(
+                    explore.to_display(source.image(index), px), px, f"#{index} · {source.label_text(index)}"
+                )
+
+
+def pick_sample(source: Source, indices: list[int]) -> int:
+    """Which grid sample to inspect; falls back to the first when the grid changed under it."""
+    key = f"explorer_pick_{source.key}"
+    if st.session_state.get(key) not in indices:
+        st.session_state[key] = indices[0]
+    return st.selectbox(
+        "Inspect a sample", indices, key=key, format_func=lambda i: f"#{i} · {source.label_text(i)}"
+    )
+
+
+def render_sample(source: Source, index: int) -> None:
+    """One sample large, with its index, label and pixel statistics."""
+    image = source.image(index)
+    label = int(source.labels[index])
+    name = f" ({source.label_text(index)})" if source.is_fashion else ""
+    st.markdown(f"**Index** {index} · **Label** {label}{name}")
+    _show(explore.to_display(image, LARGE_PX), LARGE_PX)
+    stats = explore.pixel_stats(image)
+    values = (("Min", stats.min), ("Max", stats.max), ("Mean", stats.mean), ("Std", stats.std))
+    columns = st.columns(2) + st.columns(2)  # 2 x 2: four side by side truncate in a narrow panel
+    for column, (name, value) in zip(columns, values, strict=True):
+        column.metric(name, f"{value:.1f}")
+    st.caption(
+        f"Shape {tuple(image.shape)}, values 0–255 as stored. `ToTensor()` divides by 255: "
+        f"mean {stats.mean / 255:.3f}, std {stats.std / 255:.3f}."
+    )
+
+
+def class_distribution_figure(source: Source, chosen: list[int]) -> go.Figure:
+    """Bar chart of images per class; classes in the filter are coloured, the rest greyed."""
+    counts = explore.class_counts(source.labels, max(source.names) + 1)
+    labels = list(source.names)
+    figure = go.Figure(
+        go.Bar(
+            x=[source.names[c] for c in labels],
+            y=[counts[c] for c in labels],
+            text=[f"{counts[c]:,}" for c in labels],
+            marker_color=[PRIMARY if c in chosen else MUTED for c in labels],
+            hovertemplate="%{x}: %{y:,} images<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"Images per class · {source.title} ({len(source.labels):,} images)",
+        xaxis_title="Class",
+        yaxis_title="Images (count)",
+        margin={"t": 60, "b": 40},
+        height=380,
+    )
+    return figure
+
+
+@st.cache_resource(show_spinner="Averaging each class…")
+def _class_means(split: str) -> torch.Tensor:
+    images, labels = split_tensors(split)
+    return explore.class_means(images, labels, len(CLASSES))  # (10, 28, 28), 0-255
+
+
+def render_class_means(split: str) -> None:
+    """The mean image of every FashionMNIST class: what an 'average' sneaker looks like."""
+    means = _class_means(split) / 255
+    for start in range(0, len(CLASSES), 5):
+        for column, c in zip(st.columns(5), range(start, start + 5), strict=True):
+            with column:
+                _show(explore.to_display(means[c], MEAN_PX), MEAN_PX, CLASSES[c])
+
+
+@st.cache_resource(show_spinner="Loading one batch…", max_entries=16)
+def _batch_preview(split: str, batch_size: int) -> BatchPreview:
+    return explore.batch_shapes(torchvision_dataset(split), batch_size)
+
+
+def render_batch(split: str, batch_size: int) -> None:
+    """What the tutorial's loop sees: the shape lines of the first batch, and its images."""
+    name = "training_data" if split == "train" else "test_data"
+    st.code(
+        f"{split}_dataloader = DataLoader({name}, batch_size={batch_size})\n"
+        f"for X, y in {split}_dataloader:\n"
+        '    print(f"Shape of X [N, C, H, W]: {X.shape}")\n'
+        '    print(f"Shape of y: {y.shape} {y.dtype}")\n'
+        "    break",
+        language="python",
+    )
+    preview = _batch_preview(split, batch_size)
+    st.code("\n".join(preview.lines), language="text")
+    shown = preview.x[:MOSAIC_MAX]
+    sheet = explore.mosaic(shown, min(MOSAIC_COLUMNS, len(shown)))
+    image = explore.to_display(sheet, 2 * sheet.shape[1])
+    more = f" (the first {len(shown)} of {len(preview.y)})" if len(shown) < len(preview.y) else ""
+    _show(image, image.shape[1], f"X: the batch's images{more}, left to right, then top to bottom")
+    st.code(f"y = {preview.y}", language="text")
