@@ -1,0 +1,75 @@
+"""Transforms: build a torchvision pipeline, preview it on real samples, hand it to training."""
+
+import streamlit as st
+
+from core import transforms as tf
+from core.data import dataset_status
+from core.errors import StudioError
+from ui import transforms as view
+from ui.nav import title
+
+title("transforms")
+st.caption(
+    "The tutorial turns each PIL image into a tensor with `transform=ToTensor()` and each label into a "
+    "one-hot vector with `target_transform`. Build your own pipeline from torchvision transforms, see what "
+    "it does to real samples, copy its code, or hand it to training as data augmentation."
+)
+
+status = dataset_status()
+if not status.ready:
+    st.error(status.message)
+    st.stop()
+
+builder_col, preview_col = st.columns([5, 6], gap="large")
+with builder_col:
+    st.subheader("Pipeline")
+    st.caption(
+        "Steps run top to bottom on each image. Start over from a preset, or add transforms one by one."
+    )
+    steps = view.pipeline_editor()
+
+pipeline = outputs = draws = None
+with preview_col:
+    st.subheader("Before and after")
+    try:
+        dataset = view.raw_dataset(view.SPLIT)
+    except StudioError as exc:
+        st.error(str(exc))
+        st.stop()
+    indices, seed = view.sample_controls(len(dataset))
+    samples = [dataset[i] for i in indices]  # (PIL image, label) pairs, as the Dataset returns them
+    images, labels = [image for image, _ in samples], [label for _, label in samples]
+    try:
+        pipeline = tf.build_pipeline(steps)
+        outputs = tf.apply_pipeline(pipeline, images, seed)
+        draws = tf.random_draws(pipeline, images[0], seed, view.N_DRAWS)
+    except StudioError as exc:
+        st.error(str(exc))
+        outputs = draws = None
+    view.render_before_after(images, outputs, indices, labels)
+    if draws is not None:
+        view.render_draws(draws, indices[0])
+
+st.subheader("Tensor statistics")
+view.render_stats(images[0], outputs[0] if outputs is not None else None, indices[0])
+
+st.subheader("Target transform: label → one-hot vector")
+st.caption(
+    "`target_transform` turns the integer label into a vector of 10 floats with a 1 at the label's position."
+)
+st.code(f"target_transform = {tf.ONE_HOT_CODE}", language="python", wrap_lines=True)
+view.render_one_hot(labels, indices)
+
+st.subheader("Code")
+with st.expander(":material/code: Show code: this pipeline as torchvision Python"):
+    if pipeline is None:
+        st.info("Fix the pipeline above to see its code.")
+    else:
+        st.code(tf.pipeline_code(steps), language="python")
+
+st.subheader("Use for training")
+st.caption(
+    "Training augments whole batches of tensors on the device instead of each PIL image, with its own flip, "
+    "rotation, shift, zoom and erasing. This is how your pipeline maps onto them:"
+)
+view.render_training(steps, runs=outputs is not None)

@@ -1,0 +1,164 @@
+"""The Transforms page: before/after previews, one-hot targets, the pipeline's code, the training hand-off."""
+
+import re
+
+from streamlit.testing.v1 import AppTest
+
+import core.data
+from core.data import CLASSES, PROJECT_ROOT, load_split
+
+PAGE = str(PROJECT_ROOT / "pages" / "2_Transforms.py")
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _images(at: AppTest) -> dict[str, str]:
+    """caption -> URL of every image; the URL is a hash of the image bytes, so it changes with the pixels."""
+    return {img.proto.imgs[0].caption: img.proto.imgs[0].url for img in at.get("image")}
+
+
+def _add(at: AppTest, name: str) -> AppTest:
+    at.selectbox(key="transforms_add").set_value(name)
+    return at.button(key="transforms_add_button").click().run()
+
+
+def _stats(at: AppTest) -> dict[str, dict[str, str]]:
+    """ "before"/"after" -> {statistic: shown text}, from the page's only table (one column per tensor)."""
+    table = at.dataframe[0].value.set_index("")
+    return {column.split(" · ")[0]: table[column].to_dict() for column in table.columns}
+
+
+def _one_hot_lines(at: AppTest) -> dict[int, list[float]]:
+    """label -> printed vector, parsed from the `y = 9 (Ankle boot)  →  tensor([...])` lines."""
+    text = next(c.value for c in at.code if c.value.startswith("y = "))
+    found = re.findall(r"y = (\d+) \(.*?\)  →  tensor\(\[(.*?)\]\)", text)
+    return {int(label): [float(v) for v in values.split(",")] for label, values in found}
+
+
+def _code(at: AppTest) -> str:
+    return next(c.value for c in at.code if "transforms.Compose([" in c.value)
+
+
+def test_page_shows_samples_before_and_after_and_their_one_hot_vectors(real_data):
+    at = _page()
+    assert not at.exception and not at.error
+    assert at.title[0].value.endswith(" Transforms")
+    _, labels = load_split("train")
+    first, second = int(labels[0]), int(labels[1])
+    captions = list(_images(at))
+    assert f"#0 · {CLASSES[first]}" in captions and f"#1 · {CLASSES[second]}" in captions  # before
+    assert "#0 · tensor 1×28×28" in captions and "#1 · tensor 1×28×28" in captions  # after ToTensor
+    assert [c for c in captions if c.isdigit()] == [str(i) for i in range(1, 9)]  # the random draws
+    vectors = _one_hot_lines(at)
+    assert set(vectors) == {first, second}
+    for label, vector in vectors.items():
+        assert len(vector) == 10 and vector[label] == 1.0 and sum(vector) == 1.0
+    stats = _stats(at)
+    assert stats["before"]["shape"] == stats["after"]["shape"] == "(1, 28, 28)"
+    assert stats["after"]["dtype"] == "float32" and stats["after"]["min"] == "0.0000"
+    assert stats["after"]["mean"] == stats["before"]["mean"]  # ToTensor alone changes nothing but the type
+    assert "transforms.ToTensor()," in _code(at)
+
+
+def test_rotation_and_flip_change_the_after_image_but_not_the_before(real_data):
+    at = _page()
+    at.number_input(key="transforms_seed").set_value(1).run()  # seed 0 happens to draw an angle near 0°
+    before_images = _images(at)
+    before_stats = _stats(at)
+    _add(at, "RandomRotation")
+    _add(at, "RandomHorizontalFlip")
+    at.slider(key="transforms_s2_p").set_value(1.0)
+    at.slider(key="transforms_s1_degrees").set_value(40.0).run()
+    assert not at.exception and not at.error
+    images, stats = _images(at), _stats(at)
+    before_captions = [c for c in before_images if not c.isdigit() and "tensor" not in c]
+    assert all(images[c] == before_images[c] for c in before_captions)  # the Dataset's images stay
+    assert images["#0 · tensor 1×28×28"] != before_images["#0 · tensor 1×28×28"]
+    assert stats["before"] == before_stats["before"]
+    assert (stats["after"]["mean"], stats["after"]["std"]) != (
+        before_stats["after"]["mean"],
+        before_stats["after"]["std"],
+    )
+    draws = {url for caption, url in images.items() if caption.isdigit()}
+    assert len(draws) > 1  # a random rotation gives varied draws of one sample
+    code = _code(at)
+    assert (
+        "transforms.RandomRotation(degrees=40.0)," in code
+        and "transforms.RandomHorizontalFlip(p=1.0)," in code
+    )
+    # The same seed redraws the same images; another seed draws others.
+    assert _images(at.run()) == images
+    at.number_input(key="transforms_seed").set_value(2).run()
+    assert _images(at)["#0 · tensor 1×28×28"] != images["#0 · tensor 1×28×28"]
+
+
+def test_normalize_before_to_tensor_is_an_error_not_a_traceback(real_data):
+    at = _add(_page(), "Normalize")
+    assert not at.error and "transforms.Normalize(mean=(0.286,), std=(0.353,))," in _code(at)
+    assert float(_stats(at)["after"]["min"]) < 0  # normalised pixels go below 0
+    at.button(key="transforms_up_1").click().run()
+    assert not at.exception
+    assert any(
+        "Normalize, works on tensors but gets a PIL image: move it below ToTensor" in e.value
+        for e in at.error
+    )
+    captions = list(_images(at))
+    assert "#0 · Ankle boot" in captions and not any("tensor" in c for c in captions)  # before still shown
+    assert list(_stats(at)) == ["before"]
+
+
+def test_a_bad_parameter_shows_an_error_and_the_page_keeps_working(real_data):
+    at = _add(_page(), "GaussianBlur")
+    at.number_input(key="transforms_s1_kernel_size").set_value(4).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["GaussianBlur: kernel_size must be odd (3, 5, 7, …), not 4"]
+    at.number_input(key="transforms_s1_kernel_size").set_value(5).run()
+    assert not at.exception and not at.error
+    assert "transforms.GaussianBlur(kernel_size=5, sigma=(0.1, 2.0))," in _code(at)
+
+
+def test_without_to_tensor_the_pil_output_is_shown(real_data):
+    at = _add(_page(), "Resize")
+    at.button(key="transforms_remove_0").click().run()
+    assert not at.exception and not at.error
+    assert "#0 · PIL 32×32" in _images(at)
+    assert _stats(at)["after"]["shape"] == "(1, 32, 32)"
+    assert any("no ToTensor" in c.value for c in at.caption)
+
+
+def test_pipeline_is_handed_to_training_with_what_is_left_out(real_data):
+    at = _page()
+    at.button(key="transforms_preset_Augmentation").click().run()
+    at = _add(at, "ColorJitter")
+    assert "train_augment" not in at.session_state
+    lines = [m.value for m in at.markdown]
+    assert (
+        ":gray[:material/block:] ColorJitter → not used in training "
+        "(training does not change brightness or contrast)" in lines
+    )
+    assert ":green[:material/check_circle:] RandomRotation → rotate up to ±10°" in lines
+    at.button(key="transforms_use").click().run()
+    assert not at.exception
+    assert at.session_state["train_augment"] == {
+        "hflip": 0.5,
+        "rotate": 10.0,
+        "translate": 0.0,
+        "scale": 0.0,
+        "erase": 0.25,
+    }
+    success = at.success[0].value
+    assert "Augment(hflip=0.5, rotate=10, translate=0, scale=0, erase=0.25)" in success
+    assert "Not used: ColorJitter" in success
+    at.slider(key="transforms_s2_degrees").set_value(30.0).run()  # the preset's rotation step
+    assert not at.success and "earlier augmentation" in at.info[-1].value
+    assert at.session_state["train_augment"]["rotate"] == 10.0  # kept until the button is pressed again
+
+
+def test_missing_dataset_shows_the_fix_instead_of_the_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(core.data, "DATA_DIR", tmp_path)  # dataset_status() reads it at call time
+    at = _page()
+    assert not at.exception
+    assert [e.value for e in at.error] == [core.data.dataset_status().message]
+    assert "make data" in at.error[0].value and not at.get("image")
