@@ -1,0 +1,48 @@
+"""Train: choose hyperparameters, launch a run in a worker process, watch it live, inspect the result."""
+
+import streamlit as st
+
+from core import runs
+from core.data import dataset_status
+from ui import train
+from ui.nav import title
+
+title("train")
+st.caption(
+    "Pick hyperparameters (or a preset), start training and watch loss and accuracy live. "
+    "Training runs in its own process: switch pages or close the tab and it keeps going."
+)
+
+form_col, run_col = st.columns([1, 2.3], gap="large")
+with form_col:
+    train.render_form(dataset_status())
+
+all_runs = runs.list_runs()  # after the form, so a run it just started is listed
+selected = train.selected_ids(all_runs)
+run = train.pick_run(all_runs, selected)
+
+with run_col:
+    if run is None:
+        st.info(
+            "No runs yet. Start one with the form: the tutorial preset trains the MLP for 5 epochs, "
+            "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
+        )
+    else:
+        train.render_header(run)
+        if run.active:
+            train.live_view(run.id)
+        else:
+            train.render_outcome(run)
+
+if run is not None and not run.active:
+    train.render_mistakes(run)
+
+st.divider()
+st.subheader("All runs")
+if all_runs:
+    st.caption("Select one row to open that run above; select several to compare their curves.")
+    train.render_runs_table(all_runs)
+    if len(selected) > 1:
+        train.render_comparison([r for r in all_runs if r.id in selected])
+else:
+    st.caption("Runs you start appear here, newest first, with their best test accuracy.")

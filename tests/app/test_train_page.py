@@ -1,0 +1,211 @@
+import json
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from core import analysis, data, runs
+from core.checkpoint import save_checkpoint
+from core.data import CLASSES, PROJECT_ROOT
+from core.models import build_model
+from core.train import TrainConfig
+from ui.train import GALLERY_SIZE, progress_text
+
+PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+
+
+def _page(**state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64) -> None:
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_limit_batches").set_value(limit_batches)
+    at.number_input(key="train_log_every").set_value(1)
+    at.select_slider(key="train_batch_size").set_value(batch_size)
+    at.selectbox(key="train_device").set_value("cpu")
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by title."""
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real_data, run_store):
+    at = _page(train_augment={"hflip": 0.5, "rotate": 10.0})  # as the Transforms page hands it over
+    assert not at.exception
+    assert at.slider(key="train_aug_hflip").value == 0.5
+    _fill(at, epochs=50, limit_batches=3000, batch_size=16)  # minutes of work: still running at Stop
+    at.button(key="train_start").click().run()
+    assert not at.exception and not _errors(at)
+    run_id = at.session_state["train_run_id"]
+    try:
+        config = json.loads((run_store / run_id / "config.json").read_text())
+        assert (config["epochs"], config["limit_batches"], config["batch_size"]) == (50, 3000, 16)
+        assert config["augment"]["hflip"] == 0.5 and config["augment"]["rotate"] == 10.0
+        assert _wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
+        at.run()  # the browser re-runs the fragment every second; AppTest needs a nudge
+        assert not at.exception
+        (bar,) = at.get("progress")
+        assert (
+            bar.text.startswith("epoch 1/50 · step ") and "/150,000" in bar.text and "samples/s" in bar.text
+        )
+        steps = _charts(at)["Training loss per logged step"]["data"][0]["x"]
+        assert len(steps) >= 3 and steps[:3] == [1, 2, 3]
+
+        at.button(key="train_start").click().run()  # a second run on the same device
+        assert not at.exception
+        assert any("already training on cpu" in e for e in _errors(at))
+        assert [r.id for r in runs.list_runs()] == [run_id]
+
+        at.button(key="train_stop").click().run()
+        assert runs.wait(run_id, timeout=60).status == "stopped"
+    finally:
+        runs.stop(run_id)
+        runs.wait(run_id, timeout=60)
+    at.run()
+    assert not at.exception
+    assert not at.get("progress")
+    assert any("Stopped before the end" in w.value for w in at.warning)
+    assert any(f"Run {run_id}" == h.value for h in at.subheader)
+
+
+def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
+    real_data, run_store, monkeypatch
+):
+    at = _page()
+    _fill(at, epochs=1, limit_batches=3)
+    at.button(key="train_start").click().run()
+    run = runs.wait(at.session_state["train_run_id"], timeout=120)
+    assert run.status == "finished", run.error
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test acc."] == f"{run.last_test_acc:.1%}"
+    assert metrics["Epochs"] == "1/1"
+
+    preds = analysis.checkpoint_predictions(run.checkpoint)
+    figures = _charts(at)
+    heatmap = figures["Confusion matrix (test set)"]["data"][0]
+    assert heatmap["type"] == "heatmap" and heatmap["z"] == preds.confusion()
+    assert sum(map(sum, heatmap["z"])) == 10_000
+    assert figures["Accuracy per class (test set)"]["data"][0]["x"] == preds.per_class_accuracy()
+
+    (gallery,) = at.get("image")
+    assert len(gallery.captions) == min(GALLERY_SIZE, len(preds.misclassified()))
+    true, predicted, count = preds.most_confused(1)[0]
+    at.selectbox(key="train_cell_true").set_value(true)
+    at.selectbox(key="train_cell_pred").set_value(predicted).run()
+    (gallery,) = at.get("image")
+    assert len(gallery.captions) == min(GALLERY_SIZE, count)
+    assert all(c.startswith(f"{CLASSES[true]} → {CLASSES[predicted]} ") for c in gallery.captions)
+    assert any(c.value.startswith(f"{count:,} misclassified test images") for c in at.caption)
+    assert _charts(at)["Training loss per logged step"]["layout"]["yaxis"]["type"] == "linear"
+    at.toggle(key="train_log_loss").set_value(True).run()
+    layout = _charts(at)["Training loss per logged step"]["layout"]
+    assert layout["yaxis"]["type"] == "log"
+    assert layout["uirevision"].startswith(run.id)  # the same across refreshes: zoom survives them
+    labels = {b.label for b in at.get("download_button")}
+    assert labels == {"model.pth", "model.json", "metrics.csv"}
+
+    started = []
+    real_start = runs.start
+
+    def spy(config, **kwargs):
+        started.append((config, kwargs))
+        return real_start(config, **kwargs)
+
+    monkeypatch.setattr(runs, "start", spy)
+    at.number_input(key="train_more").set_value(1)
+    at.button(key="train_continue").click().run()
+    assert not at.exception
+    (config, kwargs) = started[0]
+    assert config == run.config.replace(epochs=1) and kwargs["init_from"] == run.checkpoint
+    assert runs.wait(at.session_state["train_run_id"], timeout=120).status == "finished"
+
+
+def test_a_failed_run_shows_its_error_in_words(run_store):
+    directory = runs.create_run(TrainConfig(), run_store / "20260101-000000-dead")
+    runs._write_status(directory, status="failed", error="diverged: loss is NaN at step 12")
+    at = _page()
+    assert not at.exception
+    assert "diverged: loss is NaN at step 12" in _errors(at)
+
+
+def test_a_missing_dataset_shows_the_fix_and_disables_start(run_store, monkeypatch, tmp_path):
+    directory = runs.create_run(TrainConfig(), run_store / "20260101-000000-cafe")
+    save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
+    runs._write_status(directory, status="finished")
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "nowhere")
+    at = _page()
+    assert not at.exception
+    fixes = [e for e in _errors(at) if "FashionMNIST is not prepared yet" in e and "make data" in e]
+    assert len(fixes) == 2  # above the form, and where the finished run's mistakes would be
+    assert at.button(key="train_start").disabled
+    assert not at.get("image")  # no gallery: scoring the test set needs the dataset
+
+
+def test_the_recommended_preset_fills_the_form(run_store):
+    at = _page()
+    at.button_group[0].set_value("recommended").run()
+    assert not at.exception
+    assert at.selectbox(key="train_optimizer").value == "adamw"
+    assert at.select_slider(key="train_lr").value == 2e-3
+    assert at.selectbox(key="train_lr_schedule").value == "cosine"
+    assert at.number_input(key="train_dropout").value == 0.1
+
+
+def _fake_run(store, run_id: str, final_acc: float) -> None:
+    directory = runs.create_run(TrainConfig(epochs=2), store / run_id)
+    runs._write_status(directory, status="finished", best_test_acc=final_acc, epoch=2)
+    rows = [
+        {"kind": "batch", "epoch": 1, "step": 1, "loss": 2.3},
+        {"kind": "epoch", "epoch": 1, "step": 5, "test_acc": final_acc - 0.1, "test_loss": 1.0},
+        {"kind": "epoch", "epoch": 2, "step": 10, "test_acc": final_acc, "test_loss": 0.8},
+    ]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_runs_table_opens_one_run_and_overlays_several(run_store):
+    _fake_run(run_store, "20260101-000000-aaaa", 0.5)
+    _fake_run(run_store, "20260101-000001-bbbb", 0.7)
+    at = _page()
+    table = at.dataframe[0]
+    assert list(table.value["id"]) == ["20260101-000001-bbbb", "20260101-000000-aaaa"]
+    assert list(table.value["best test acc"]) == [0.7, 0.5]
+    assert "Run 20260101-000001-bbbb" in [h.value for h in at.subheader]  # the newest by default
+
+    at.session_state[table.key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert "Run 20260101-000000-aaaa" in [h.value for h in at.subheader]
+
+    at.session_state[table.key] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    curves = _charts(at)["Test accuracy per epoch"]["data"]
+    assert [(c["name"], c["y"]) for c in curves] == [
+        ("20260101-000001-bbbb · mlp", [0.6, 0.7]),
+        ("20260101-000000-aaaa · mlp", [0.4, 0.5]),
+    ]
+
+
+def test_progress_text_says_where_the_run_is():
+    assert progress_text(runs.Progress(1, 0, None, None, None), 5) == "starting the worker…"
+    text = progress_text(runs.Progress(2, 1500, 4690, 25_000.0, 65.4), 5)
+    assert text == "epoch 2/5 · step 1,500/4,690 · 25,000 samples/s · about 1 min 05 s left"

@@ -1,0 +1,161 @@
+"""Plotly figures for the Train page: training curves, confusion heatmap, per-class accuracy, run overlays."""
+
+import plotly.graph_objects as go
+
+from core.analysis import Series, batch_rows, epoch_rows, series, thin
+from core.data import CLASSES
+
+TRAIN_COLOR = "#D9480F"  # the theme's primary colour
+TEST_COLOR = "#1F6FEB"
+HEIGHT = 300
+TALL = 460
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+
+
+def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> go.Figure:
+    """One constructor call from plain dicts: several times cheaper than plotly's update_* calls,
+    which matters for charts redrawn every second while a run trains."""
+    return go.Figure(
+        {
+            "data": traces,
+            "layout": {
+                "title": {"text": title, "font": {"size": 15}},
+                "xaxis": xaxis,
+                "yaxis": yaxis,
+                "height": HEIGHT,
+                "margin": _MARGIN,
+                "legend": _LEGEND,
+                "hovermode": "x unified",
+                # Plotly keeps the user's zoom and legend clicks while uirevision stays the same.
+                "uirevision": revision,
+                **layout,
+            },
+        }
+    )
+
+
+def _line(xs: list, ys: list, name: str, color: str | None = None, **extra) -> dict:
+    trace = {"type": "scatter", "x": xs, "y": ys, "mode": "lines+markers", "name": name} | extra
+    if color:
+        trace["line"] = {"color": color}
+    return trace
+
+
+def _loss_axis(log: bool) -> dict:
+    return {"title": {"text": "cross-entropy loss"}, "type": "log" if log else "linear"}
+
+
+def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> go.Figure:
+    """Training loss at each logged step (the tutorial prints it every 100 batches; we plot it)."""
+    xs, ys = thin(*series(batch_rows(rows), "step", "loss"))
+    # Markers help while there are few points; past a few hundred they only thicken the line.
+    mode = "lines+markers" if len(xs) <= 200 else "lines"
+    trace = _line(xs, ys, "batch loss", TRAIN_COLOR, mode=mode, marker={"size": 4})
+    # The axis type is part of the revision so switching log/linear starts from a fitting view.
+    return _figure(
+        [trace],
+        "Training loss per logged step",
+        {"title": {"text": "step (batches)"}},
+        _loss_axis(log),
+        f"{revision}:{log}",
+    )
+
+
+def _train_and_test(rows: list[dict], train_key: str, test_key: str) -> list[dict]:
+    epochs = epoch_rows(rows)
+    return [
+        _line(*series(epochs, "epoch", train_key), "train", TRAIN_COLOR),
+        _line(*series(epochs, "epoch", test_key), "test", TEST_COLOR),
+    ]
+
+
+def epoch_loss(rows: list[dict], revision: str, *, log: bool = False) -> go.Figure:
+    traces = _train_and_test(rows, "train_loss", "test_loss")
+    xaxis = {"title": {"text": "epoch"}, "dtick": 1}
+    return _figure(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}")
+
+
+def epoch_accuracy(rows: list[dict], revision: str) -> go.Figure:
+    traces = _train_and_test(rows, "train_acc", "test_acc")
+    xaxis = {"title": {"text": "epoch"}, "dtick": 1}
+    return _figure(
+        traces, "Accuracy per epoch", xaxis, {"title": {"text": "accuracy"}, "tickformat": ".0%"}, revision
+    )
+
+
+def confusion_heatmap(matrix: list[list[int]], revision: str) -> go.Figure:
+    """Counts of test images by true class (rows, top to bottom) and predicted class (columns)."""
+    trace = {
+        "type": "heatmap",
+        "z": matrix,
+        "x": list(CLASSES),
+        "y": list(CLASSES),
+        "text": [[str(v) for v in row] for row in matrix],
+        "texttemplate": "%{text}",
+        "colorscale": "Oranges",
+        "showscale": False,
+        "hovertemplate": "true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+    }
+    return _figure(
+        [trace],
+        "Confusion matrix (test set)",
+        {"title": {"text": "predicted class"}},
+        {"title": {"text": "true class"}, "autorange": "reversed"},
+        revision,
+        height=TALL,
+        hovermode="closest",
+    )
+
+
+def per_class_accuracy(accs: list[float], revision: str) -> go.Figure:
+    trace = {
+        "type": "bar",
+        "x": accs,
+        "y": list(CLASSES),
+        "orientation": "h",
+        "marker": {"color": TEST_COLOR},
+        "text": [f"{a:.1%}" for a in accs],
+        "textposition": "auto",
+        "hovertemplate": "%{y}: %{x:.1%}<extra></extra>",
+    }
+    return _figure(
+        [trace],
+        "Accuracy per class (test set)",
+        {"title": {"text": "accuracy"}, "range": [0, 1], "tickformat": ".0%"},
+        {"autorange": "reversed"},
+        revision,
+        height=TALL,
+        hovermode="closest",
+    )
+
+
+def overlay(
+    curves: list[Series],
+    title: str,
+    x_title: str,
+    y_title: str,
+    revision: str,
+    *,
+    log: bool = False,
+    percent: bool = False,
+    markers: bool = True,
+) -> go.Figure:
+    """One line per run, for comparing runs."""
+    yaxis = {"title": {"text": y_title}, "type": "log" if log else "linear"}
+    if percent:
+        yaxis["tickformat"] = ".0%"
+    mode = "lines+markers" if markers else "lines"
+    traces = [_line(c.x, c.y, c.name, mode=mode) for c in curves]
+    # Run ids are long: the legend goes under the plot, one run per line, instead of over the title.
+    legend = {"orientation": "v", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0}
+    return _figure(
+        traces,
+        title,
+        {"title": {"text": x_title}},
+        yaxis,
+        f"{revision}:{log}",
+        legend=legend,
+        height=HEIGHT + 20 * len(curves) + 40,
+        margin={**_MARGIN, "b": 20 * len(curves) + 50},
+    )
