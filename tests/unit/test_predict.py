@@ -158,10 +158,13 @@ def test_big_jpeg_is_decoded_reduced_and_boxed_in_its_own_pixels():
     prepared = prepare(buf.getvalue())
     assert time.perf_counter() - start < 0.5  # about 0.06 s; decoding all 36 MP takes longer
 
-    assert prepared.original.size == (4000, 2250), "JPEG draft mode halves both sides"
-    left, top, right, bottom = prepared.crop_box
+    assert prepared.original.size == (2000, 1125), "JPEG draft mode quarters both sides (to >= DECODE_SIDE)"
+    left, top, right, bottom = (v * 4 for v in prepared.crop_box)  # back in the photo's own pixels
     assert (
-        abs(left - 2500) <= 8 and abs(top - 300) <= 8 and abs(right - 3100) <= 8 and abs(bottom - 1900) <= 8
+        abs(left - 5000) <= 16
+        and abs(top - 600) <= 16
+        and abs(right - 6200) <= 16
+        and abs(bottom - 3800) <= 16
     )
     assert _bbox(prepared.tensor)[:2] == (0, 27)
 

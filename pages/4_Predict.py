@@ -1,0 +1,69 @@
+"""Predict: classify your own images, or test-set samples, with a trained or uploaded model."""
+
+import streamlit as st
+
+from core.data import dataset_status
+from core.errors import StudioError
+from ui import predict
+from ui.nav import title
+
+title("predict")
+st.caption(
+    "Ask a trained model what it sees: drop in photos of clothing (or pick test-set images) and get its "
+    "top guesses with probabilities, next to the 28×28 grayscale picture the model actually receives."
+)
+
+with st.container(border=True):
+    loaded = predict.model_section()
+if loaded is None:
+    st.stop()
+
+k_col, _ = st.columns([1, 2])
+k = k_col.slider(
+    "Classes to show (top-k)",
+    min_value=1,
+    max_value=10,
+    value=3,
+    key="predict_k",
+    help="How many of the ten classes to list for each image, most likely first.",
+)
+
+images_tab, samples_tab = st.tabs([":material/upload: Your images", ":material/casino: Test-set samples"])
+
+with images_tab:
+    uploads = st.file_uploader(
+        "Drop images of clothing here",
+        type=predict.IMAGE_TYPES,
+        accept_multiple_files=True,
+        max_upload_size=predict.MAX_IMAGE_MB,  # the browser's limit; ui.predict checks the bytes again
+        key="predict_images",
+        help="PNG, JPEG, WebP, BMP or GIF. One item on a plain background works best, like FashionMNIST.",
+    )
+    predict.forget_images({upload.file_id for upload in uploads})
+    if not uploads:
+        st.info(
+            "Drop one or more images above. Each is turned into a 28×28 grayscale picture the way "
+            "FashionMNIST was made (inverted if the background is light, cropped, centred) before the "
+            "model sees it."
+        )
+    summary = st.container()
+    results = []
+    for position, upload in enumerate(uploads):
+        result = predict.render_upload(
+            upload.name, upload.getvalue(), loaded.model, k, file_id=upload.file_id, position=position
+        )
+        results.append((upload.name, result))
+    if len(results) > 1:
+        with summary:
+            predict.render_summary(results, k)
+
+with samples_tab:
+    st.caption("Images the model never trained on, with the true label to compare against.")
+    status = dataset_status()
+    if not status.ready:
+        st.error(status.message)
+    else:
+        try:
+            predict.sample_section(loaded.model, k)
+        except StudioError as exc:
+            st.error(str(exc))

@@ -1,0 +1,459 @@
+"""Streamlit pieces of the Predict page: picking a model, one uploaded image's result, test-set samples."""
+
+import random
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from core import runs
+from core.checkpoint import MAX_CHECKPOINT_BYTES, LoadedCheckpoint
+from core.data import CLASSES, dataset_status
+from core.errors import BadCheckpoint, BadImage, RunError, StudioError
+from core.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
+from core.train import preset
+from ui.cache import checkpoint_from_bytes, checkpoint_from_file, split_tensors
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+MODEL_TYPES = ["pth", "pt"]
+USABLE = ("finished", "stopped")  # an active run's checkpoint changes every epoch; offer it once it ends
+MAX_IMAGE_MB = MAX_IMAGE_BYTES // 2**20  # shown by the image uploader, which the browser enforces
+SHOWN_PX = 280  # previews and the 28x28 input (x10) are shown this large
+NAME_CHARS = 60  # longer file names are shortened in the middle for display
+KEEP_UPLOADED_MODELS = 3  # uploaded models kept selectable per session (each holds its weights)
+PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
+MUTED = "#C9C4BC"
+ORDINALS = ("Top-1", "2nd", "3rd", *(f"{n}th" for n in range(4, 11)))
+
+MODEL_KEY = "predict_model"
+UPLOADED_KEY = "predict_uploaded_models"  # {file_id: (name, LoadedCheckpoint)}
+REFUSED_KEY = "predict_refused_models"  # {file_id: error message}: a refused upload is checked once
+PREPARED_KEY = "predict_prepared"  # {file_id: Prepped | error message} for the images now uploaded
+QUICK_ERROR_KEY = "predict_quick_error"
+SAMPLE_KEY = "predict_sample"
+ANY_CLASS = -1  # not None: a selectbox holding None reads as "nothing chosen" and offers to clear it
+
+_MARKDOWN_SPECIAL = re.compile(f"([{re.escape(string.punctuation)}])")
+
+
+# ---- names ------------------------------------------------------------------------------------------
+
+
+def display_name(name: str, limit: int = NAME_CHARS) -> str:
+    """A file name fit to show: control and direction-override characters replaced, long ones shortened."""
+    clean = "".join("�" if unicodedata.category(ch).startswith("C") else ch for ch in name) or "(no name)"
+    if len(clean) <= limit:
+        return clean
+    tail = 12  # keeps the extension and the end, where names usually differ
+    return clean[: limit - tail - 1] + "…" + clean[-tail:]
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape every ASCII punctuation mark, so markdown shows `text` literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+# ---- choosing a model --------------------------------------------------------------------------------
+
+
+def model_section() -> LoadedCheckpoint | None:
+    """Finished runs and uploaded model.pth files to choose from; None (with a training offer) if none."""
+    pick_col, upload_col = st.columns([3, 2], gap="large")
+    with upload_col:
+        _model_upload()  # first: a newly loaded upload becomes the selection below
+    choices = _model_choices()
+    with pick_col:
+        if not choices:
+            quick_train_offer()
+            return None
+        if st.session_state.get(MODEL_KEY) not in choices:
+            st.session_state.pop(MODEL_KEY, None)
+        key = st.selectbox(
+            "Model",
+            list(choices),
+            format_func=lambda k: choices[k][0],
+            key=MODEL_KEY,
+            help="A finished or stopped training run, or a model.pth uploaded on the right.",
+        )
+        try:
+            loaded = _load(choices[key][1])
+        except StudioError as exc:
+            st.error(str(exc))
+            return None
+        st.caption(describe_model(loaded))
+        return loaded
+
+
+def _model_choices() -> dict[str, tuple[str, Path | LoadedCheckpoint]]:
+    """{key: (label, a run's checkpoint file or an uploaded model)}: runs newest first, then uploads."""
+    choices: dict[str, tuple[str, Path | LoadedCheckpoint]] = {}
+    for run in runs.list_runs():
+        if run.status in USABLE and run.checkpoint is not None:
+            choices[f"run:{run.id}"] = (_run_label(run), run.checkpoint)
+    for file_id, (name, loaded) in st.session_state.get(UPLOADED_KEY, {}).items():
+        choices[f"upload:{file_id}"] = (f"Uploaded · {display_name(name)}", loaded)
+    return choices
+
+
+def _run_label(run: runs.RunInfo) -> str:
+    model = run.config.model.upper() if run.config else "?"
+    accuracy = f"test accuracy {run.best_test_acc:.1%}" if run.best_test_acc is not None else "not evaluated"
+    return f"Run {run.id} · {model} · {accuracy} · {run.status}"
+
+
+def _load(choice: Path | LoadedCheckpoint) -> LoadedCheckpoint:
+    if isinstance(choice, LoadedCheckpoint):
+        return choice
+    return _run_checkpoint(choice)
+
+
+def _run_checkpoint(path: Path) -> LoadedCheckpoint:
+    # The cache key holds the mtime, so the model is loaded once per saved file, not once per rerun.
+    try:
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise BadCheckpoint(f"the run's checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
+    return checkpoint_from_file(str(path), mtime_ns)
+
+
+def describe_model(loaded: LoadedCheckpoint) -> str:
+    params = sum(p.numel() for p in loaded.model.parameters())
+    parts = [f"{loaded.model_name.upper()} · {params:,} parameters"]
+    metrics = (loaded.meta or {}).get("metrics") or {}
+    if isinstance(metrics.get("test_acc"), int | float):
+        parts.append(f"test accuracy {metrics['test_acc']:.1%} after epoch {metrics.get('epoch', '?')}")
+    if loaded.meta is None:
+        parts.append("uploaded weights, architecture recognised from their shapes")
+    return " · ".join(parts)
+
+
+def _model_upload() -> None:
+    """A tutorial-style model.pth, checked once per file; a refused one leaves the selection alone."""
+    upload = st.file_uploader(
+        "…or upload a model.pth",
+        type=MODEL_TYPES,
+        max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
+        key="predict_model_file",
+        help="Saved with `torch.save(model.state_dict(), 'model.pth')` as in the tutorial, "
+        f"at most {MAX_CHECKPOINT_BYTES // 2**20} MB. Loaded safely: nothing in the file is run.",
+    )
+    if upload is None:
+        return
+    uploaded = st.session_state.setdefault(UPLOADED_KEY, {})
+    refused = st.session_state.setdefault(REFUSED_KEY, {})
+    if upload.file_id not in uploaded and upload.file_id not in refused:
+        try:
+            loaded = load_uploaded_model(upload.name, upload.getvalue())
+        except StudioError as exc:
+            refused[upload.file_id] = str(exc)
+        else:
+            uploaded[upload.file_id] = (upload.name, loaded)
+            while len(uploaded) > KEEP_UPLOADED_MODELS:
+                uploaded.pop(next(iter(uploaded)))
+            st.session_state[MODEL_KEY] = f"upload:{upload.file_id}"  # the new model takes over
+    if upload.file_id in refused:
+        st.error(refused[upload.file_id])
+        st.caption("This file was not loaded; the model in use has not changed.")
+
+
+def load_uploaded_model(name: str, data: bytes) -> LoadedCheckpoint:
+    """Check the size ourselves (the widget's limit is the browser's), then load through the cache."""
+    shown = escape_markdown(display_name(name))  # the name goes into messages rendered as markdown
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise BadCheckpoint(
+            f"{shown} is {len(data) / 2**20:.1f} MB, over the {MAX_CHECKPOINT_BYTES / 2**20:.0f} MB "
+            "limit for checkpoints: a FashionMNIST model's state_dict is a few MB"
+        )
+    return checkpoint_from_bytes(data, shown)
+
+
+# ---- no model yet: a quick training run ------------------------------------------------------------
+
+
+def quick_train_offer() -> None:
+    """Instead of an error: one click trains a model; the page offers it when the run ends."""
+    st.info(
+        "There is no trained model yet. Train a quick one here (the tutorial's MLP, one epoch: "
+        "under a minute on a CPU) or upload a tutorial `model.pth` on the right."
+    )
+    active = runs.active_run()
+    if active is not None:
+        training_progress(active.id)
+    else:
+        status = dataset_status()
+        if not status.ready:
+            st.error(status.message)
+        else:
+            st.button(
+                "Train a quick model",
+                icon=":material/rocket_launch:",
+                type="primary",
+                key="predict_quick_train",
+                on_click=_start_quick_run,  # a callback: a click counts even if another run began meanwhile
+                help="The recommended preset (AdamW, cosine schedule) for one epoch.",
+            )
+        _last_failure()
+    error = st.session_state.pop(QUICK_ERROR_KEY, None)
+    if error:
+        st.error(error)
+
+
+def _start_quick_run() -> None:
+    try:
+        runs.start(preset("recommended", epochs=1))
+    except StudioError as exc:  # e.g. RunError: a run is already training on this device
+        st.session_state[QUICK_ERROR_KEY] = str(exc)
+
+
+def _last_failure() -> None:
+    latest = runs.list_runs()[:1]
+    if latest and latest[0].status == "failed":
+        st.warning(f"The last training run ({latest[0].id}) failed: {latest[0].error}")
+
+
+@st.fragment(run_every=2)
+def training_progress(run_id: str) -> None:
+    """Polls the training run; when it ends, the whole page reruns and offers its model."""
+    try:
+        run = runs.get_run(run_id)
+    except RunError:
+        run = None
+    if run is None or not run.active:
+        st.rerun()
+    where = runs.progress(run)
+    epochs = run.config.epochs if run.config else "?"
+    st.progress(
+        where.fraction,
+        text=f"⏳ Training run {run.id}: epoch {where.epoch}/{epochs} · {where.fraction:.0%}",
+    )
+    st.caption("Its model will be offered here as soon as it finishes: no need to reload the page.")
+
+
+# ---- uploaded images ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepped:
+    """What one uploaded image shows and feeds the model; small, so it can live in session state."""
+
+    preview: Image.Image  # the upload, upright, about SHOWN_PX, with the crop box drawn
+    model_view: Image.Image  # the 28x28 input, upscaled nearest-neighbour
+    tensor: torch.Tensor  # (1, 1, 28, 28) float32, what the model gets
+    steps: str  # what preprocessing did, in words
+
+
+def prepare_upload(data: bytes) -> Prepped:
+    """Decode and preprocess one upload; anything unusable raises BadImage."""
+    if len(data) > MAX_IMAGE_BYTES:  # before any parsing; the widget's own limit is the browser's
+        raise BadImage(
+            f"image is too large ({len(data) / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES / 2**20:.0f} MB)"
+        )
+    prepared = prepare(data)
+    return Prepped(_preview(prepared), upscale(prepared.input_image()), prepared.tensor, _steps(prepared))
+
+
+def upscale(image: Image.Image, size: int = SHOWN_PX) -> Image.Image:
+    """Blow a small image up by a whole factor, nearest-neighbour, so each pixel stays a crisp square."""
+    factor = max(1, size // max(image.size))
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def _preview(prepared: Prepared) -> Image.Image:
+    original = prepared.original
+    try:  # shrink first: converting a 12-megapixel photo to RGB costs more than the prediction itself
+        shown = _shrink(original).convert("RGBA" if original.has_transparency_data else "RGB")
+    except (ValueError, OSError):  # a mode Pillow cannot resize or turn into RGB: show the input instead
+        return upscale(prepared.input_image())
+    if max(shown.size) < SHOWN_PX:
+        shown = upscale(shown)
+    if prepared.crop_box is not None:
+        scale = shown.width / original.width
+        box = [round(v * scale) for v in prepared.crop_box]
+        ImageDraw.Draw(shown).rectangle(box, outline=PRIMARY, width=3)
+    return shown
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    if max(image.size) <= SHOWN_PX:
+        return image
+    scale = SHOWN_PX / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def _steps(prepared: Prepared) -> str:
+    if prepared.crop_box is None and not prepared.inverted and prepared.original.size == (SIZE, SIZE):
+        return "Already a 28×28 image on a dark background, like FashionMNIST: used as it is."
+    steps = ["turned to grayscale"]
+    if prepared.inverted:
+        steps.append("inverted (light background → dark, as in FashionMNIST)")
+    if prepared.crop_box is not None:
+        steps.append("cropped to the item (orange box)")
+    steps.append("padded square and shrunk to 28×28")
+    return "Preprocessing: " + ", ".join(steps) + "."
+
+
+def _prepared(file_id: str | None, data: bytes) -> Prepped:
+    """prepare_upload, remembered per uploaded file so changing k does not decode photos again."""
+    if file_id is None:
+        return prepare_upload(data)
+    memo = st.session_state.setdefault(PREPARED_KEY, {})
+    if file_id not in memo:
+        try:
+            memo[file_id] = prepare_upload(data)
+        except BadImage as exc:
+            memo[file_id] = str(exc)
+    result = memo[file_id]
+    if isinstance(result, str):
+        raise BadImage(result)
+    return result
+
+
+def forget_images(keep: set[str]) -> None:
+    """Drop remembered images the uploader no longer holds."""
+    memo = st.session_state.get(PREPARED_KEY, {})
+    for file_id in set(memo) - keep:
+        del memo[file_id]
+
+
+def render_upload(
+    name: str, data: bytes, model: nn.Module, k: int, *, file_id: str | None = None, position: int = 0
+) -> list[Prediction] | str:
+    """One image in its own box: original, the 28x28 input, the top-k chart. Returns the predictions,
+    or the error message shown in their place."""
+    with st.container(border=True):
+        st.text(f"File: {display_name(name)}")  # plain text: a file name is never markdown or a path
+        try:
+            prepped = _prepared(file_id, data)
+            predictions = predict(model, prepped.tensor, k)
+        except StudioError as exc:
+            st.error(f"Cannot classify this file: {exc}")
+            return str(exc)
+        image_col, input_col, chart_col = st.columns([1, 1, 2], gap="medium")
+        image_col.image(prepped.preview, caption="Your image")
+        input_col.image(prepped.model_view, caption="What the model sees (28×28)")
+        with chart_col:
+            best = predictions[0]
+            st.markdown(f"Top-1: **{best.label}** · {best.prob:.1%}")
+            st.plotly_chart(topk_figure(predictions), width="stretch", key=f"predict_upload_chart_{position}")
+        st.caption(prepped.steps)
+    return predictions
+
+
+def summary_table(results: list[tuple[str, list[Prediction] | str]], k: int) -> pd.DataFrame:
+    """One row per file: the top-k labels with probabilities in percent; a last column says what went
+    wrong with files that could not be classified."""
+    columns = ["File"]
+    for rank in range(k):
+        columns += [ORDINALS[rank], _prob_column(rank)]
+    if any(isinstance(result, str) for _name, result in results):
+        columns.append("Problem")
+    rows = []
+    for name, result in results:
+        row: dict[str, object] = {"File": display_name(name)}
+        if isinstance(result, str):
+            row.update({ORDINALS[rank]: "—" for rank in range(k)}, Problem=str(result))
+        else:
+            for rank, prediction in enumerate(result):
+                row[ORDINALS[rank]] = prediction.label
+                row[_prob_column(rank)] = round(prediction.prob * 100, 1)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _prob_column(rank: int) -> str:
+    return "Probability" if rank == 0 else f"Probability ({ORDINALS[rank]})"
+
+
+def render_summary(results: list[tuple[str, list[Prediction] | str]], k: int) -> None:
+    table = summary_table(results, k)
+    progress = st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100)
+    config: dict[str, object] = {"File": st.column_config.TextColumn(width="medium")}
+    config.update({column: progress for column in table.columns if column.startswith("Probability")})
+    config["Problem"] = st.column_config.TextColumn(width="large")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+
+
+def topk_figure(predictions: list[Prediction], truth: int | None = None) -> go.Figure:
+    """Horizontal bars, most likely on top; the true class (if known) is marked in its label."""
+    ordered = predictions[::-1]  # plotly draws the first category at the bottom
+    labels = [p.label + (" (truth)" if p.index == truth else "") for p in ordered]
+    colours = [PRIMARY if p is predictions[0] else MUTED for p in ordered]
+    figure = go.Figure(
+        go.Bar(
+            x=[p.prob * 100 for p in ordered],
+            y=labels,
+            orientation="h",
+            marker_color=colours,
+            text=[f"{p.prob:.1%}" for p in ordered],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"Top-{len(predictions)} classes",
+        xaxis={"title": "Probability (%)", "range": [0, 112], "tickvals": [0, 25, 50, 75, 100]},
+        yaxis={"automargin": True},
+        height=110 + 34 * len(predictions),
+        margin={"l": 10, "r": 10, "t": 40, "b": 45},
+        showlegend=False,
+    )
+    return figure
+
+
+# ---- test-set samples --------------------------------------------------------------------------------
+
+
+def random_index(labels: torch.Tensor, label: int | None, rng: random.Random) -> int:
+    """A random test index, of class `label` when one is given."""
+    candidates = torch.arange(len(labels)) if label is None else (labels == label).nonzero().flatten()
+    return int(candidates[rng.randrange(len(candidates))])
+
+
+def _new_sample() -> None:
+    st.session_state.pop(SAMPLE_KEY, None)
+
+
+def sample_section(model: nn.Module, k: int) -> None:
+    """A test-set image (random, or of one class) with the model's top-k next to the truth."""
+    images, labels = split_tensors("test")
+    class_col, button_col, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    choice = class_col.selectbox(
+        "Class",
+        [ANY_CLASS, *range(len(CLASSES))],
+        format_func=lambda c: "Any class" if c == ANY_CLASS else CLASSES[c],
+        key="predict_sample_class",
+        on_change=_new_sample,
+    )
+    label = None if choice == ANY_CLASS else choice
+    button_col.button(
+        "Another sample", icon=":material/casino:", key="predict_next_sample", on_click=_new_sample
+    )
+    index = st.session_state.get(SAMPLE_KEY)
+    if index is None or (label is not None and int(labels[index]) != label):
+        index = random_index(labels, label, random.Random())
+        st.session_state[SAMPLE_KEY] = index
+    truth = int(labels[index])
+    predictions = predict(model, images[index], k)
+    image_col, chart_col = st.columns([1, 2], gap="medium")
+    image_col.image(upscale(Image.fromarray(images[index].numpy())), caption=f"Test image #{index}")
+    with chart_col:
+        best = predictions[0]
+        verdict = (
+            ":green[:material/check_circle: correct]"
+            if best.index == truth
+            else ":red[:material/cancel: wrong]"
+        )
+        st.markdown(
+            f"Prediction: **{best.label}** · {best.prob:.1%} — truth: **{CLASSES[truth]}** · {verdict}"
+        )
+        st.plotly_chart(topk_figure(predictions, truth), width="stretch", key="predict_sample_chart")
