@@ -1,26 +1,59 @@
-"""FashionMNIST Studio: home page (device and dataset status); the other pages arrive in pages/."""
+"""FashionMNIST Studio's entry point: page config, navigation, the shared sidebar and the home page."""
 
 import streamlit as st
 
+from core import runs
 from core.data import dataset_status
-from core.device import describe_device, resolve_device
+from ui.cache import device_info
+from ui.nav import APP_ICON, PAGES
+from ui.sidebar import format_device, render_sidebar
 
-st.set_page_config(page_title="FashionMNIST Studio", page_icon="👕", layout="wide")
 
-st.title("👕 FashionMNIST Studio")
-st.write(
-    "PyTorch's *Learn the Basics* quickstart as a dashboard: browse FashionMNIST, preview transforms, "
-    "train a model and watch it learn, then drop in an image to see what it predicts."
+def home() -> None:
+    st.title(f"{APP_ICON} FashionMNIST Studio")
+    st.write(
+        "PyTorch's *Learn the Basics* quickstart as a dashboard you click through: browse FashionMNIST, "
+        "preview torchvision transforms, train a model and watch it learn live. "
+        "Then drop in a photo of a piece of clothing and see what your model thinks it is."
+    )
+    device_col, data_col = st.columns(2)
+    with device_col, st.container(border=True):
+        st.subheader("Device")
+        st.markdown(f"**{format_device(device_info())}**")
+        st.caption("Training and prediction run here; choose another device on the Train page.")
+    with data_col, st.container(border=True):
+        st.subheader("Dataset")
+        status = dataset_status()
+        if status.ready:
+            st.success(f"FashionMNIST is ready (source: {status.source}).")
+            st.caption(str(status.path))
+        else:
+            st.warning(status.message)
+    st.subheader("Explore")
+    for column, page in zip(st.columns(len(PAGES)), PAGES.values(), strict=True):
+        with column, st.container(border=True):
+            st.page_link(page.path, label=page.title, icon=page.icon)
+            st.caption(page.blurb)
+    _latest_runs()
+
+
+def _latest_runs() -> None:
+    st.subheader("Latest runs")
+    latest = runs.list_runs()[:5]
+    if not latest:
+        st.info(
+            "No training runs yet. Start one on the Train page: the MLP trains an epoch in seconds on a CPU."
+        )
+    for run in latest:
+        accuracy = f"{run.best_test_acc:.1%}" if run.best_test_acc is not None else "—"
+        model = run.config.model.upper() if run.config else "?"
+        st.markdown(f"`{run.id}` · {model} · **{run.status}** · best test accuracy {accuracy}")
+
+
+st.set_page_config(page_title="FashionMNIST Studio", page_icon=APP_ICON, layout="wide")
+navigation = st.navigation(
+    [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES.values()]
 )
-
-device = describe_device(resolve_device("auto"))
-memory = f", {device.memory_bytes / 2**30:.1f} GiB" if device.memory_bytes else ""
-st.subheader("Device")
-st.write(f"**{device.type.upper()}**: {device.name}{memory}")
-
-st.subheader("Dataset")
-status = dataset_status()
-if status.ready:
-    st.success(status.message)
-else:
-    st.warning(status.message)
+render_sidebar()
+navigation.run()

@@ -8,6 +8,10 @@ from ui.cache import device_info
 
 
 def format_device(info) -> str:
+    """ "CPU (2 threads) · 24 GiB RAM" or "CUDA — NVIDIA H100 80GB HBM3 · 79 GiB"."""
+    if info.type == "cpu":
+        memory = f" · {info.memory_bytes / 2**30:.0f} GiB RAM" if info.memory_bytes else ""
+        return f"{info.name}{memory}"
     memory = f" · {info.memory_bytes / 2**30:.0f} GiB" if info.memory_bytes else ""
     return f"{info.type.upper()} — {info.name}{memory}"
 
@@ -18,7 +22,11 @@ def render_sidebar() -> None:
         st.markdown(f"**{format_device(device_info())}**")
         status = dataset_status()
         st.caption("Dataset")
-        st.markdown("✅ FashionMNIST ready" if status.ready else "⚠️ FashionMNIST not prepared")
+        st.markdown(
+            ":green[:material/check_circle:] FashionMNIST ready"
+            if status.ready
+            else ":orange[:material/warning:] FashionMNIST not prepared"
+        )
         _active_run()
 
 
@@ -32,4 +40,4 @@ def _active_run() -> None:
     model = run.config.model.upper() if run.config else "run"
     epochs = run.config.epochs if run.config else "?"
     st.progress(where.fraction, text=f"{model} · epoch {where.epoch}/{epochs} · {where.fraction:.0%}")
-    st.page_link("pages/3_Train.py", label="Open the run", icon="📈")
+    st.page_link("pages/3_Train.py", label="Open the run", icon=":material/monitoring:")

@@ -1,12 +1,28 @@
 from streamlit.testing.v1 import AppTest
 
+from core import runs
 from core.data import PROJECT_ROOT
+from core.train import TrainConfig
 
 
-def test_home_shows_device_and_dataset_status(real_data):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+def _home() -> AppTest:
+    return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+
+
+def test_home_shows_device_dataset_and_an_empty_run_list(real_data, run_store):
+    at = _home()
     assert not at.exception
     assert at.title[0].value.endswith("FashionMNIST Studio")
     text = " ".join(m.value for m in at.markdown)
     assert "CPU" in text
-    assert any("FashionMNIST ready" in s.value for s in at.success)
+    assert any("FashionMNIST is ready (source:" in s.value for s in at.success)
+    assert any("No training runs yet" in i.value for i in at.info)
+
+
+def test_home_lists_the_latest_runs_with_status_and_accuracy(real_data, run_store):
+    directory = runs.create_run(TrainConfig(model="cnn"), run_store / "20260101-000000-abcd")
+    runs._write_status(directory, status="finished", best_test_acc=0.9123)
+    at = _home()
+    assert not at.exception
+    line = next(m.value for m in at.markdown if "20260101-000000-abcd" in m.value)
+    assert "CNN" in line and "finished" in line and "91.2%" in line
