@@ -1,0 +1,139 @@
+"""Journeys a newcomer takes, in a real browser against a real server."""
+
+import json
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import ARTIFACTS, shot
+
+pytestmark = pytest.mark.e2e
+TIMINGS: dict[str, float] = {}
+CLASS_CAPTION = re.compile(r"^#\d+ · [A-Z]")  # "#index · <class>": the images before the pipeline
+
+
+def _record(name: str, seconds: float) -> None:
+    TIMINGS[name] = round(seconds, 3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+
+
+def test_a_page_opened_by_its_url_on_a_fresh_server_runs_inside_the_app(server, page: Page):
+    """The first visit of a new server is a bookmark to a page, not the home page (see ui.nav)."""
+    page.goto(f"{server.url}/Transforms")
+    expect(page.get_by_role("heading", name="Transforms")).to_be_visible(timeout=20_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_role("link", name="Home")).to_be_visible()
+    expect(sidebar.get_by_text("FashionMNIST ready")).to_be_visible()
+    expect(sidebar.get_by_role("link", name="app", exact=True)).to_have_count(0)
+
+
+def test_home_shows_device_and_dataset(server, page: Page):
+    start = time.monotonic()
+    page.goto(server.url)
+    expect(page.get_by_role("heading", name="FashionMNIST Studio")).to_be_visible(timeout=15_000)
+    _record("home_first_content_s", time.monotonic() - start)
+    expect(page.get_by_text("FashionMNIST is ready")).to_be_visible()
+    expect(page.get_by_text("CPU (").first).to_be_visible()
+    shot(page, "01-home")
+
+
+def _grid_captions(page: Page) -> list[str]:
+    captions = page.get_by_test_id("stImageCaption").filter(has_text=" · ")
+    expect(captions.first).to_be_visible(timeout=20_000)
+    return captions.all_inner_texts()
+
+
+def test_newcomer_browses_the_dataset_and_shuffles(server, page: Page):
+    page.goto(server.url)
+    expect(page.get_by_role("heading", name="FashionMNIST Studio")).to_be_visible(timeout=15_000)
+    start = time.monotonic()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Dataset Explorer").click()
+    expect(page.get_by_role("heading", name="Dataset Explorer")).to_be_visible(timeout=10_000)
+    _record("switch_to_explorer_s", time.monotonic() - start)
+    first = _grid_captions(page)
+    assert len(first) == 9, first
+    assert all(caption.startswith("#") for caption in first)
+    shot(page, "02-explorer")
+    page.get_by_role("button", name="Shuffle").click()
+    expect(page.get_by_test_id("stImageCaption").first).not_to_have_text(first[0], timeout=10_000)
+    second = _grid_captions(page)
+    assert len(second) == 9 and second != first
+
+
+def _add_transform(page: Page, name: str) -> None:
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Add a transform")
+    box.click()
+    box.locator("input").fill(name)  # the option list is virtualised: filter it down first
+    page.get_by_role("option", name=name, exact=True).click()
+    page.get_by_role("button", name="Add", exact=True).click()
+
+
+def _image_sources(page: Page, caption_part: str | re.Pattern) -> list[str]:
+    images = page.get_by_test_id("stImage").filter(has_text=caption_part)
+    expect(images.first).to_be_visible(timeout=20_000)
+    return [img.get_attribute("src") for img in images.locator("img").all()]
+
+
+def _settled(read, ok, timeout: float = 20.0) -> bool:
+    """Poll `read()` until `ok` holds on two reads in a row (the page has finished redrawing)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = read()
+        if ok(now) and now == last:
+            return True
+        last = now
+        time.sleep(0.5)
+    return False
+
+
+def test_transforms_rotation_and_flip_change_the_after_images(server, page: Page):
+    page.goto(f"{server.url}/Transforms")
+    expect(page.get_by_role("heading", name="Transforms")).to_be_visible(timeout=15_000)
+    before = _image_sources(page, CLASS_CAPTION)
+    after = _image_sources(page, "tensor")
+    _add_transform(page, "RandomRotation")
+    expect(page.get_by_text("RandomRotation").first).to_be_visible()
+    _add_transform(page, "RandomHorizontalFlip")
+    expect(page.get_by_text("RandomHorizontalFlip").first).to_be_visible()
+    changed = _settled(
+        lambda: _image_sources(page, "tensor"), lambda now: len(now) == len(after) and now != after
+    )
+    assert changed, "the images after the pipeline did not change"
+    assert _image_sources(page, CLASS_CAPTION) == before
+    shot(page, "03-transforms")
+
+
+def _drop(page: Page, uploader_label: str, path) -> None:
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text=uploader_label)
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+
+
+def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, tmp_path):
+    from PIL import Image
+
+    from core.data import load_split
+
+    images, _ = load_split("test")
+    sample = tmp_path / "boot.png"
+    Image.fromarray(images[0].numpy()).save(sample)  # test image 0 is an ankle boot
+    page.goto(f"{server.url}/Predict")
+    expect(page.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
+    _drop(page, "Drop images of clothing here", sample)
+    top1 = page.get_by_text(re.compile(r"^Top-1: .+ · \d+\.\d%$"))
+    expect(top1).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("File: boot.png")).to_be_visible()
+    assert page.get_by_test_id("stImage").count() >= 2  # the original and the 28x28 input
+    shot(page, "05-predict")
+    fake = tmp_path / "notes.png"
+    fake.write_text("a text file wearing a .png name")
+    _drop(page, "Drop images of clothing here", fake)
+    expect(page.get_by_text(re.compile("Cannot classify this file: not an image"))).to_be_visible(
+        timeout=20_000
+    )
+    expect(page.get_by_role("heading", name="Predict")).to_be_visible()
+    page.get_by_role("tab", name="Test-set samples").click()
+    expect(page.get_by_text(re.compile(r"^Prediction: .+ — truth: "))).to_be_visible(timeout=20_000)
+    shot(page, "06-predict-error")
