@@ -1,5 +1,6 @@
 """A real `streamlit run app.py` on a free port and Debian's Chromium driven by Playwright."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.data import PROJECT_ROOT
 
@@ -111,6 +113,8 @@ def shot(page: Page, name: str) -> Path:
     """A full-page screenshot under tests/e2e/artifacts/ (git-ignored) for people to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    with contextlib.suppress(PlaywrightTimeout):  # a live page never settles for long: take it anyway
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=5_000)
     # Streamlit scrolls inside its main section, so grow the window to the content's height instead.
     size = page.viewport_size
     height = page.evaluate("document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")

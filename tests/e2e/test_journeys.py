@@ -137,3 +137,82 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     page.get_by_role("tab", name="Test-set samples").click()
     expect(page.get_by_text(re.compile(r"^Prediction: .+ — truth: "))).to_be_visible(timeout=20_000)
     shot(page, "06-predict-error")
+
+
+STEP_POINTS_JS = """() => {
+  const plot = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+  return plot && plot.data ? plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
+}"""
+
+
+def _start_run(page: Page, epochs: int, cap: int) -> None:
+    form = page.get_by_test_id("stForm")
+    form.get_by_role("spinbutton", name="Epochs", exact=True).fill(str(epochs))
+    form.get_by_role("spinbutton", name="Batches per epoch cap, for quick tries").fill(str(cap))
+    page.get_by_role("button", name="Start training").click()
+
+
+def _wait_points(page: Page, more_than: int, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        points = page.evaluate(STEP_POINTS_JS)
+        if points > more_than:
+            return points
+        time.sleep(0.1)
+    pytest.fail(f"the live chart did not grow past {more_than} points in {timeout} s")
+
+
+def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
+    page.goto(f"{server.url}/Train")
+    expect(page.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
+    start = time.monotonic()
+    _start_run(page, epochs=20, cap=3000)
+    first = _wait_points(page, 0)
+    _record("train_first_chart_point_s", time.monotonic() - start)
+    second = _wait_points(page, first)
+    _wait_points(page, second)  # grew twice, with no reload
+    shot(page, "04-train-live")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Dataset Explorer").click()
+    expect(page.get_by_role("heading", name="Dataset Explorer")).to_be_visible(timeout=10_000)
+    expect(page.get_by_test_id("stSidebar").get_by_text("Training now")).to_be_visible(timeout=10_000)
+    switch = time.monotonic()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=10_000)
+    _record("switch_to_train_s", time.monotonic() - switch)
+    _wait_points(page, 0)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("Stopped before the end")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stMetric").first).to_be_visible()
+    shot(page, "04-train-stopped")
+
+
+def test_two_users_share_the_device_but_not_their_uploads(server, trained_run, browser, tmp_path):
+    from PIL import Image
+
+    alice = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    bob = browser.new_context(viewport={"width": 800, "height": 900}).new_page()  # a narrow window too
+    try:
+        sample = tmp_path / "alice-shirt.png"
+        Image.new("L", (28, 28), 0).save(sample)
+        alice.goto(f"{server.url}/Predict")
+        expect(alice.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
+        _drop(alice, "Drop images of clothing here", sample)
+        expect(alice.get_by_text("File: alice-shirt.png")).to_be_visible(timeout=20_000)
+        bob.goto(f"{server.url}/Predict")
+        expect(bob.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
+        expect(bob.get_by_text("alice-shirt.png")).to_have_count(0)
+
+        alice.goto(f"{server.url}/Train")
+        expect(alice.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
+        _start_run(alice, epochs=20, cap=3000)
+        _wait_points(alice, 0)
+        bob.goto(f"{server.url}/Train")
+        expect(bob.get_by_role("button", name="Stop")).to_be_visible(timeout=20_000)  # Bob sees it running
+        bob.get_by_role("button", name="Start training").click()
+        expect(bob.get_by_text(re.compile("a run is already training on cpu"))).to_be_visible(timeout=20_000)
+        shot(bob, "07-second-user-refused-narrow")
+        alice.get_by_role("button", name="Stop").click()
+        expect(alice.get_by_text("Stopped before the end")).to_be_visible(timeout=30_000)
+    finally:
+        alice.context.close()
+        bob.context.close()
