@@ -28,6 +28,7 @@ test: $(STAMP) data lint
 bench: $(STAMP) data
 	$(PY) -m bench.speed
 	$(PY) -m bench.accuracy
+	$(PY) -m bench.ui_speed
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh
