@@ -51,12 +51,11 @@ class PixelStats:
     std: float
 
 
-def pixel_stats(image: torch.Tensor) -> PixelStats:
-    """Min, max, mean and (population) std of all pixel values, on the image's own scale."""
+def pixel_stats(image: torch.Tensor, correction: int = 0) -> PixelStats:
+    """Min, max, mean and std (population by default) of all pixel values, on the image's own scale."""
     values = image.float()
-    return PixelStats(
-        float(values.min()), float(values.max()), float(values.mean()), float(values.std(correction=0))
-    )
+    std = float(values.std(correction=correction)) if values.numel() > correction else 0.0
+    return PixelStats(float(values.min()), float(values.max()), float(values.mean()), std)
 
 
 @dataclass(frozen=True)

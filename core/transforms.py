@@ -14,6 +14,7 @@ from torchvision.transforms import functional as TF
 from core.augment import Augment
 from core.data import CLASSES, fashion_mnist
 from core.errors import BadConfig
+from core.explore import pixel_stats
 
 IMAGE_SIDE = 28  # FashionMNIST images, and what the training models take
 # FashionMNIST's training-set pixel mean and std after ToTensor, the usual Normalize values.
@@ -374,11 +375,8 @@ class TensorStats:
 
 
 def tensor_stats(t: torch.Tensor) -> TensorStats:
-    values = t.float()
-    std = float(values.std()) if values.numel() > 1 else 0.0
-    return TensorStats(
-        tuple(t.shape), str(t.dtype), float(values.min()), float(values.max()), float(values.mean()), std
-    )
+    stats = pixel_stats(t, correction=1)
+    return TensorStats(tuple(t.shape), str(t.dtype), stats.min, stats.max, stats.mean, stats.std)
 
 
 def pixel_histogram(t: torch.Tensor, low: float, high: float, bins: int = 32) -> Histogram:

@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,13 @@ def runs_dir(tmp_path) -> Path:
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    """Poll `predicate` every 50 ms until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

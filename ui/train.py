@@ -412,39 +412,23 @@ def _gallery(preds: analysis.TestPredictions) -> None:
 def _downloads(run: runs.RunInfo, rows: list[dict]) -> None:
     path = run.checkpoint
     sidecar = path.with_suffix(".json")
-    cols = st.columns(3)
-    # The model files are read only when clicked (a callable), not on every rerun.
-    cols[0].download_button(
-        "model.pth",
-        path.read_bytes,
-        file_name="model.pth",
-        mime="application/octet-stream",
-        on_click="ignore",
-        icon=":material/download:",
-        help="Loads with the tutorial's model.load_state_dict(torch.load('model.pth', weights_only=True)).",
-        key="train_dl_pth",
-    )
-    if sidecar.is_file():
-        cols[1].download_button(
-            "model.json",
-            sidecar.read_bytes,
-            file_name="model.json",
-            mime="application/json",
-            on_click="ignore",
-            icon=":material/download:",
-            help="Which model, its options, the training config and the .pth file's sha256.",
-            key="train_dl_json",
-        )
-    cols[2].download_button(
-        "metrics.csv",
-        analysis.metrics_csv(rows),
-        file_name=f"{run.id}-metrics.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-        help="Every logged step and epoch; per-class test accuracy in its own columns.",
-        key="train_dl_csv",
-    )
+    # (label, data, file name, mime, help, key); files are read only when clicked (a callable).
+    files = [
+        ("model.pth", path.read_bytes, "model.pth", "application/octet-stream",
+         "Loads with the tutorial's model.load_state_dict(torch.load('model.pth', weights_only=True)).",
+         "train_dl_pth"),
+        ("model.json", sidecar.read_bytes, "model.json", "application/json",
+         "Which model, its options, the training config and the .pth file's sha256.", "train_dl_json"),
+        ("metrics.csv", analysis.metrics_csv(rows), f"{run.id}-metrics.csv", "text/csv",
+         "Every logged step and epoch; per-class test accuracy in its own columns.", "train_dl_csv"),
+    ]  # fmt: skip
+    for column, (label, data, name, mime, help_text, key) in zip(st.columns(3), files, strict=True):
+        if label == "model.json" and not sidecar.is_file():
+            continue
+        column.download_button(
+            label, data, file_name=name, mime=mime, on_click="ignore", icon=":material/download:",
+            help=help_text, key=key,
+        )  # fmt: skip
 
 
 def _continue(run: runs.RunInfo) -> None:

@@ -1,5 +1,4 @@
 import json
-import time
 
 from streamlit.testing.v1 import AppTest
 
@@ -8,6 +7,7 @@ from core.checkpoint import save_checkpoint
 from core.data import CLASSES, PROJECT_ROOT
 from core.models import build_model
 from core.train import TrainConfig
+from tests.conftest import wait_for
 from ui.train import GALLERY_SIZE, progress_text
 
 PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
@@ -26,15 +26,6 @@ def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64)
     at.number_input(key="train_log_every").set_value(1)
     at.select_slider(key="train_batch_size").set_value(batch_size)
     at.selectbox(key="train_device").set_value("cpu")
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _charts(at: AppTest) -> dict[str, dict]:
@@ -59,7 +50,7 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         config = json.loads((run_store / run_id / "config.json").read_text())
         assert (config["epochs"], config["limit_batches"], config["batch_size"]) == (50, 3000, 16)
         assert config["augment"]["hflip"] == 0.5 and config["augment"]["rotate"] == 10.0
-        assert _wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
+        assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
         at.run()  # the browser re-runs the fragment every second; AppTest needs a nudge
         assert not at.exception
         (bar,) = at.get("progress")

@@ -2,7 +2,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -10,18 +9,10 @@ from core import runs
 from core.checkpoint import load_checkpoint
 from core.errors import RunError
 from core.train import TrainConfig
+from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
 LONG = TrainConfig(epochs=50, limit_batches=500, log_every=1, device="cpu", batch_size=16)
-
-
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_run_trains_in_a_worker_and_leaves_a_loadable_checkpoint(real_data, runs_dir):
@@ -42,7 +33,7 @@ def test_a_run_trains_in_a_worker_and_leaves_a_loadable_checkpoint(real_data, ru
 
 def test_stop_is_honoured_quickly_and_saves_a_checkpoint(real_data, runs_dir):
     run_id = runs.start(LONG, runs_dir=runs_dir)
-    assert _wait_for(lambda: len(runs.read_metrics(run_id, runs_dir)) >= 2)
+    assert wait_for(lambda: len(runs.read_metrics(run_id, runs_dir)) >= 2)
     assert runs.get_run(run_id, runs_dir).status == "running"
     runs.stop(run_id, runs_dir)
     run = runs.wait(run_id, runs_dir, timeout=30)
@@ -85,9 +76,9 @@ def test_simultaneous_starts_let_exactly_one_through(real_data, runs_dir):
 
 def test_a_killed_worker_is_reported_as_failed(real_data, runs_dir):
     run_id = runs.start(LONG, runs_dir=runs_dir)
-    assert _wait_for(lambda: runs.read_metrics(run_id, runs_dir))
+    assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
     os.kill(runs.get_run(run_id, runs_dir).pid, signal.SIGKILL)
-    assert _wait_for(lambda: runs.get_run(run_id, runs_dir).status == "failed", timeout=10)
+    assert wait_for(lambda: runs.get_run(run_id, runs_dir).status == "failed", timeout=10)
     assert "ended unexpectedly" in runs.get_run(run_id, runs_dir).error
     assert runs.active_run(runs_dir=runs_dir) is None
     runs.wait(runs.start(QUICK, runs_dir=runs_dir), runs_dir, timeout=120)  # the device is free again
@@ -110,7 +101,7 @@ def test_unknown_run_and_bad_ids_are_clear_errors(runs_dir):
 
 def test_sigterm_to_a_worker_is_a_clean_stop(real_data, runs_dir):
     run_id = runs.start(LONG, runs_dir=runs_dir)
-    assert _wait_for(lambda: runs.read_metrics(run_id, runs_dir))
+    assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
     os.kill(runs.get_run(run_id, runs_dir).pid, signal.SIGTERM)
     run = runs.wait(run_id, runs_dir, timeout=30)
     assert run.status == "stopped"
