@@ -40,10 +40,15 @@ def test_home_shows_device_and_dataset(server, page: Page):
     shot(page, "01-home")
 
 
-def _grid_captions(page: Page) -> list[str]:
-    captions = page.get_by_test_id("stImageCaption").filter(has_text=" · ")
-    expect(captions.first).to_be_visible(timeout=20_000)
-    return captions.all_inner_texts()
+def _grid(page: Page) -> list[str]:
+    return page.get_by_test_id("stImageCaption").filter(has_text=CLASS_CAPTION).all_inner_texts()
+
+
+def _grid_captions(page: Page, count: int = 9) -> list[str]:
+    expect(page.get_by_test_id("stImageCaption").filter(has_text=CLASS_CAPTION)).to_have_count(
+        count, timeout=20_000
+    )
+    return _grid(page)
 
 
 def test_newcomer_browses_the_dataset_and_shuffles(server, page: Page):
@@ -58,9 +63,7 @@ def test_newcomer_browses_the_dataset_and_shuffles(server, page: Page):
     assert all(caption.startswith("#") for caption in first)
     shot(page, "02-explorer")
     page.get_by_role("button", name="Shuffle").click()
-    expect(page.get_by_test_id("stImageCaption").first).not_to_have_text(first[0], timeout=10_000)
-    second = _grid_captions(page)
-    assert len(second) == 9 and second != first
+    assert _settled(lambda: _grid(page), lambda now: len(now) == 9 and now != first), "no new grid"
 
 
 def _add_transform(page: Page, name: str) -> None:
@@ -92,8 +95,11 @@ def _settled(read, ok, timeout: float = 20.0) -> bool:
 def test_transforms_rotation_and_flip_change_the_after_images(server, page: Page):
     page.goto(f"{server.url}/Transforms")
     expect(page.get_by_role("heading", name="Transforms")).to_be_visible(timeout=15_000)
-    before = _image_sources(page, CLASS_CAPTION)
-    after = _image_sources(page, "tensor")
+    _image_sources(page, CLASS_CAPTION)  # wait for the first images
+    before_ok = _settled(lambda: _image_sources(page, CLASS_CAPTION), lambda now: len(now) == 2)
+    after_ok = _settled(lambda: _image_sources(page, "tensor"), lambda now: len(now) == 2)
+    assert before_ok and after_ok, "the two samples and their outputs did not appear"
+    before, after = _image_sources(page, CLASS_CAPTION), _image_sources(page, "tensor")
     _add_transform(page, "RandomRotation")
     expect(page.get_by_text("RandomRotation").first).to_be_visible()
     _add_transform(page, "RandomHorizontalFlip")
