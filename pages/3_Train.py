@@ -13,7 +13,12 @@ st.caption(
     "Training runs in its own process: switch pages or close the tab and it keeps going."
 )
 
-form_col, run_col = st.columns([1, 2.3], gap="large")
+# A wrapping row rather than columns: side by side on a wide window, stacked on a narrow one. The run
+# view's minimum width is what makes the row wrap instead of squeezing the charts.
+st.html("<style>[data-testid=stLayoutWrapper]:has(> .st-key-train_run_view) { min-width: 420px; }</style>")
+row = st.container(horizontal=True, gap="large")
+form_col = row.container(width=270)
+run_col = row.container(width="stretch", key="train_run_view")
 with form_col:
     train.render_form(dataset_status())
 
