@@ -30,10 +30,11 @@ def home() -> None:
         else:
             st.warning(status.message)
     st.subheader("Explore")
-    for column, page in zip(st.columns(len(PAGES)), PAGES.values(), strict=True):
-        with column, st.container(border=True):
-            st.page_link(page.path, label=page.title, icon=page.icon)
-            st.caption(page.blurb)
+    with st.container(horizontal=True):  # cards wrap onto a second row in a narrow window
+        for page in PAGES.values():
+            with st.container(border=True, width=190):
+                st.page_link(page.path, label=page.title, icon=page.icon)
+                st.caption(page.blurb)
     _latest_runs()
 
 
