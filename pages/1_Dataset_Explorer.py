@@ -68,7 +68,8 @@ with samples_tab:
     else:
         if len(indices) < side * side:
             st.caption(f"Only {len(indices)} samples match these classes; showing all of them.")
-        grid_col, detail_col = st.columns([3, 2], gap="large")
+        row = st.container(horizontal=True, gap="large")  # grid and inspector stack in a narrow window
+        grid_col, detail_col = row.container(width="content"), row.container(width=300)
         try:  # a custom image that cannot be decoded is reported, the rest of the page stays
             with grid_col:
                 explorer.render_grid(source, indices, side)

@@ -156,11 +156,12 @@ def render_grid(source: Source, indices: list[int], side: int) -> None:
     """The samples as a side x side grid of crisp upscaled images, each labelled `#index · label`."""
     px = THUMB_PX[side]
     for start in range(0, len(indices), side):
-        for column, index in zip(st.columns(side), indices[start : start + side], strict=False):
-            with column:
-                _show(
-                    explore.to_display(source.image(index), px), px, f"#{index} · {source.label_text(index)}"
-                )
+        # Fixed-width cells in a wrapping row: never narrower than the image, so captions never overlap.
+        with st.container(horizontal=True, gap="small"):
+            for index in indices[start : start + side]:
+                with st.container(width=px):
+                    image = explore.to_display(source.image(index), px)
+                    _show(image, px, f"#{index} · {source.label_text(index)}")
 
 
 def pick_sample(source: Source, indices: list[int]) -> int:
