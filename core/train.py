@@ -159,10 +159,16 @@ class Failed:
 Event = Started | BatchLogged | EpochEnd | Finished | Stopped | Failed
 
 
+# Cross-entropy over 10 classes starts near ln(10) = 2.3; a batch loss above this has blown up even if
+# it is still finite (a learning rate of 1000 gets there within a few steps).
+DIVERGED_LOSS = 1000.0
+
+
 class _Diverged(Exception):
     def __init__(self, step: int, loss: float):
         self.step = step
-        super().__init__(f"diverged: loss is {'NaN' if math.isnan(loss) else loss} at step {step}")
+        shown = "NaN" if math.isnan(loss) else f"{loss:.3g}"
+        super().__init__(f"diverged: loss is {shown} at step {step}; lower the learning rate")
 
 
 @dataclass
@@ -210,7 +216,7 @@ def train_one_epoch(
         loss = loss_fn(logits, y)
         step = first_step + done - 1
         value = loss.item()  # one sync per batch: also what makes NaN detection exact
-        if not math.isfinite(value):
+        if not math.isfinite(value) or value > DIVERGED_LOSS:
             raise _Diverged(step, value)
         optimizer.zero_grad()
         loss.backward()
