@@ -75,9 +75,6 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
-    # The .pth goes first: a crash before the sidecar is replaced leaves a mismatch that load reports,
-    # never a sidecar describing weights that were not written.
-    atomic_write_bytes(path, data)
     meta = {
         "format": FORMAT,
         "model": model_name,
@@ -86,10 +83,14 @@ def save_checkpoint(
         "classes": list(CLASSES),
         "metrics": metrics,
         "sha256": hashlib.sha256(data).hexdigest(),
+        # The sidecar is written first, so a process killed between the two writes leaves the previous
+        # weights beside it: load accepts them by this hash (and ignores the sidecar's description).
+        "replaces_sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None,
         "bytes": len(data),
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_json(sidecar_path(path), meta)
+    atomic_write_bytes(path, data)
     return path
 
 
@@ -105,11 +106,14 @@ def load_checkpoint(
         raise BadCheckpoint(_too_large(str(path), size, max_bytes))
     data = path.read_bytes()
     meta = _read_sidecar(path)
-    if meta is not None and "sha256" in meta and meta["sha256"] != hashlib.sha256(data).hexdigest():
-        raise BadCheckpoint(
-            f"{path}: checkpoint does not match its sidecar (sha256 mismatch): "
-            "the file was changed or damaged after saving"
-        )
+    actual = hashlib.sha256(data).hexdigest()
+    if meta is not None and "sha256" in meta and meta["sha256"] != actual:
+        if meta.get("replaces_sha256") != actual:
+            raise BadCheckpoint(
+                f"{path}: checkpoint does not match its sidecar (sha256 mismatch): "
+                "the file was changed or damaged after saving"
+            )
+        meta = None  # a save was interrupted: these are the previous weights, whole; the sidecar is newer
     return load_checkpoint_bytes(
         data,
         source=str(path),

@@ -407,17 +407,27 @@ def test_crash_while_writing_weights_keeps_the_old_checkpoint(tmp_path, monkeypa
     assert _temps(tmp_path) == []
 
 
-def test_crash_between_weights_and_sidecar_is_reported_not_misdescribed(tmp_path, monkeypatch):
+def test_crash_between_sidecar_and_weights_keeps_the_old_weights_loadable(tmp_path, monkeypatch):
     path = tmp_path / "model.pth"
-    save_checkpoint(build_model("mlp", hidden=16), path, model_name="mlp", model_options={"hidden": 16})
-    _crash_on_replace(monkeypatch, after=1)
+    old = build_model("mlp", hidden=16)
+    save_checkpoint(old, path, model_name="mlp", model_options={"hidden": 16}, metrics={"epoch": 1})
+    _crash_on_replace(monkeypatch, after=1)  # the new sidecar is in place, the new weights are not
 
     with pytest.raises(Crash):
         save_checkpoint(build_model("mlp", hidden=16), path, model_name="mlp", model_options={"hidden": 16})
     monkeypatch.undo()
 
-    assert "sha256 mismatch" in _refused(path)
+    loaded = load_checkpoint(path)
+    assert torch.equal(
+        loaded.model.state_dict()["linear_relu_stack.0.weight"],
+        old.state_dict()["linear_relu_stack.0.weight"],
+    )
+    assert loaded.meta is None  # the newer sidecar does not describe these weights
     assert _temps(tmp_path) == []
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # anything else is still a mismatch
+    path.write_bytes(bytes(damaged))
+    assert "sha256 mismatch" in _refused(path)
 
 
 def test_leftover_temp_file_does_not_confuse_load(tmp_path):
