@@ -118,8 +118,9 @@ def grid_controls(source: Source) -> tuple[list[int], int, int]:
         key=key,
         help="Only samples of these classes are drawn. Click a class to leave it out or bring it back.",
     )
-    size_col, seed_col, shuffle_col, all_col, _ = st.columns([2.2, 1.6, 1, 1, 1], vertical_alignment="bottom")
-    side = size_col.segmented_control(
+    # A wrapping row of content-sized controls: nothing gets cut off in a narrow window.
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    side = row.segmented_control(
         "Grid",
         explore.GRID_SIZES,
         format_func=lambda k: f"{k}×{k}",
@@ -128,22 +129,23 @@ def grid_controls(source: Source) -> tuple[list[int], int, int]:
         required=True,
     )
     st.session_state.setdefault(SEED_KEY, 0)
-    seed = seed_col.number_input(
+    seed = row.number_input(
         "Seed",
         min_value=0,
         max_value=MAX_SEED,
         step=1,
         key=SEED_KEY,
         help="The same seed, classes and grid size always give the same grid.",
+        width=170,
     )
-    shuffle_col.button(
+    row.button(
         "Shuffle",
         icon=":material/shuffle:",
         key="explorer_shuffle",
         on_click=_shuffle,
         help="Draw new samples (a new random seed)",
     )
-    all_col.button("All classes", key="explorer_all", on_click=_select_all, args=(key, options))
+    row.button("All classes", key="explorer_all", on_click=_select_all, args=(key, options))
     return classes, side, int(seed)
 
 
