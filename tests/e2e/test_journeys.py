@@ -1,11 +1,13 @@
 """Journeys a newcomer takes, in a real browser against a real server."""
 
+import contextlib
 import json
 import re
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import ARTIFACTS, shot
 
@@ -66,12 +68,28 @@ def test_newcomer_browses_the_dataset_and_shuffles(server, page: Page):
     assert _settled(lambda: _grid(page), lambda now: len(now) == 9 and now != first), "no new grid"
 
 
+def _idle(page: Page) -> None:
+    """Wait until Streamlit has finished rerunning the script (its status widget is gone)."""
+    with contextlib.suppress(PlaywrightTimeout):
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=15_000)
+
+
 def _add_transform(page: Page, name: str) -> None:
-    box = page.get_by_test_id("stSelectbox").filter(has_text="Add a transform")
-    box.click()
-    box.locator("input").fill(name)  # the option list is virtualised: filter it down first
-    page.get_by_role("option", name=name, exact=True).click()
+    """Pick `name` in "Add a transform" and press Add; retried if a rerun closes the list under us."""
+    for _ in range(3):
+        _idle(page)
+        box = page.get_by_test_id("stSelectbox").filter(has_text="Add a transform")
+        box.click()
+        box.locator("input").fill(name)  # the option list is virtualised: filter it down first
+        try:
+            page.get_by_role("option", name=name, exact=True).click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    else:
+        pytest.fail(f"could not pick {name} in the transform list")
     page.get_by_role("button", name="Add", exact=True).click()
+    _idle(page)
 
 
 def _image_sources(page: Page, caption_part: str | re.Pattern) -> list[str]:
