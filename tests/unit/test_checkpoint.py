@@ -388,40 +388,32 @@ def _temps(folder: Path) -> list[Path]:
     return sorted(folder.glob(".*.tmp"))
 
 
-def test_crash_while_writing_weights_keeps_the_old_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "model.pth"
+def _resave_interrupted(path: Path, monkeypatch, after: int):
+    """Save a checkpoint, then crash a second save at the (after+1)-th os.replace; load what is left,
+    asserting it holds the first save's weights."""
     old = build_model("mlp", hidden=16)
     save_checkpoint(old, path, model_name="mlp", model_options={"hidden": 16}, metrics={"epoch": 1})
-    _crash_on_replace(monkeypatch)
-
+    _crash_on_replace(monkeypatch, after=after)
     with pytest.raises(Crash):
         save_checkpoint(build_model("mlp", hidden=16), path, model_name="mlp", model_options={"hidden": 16})
     monkeypatch.undo()
-
     loaded = load_checkpoint(path)
     assert torch.equal(
         loaded.model.state_dict()["linear_relu_stack.0.weight"],
         old.state_dict()["linear_relu_stack.0.weight"],
     )
+    return loaded
+
+
+def test_crash_while_writing_weights_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    loaded = _resave_interrupted(tmp_path / "model.pth", monkeypatch, after=0)
     assert loaded.meta["metrics"] == {"epoch": 1}
     assert _temps(tmp_path) == []
 
 
 def test_crash_between_sidecar_and_weights_keeps_the_old_weights_loadable(tmp_path, monkeypatch):
     path = tmp_path / "model.pth"
-    old = build_model("mlp", hidden=16)
-    save_checkpoint(old, path, model_name="mlp", model_options={"hidden": 16}, metrics={"epoch": 1})
-    _crash_on_replace(monkeypatch, after=1)  # the new sidecar is in place, the new weights are not
-
-    with pytest.raises(Crash):
-        save_checkpoint(build_model("mlp", hidden=16), path, model_name="mlp", model_options={"hidden": 16})
-    monkeypatch.undo()
-
-    loaded = load_checkpoint(path)
-    assert torch.equal(
-        loaded.model.state_dict()["linear_relu_stack.0.weight"],
-        old.state_dict()["linear_relu_stack.0.weight"],
-    )
+    loaded = _resave_interrupted(path, monkeypatch, after=1)  # new sidecar in place, new weights not
     assert loaded.meta is None  # the newer sidecar does not describe these weights
     assert _temps(tmp_path) == []
     damaged = bytearray(path.read_bytes())
