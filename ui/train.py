@@ -460,7 +460,8 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
             "status": ["training" if r.active else r.status for r in all_runs],
             "model": [r.config.model if r.config else "?" for r in all_runs],
             "epochs": [f"{r.epoch}/{r.config.epochs if r.config else '?'}" for r in all_runs],
-            "best test acc": [r.best_test_acc for r in all_runs],
+            # text, so a run without a scored epoch reads "—" rather than the grid's grey "None"
+            "best test acc": [_pct(r.best_test_acc) for r in all_runs],
             "created": [pd.to_datetime(r.created, utc=True, errors="coerce") for r in all_runs],
         }
     )
@@ -471,7 +472,6 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
         selection_mode="multi-row",
         hide_index=True,
         column_config={
-            "best test acc": st.column_config.NumberColumn(format="percent"),
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         },
     )

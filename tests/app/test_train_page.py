@@ -179,7 +179,7 @@ def test_the_runs_table_opens_one_run_and_overlays_several(run_store):
     at = _page()
     table = at.dataframe[0]
     assert list(table.value["id"]) == ["20260101-000001-bbbb", "20260101-000000-aaaa"]
-    assert list(table.value["best test acc"]) == [0.7, 0.5]
+    assert list(table.value["best test acc"]) == ["70.0%", "50.0%"]
     assert "Run 20260101-000001-bbbb" in [h.value for h in at.subheader]  # the newest by default
 
     at.session_state[table.key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
@@ -200,3 +200,11 @@ def test_progress_text_says_where_the_run_is():
     assert progress_text(runs.Progress(1, 0, None, None, None), 5) == "starting the worker…"
     text = progress_text(runs.Progress(2, 1500, 4690, 25_000.0, 65.4), 5)
     assert text == "epoch 2/5 · step 1,500/4,690 · 25,000 samples/s · about 1 min 05 s left"
+
+
+def test_a_run_without_a_scored_epoch_reads_as_a_dash_in_the_runs_table(run_store):
+    directory = runs.create_run(TrainConfig(epochs=2), run_store / "20260101-000000-cccc")
+    runs._write_status(directory, status="stopped", epoch=0)
+    at = _page()
+    assert not at.exception
+    assert list(at.dataframe[0].value["best test acc"]) == ["—"]

@@ -52,10 +52,40 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> float:
 
 
 class Server:
-    def __init__(self, url: str, runs_dir: Path, healthy_at: float):
+    def __init__(self, url: str, runs_dir: Path, healthy_at: float, proc: subprocess.Popen):
         self.url = url
         self.runs_dir = runs_dir
         self.healthy_at = healthy_at
+        self.proc = proc
+
+
+@contextlib.contextmanager
+def streamlit_server(runs_dir: Path, log: Path):
+    """`streamlit run app.py` on a free port with the run store `runs_dir`; yields once it is healthy."""
+    port = _free_port()
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield Server(url, runs_dir, _wait_healthy(url, proc, log), proc)
+    finally:
+        kill_server(proc, signal.SIGTERM)
+
+
+def kill_server(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the server's process group; training workers run in their own sessions and live on."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
@@ -63,26 +93,14 @@ def server(tmp_path_factory, real_data):
     """The dashboard as users run it, with a private run store."""
     runs_dir = tmp_path_factory.mktemp("e2e-runs")
     log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
-    port = _free_port()
-    env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        yield Server(url, runs_dir, _wait_healthy(url, proc, log))
+        with streamlit_server(runs_dir, log) as running:
+            yield running
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        _stop_runs(runs_dir)
+        stop_runs(runs_dir)
 
 
-def _stop_runs(runs_dir: Path) -> None:
+def stop_runs(runs_dir: Path) -> None:
     from core import runs
 
     for run in runs.list_runs(runs_dir):
