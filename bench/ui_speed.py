@@ -6,20 +6,16 @@ with Chromium showing the Train page (alternating), and compares the epochs' own
 
 import io
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from bench.harness import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
 from core import runs
 from core.data import PROJECT_ROOT, load_split, prepare
 from core.explore import sample_indices, to_display
@@ -28,9 +24,6 @@ from core.predict import predict
 from core.predict import prepare as prepare_image
 from core.train import preset
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 WATCHED = preset("tutorial", epochs=1, limit_batches=1500, device="cpu")  # ~5 s alone
 REPEATS = 5
 
@@ -97,46 +90,20 @@ def first_point_seconds(store: Path) -> float:
     return elapsed
 
 
-def _server(store: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "STUDIO_RUNS_DIR": str(store)}
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.headless", "true"]  # fmt: skip
-    quiet = subprocess.DEVNULL
-    proc = subprocess.Popen(
-        args, cwd=PROJECT_ROOT, env=env, stdout=quiet, stderr=quiet, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("streamlit did not start")
-
-
 def live_view_overhead(store: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     alone, watched = [], []
-    proc, url = _server(store)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            for _ in range(REPEATS):
-                page.goto("about:blank")  # nobody watching
-                alone.append(_epoch_seconds(runs.start(WATCHED, runs_dir=store), store))
-                run_id = runs.start(WATCHED, runs_dir=store)
-                page.goto(f"{url}/Train")  # re-attaches to the active run and redraws it every second
-                watched.append(_epoch_seconds(run_id, store))
-            browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    with streamlit_server(store, store / "streamlit.log") as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        for _ in range(REPEATS):
+            page.goto("about:blank")  # nobody watching
+            alone.append(_epoch_seconds(runs.start(WATCHED, runs_dir=store), store))
+            run_id = runs.start(WATCHED, runs_dir=store)
+            page.goto(f"{server.url}/Train")  # re-attaches to the active run and redraws it every second
+            watched.append(_epoch_seconds(run_id, store))
+        browser.close()
     a, w = statistics.median(alone), statistics.median(watched)
     rounded = {
         "epoch_s_alone": [round(x, 2) for x in alone],

@@ -6,6 +6,7 @@ from core import transforms as tf
 from core.data import dataset_status
 from core.errors import StudioError
 from ui import transforms as view
+from ui.layout import side_by_side
 from ui.nav import title
 
 title("transforms")
@@ -20,7 +21,7 @@ if not status.ready:
     st.error(status.message)
     st.stop()
 
-builder_col, preview_col = st.columns([5, 6], gap="large")
+builder_col, preview_col = side_by_side("transforms_preview", 300)
 with builder_col:
     st.subheader("Pipeline")
     st.caption(

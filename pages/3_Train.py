@@ -5,6 +5,7 @@ import streamlit as st
 from core import runs
 from core.data import dataset_status
 from ui import train
+from ui.layout import side_by_side
 from ui.nav import title
 
 title("train")
@@ -13,12 +14,8 @@ st.caption(
     "Training runs in its own process: switch pages or close the tab and it keeps going."
 )
 
-# A wrapping row rather than columns: side by side on a wide window, stacked on a narrow one. The run
-# view's minimum width is what makes the row wrap instead of squeezing the charts.
-st.html("<style>[data-testid=stLayoutWrapper]:has(> .st-key-train_run_view) { min-width: 420px; }</style>")
-row = st.container(horizontal=True, gap="large")
-form_col = row.container(width=270)
-run_col = row.container(width="stretch", key="train_run_view")
+# Side by side on a wide window, stacked on a narrow one, so the charts are never squeezed.
+form_col, run_col = side_by_side("train_run_view", 270)
 with form_col:
     train.render_form(dataset_status())
 

@@ -13,6 +13,7 @@ from core import transforms as tf
 from core.data import CLASSES
 from core.errors import StudioError
 from core.transforms import CATALOGUE, ParamSpec, Step, TensorStats
+from ui.layout import cells, side_by_side
 
 STEPS_KEY = "transforms_steps"  # [{"id": int, "name": str}], the pipeline in order
 NEXT_ID_KEY = "transforms_next_id"
@@ -138,11 +139,9 @@ def pipeline_editor() -> list[Step]:
     if not steps:
         st.info("The pipeline is empty: the image goes through unchanged. Add a transform below.")
     built = [_render_step(i, step, len(steps)) for i, step in enumerate(steps)]
-    add_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = add_col.selectbox("Add a transform", list(CATALOGUE), key="transforms_add")
-    button_col.button(
-        "Add", icon=":material/add:", key="transforms_add_button", on_click=_add_chosen, width="stretch"
-    )
+    row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+    chosen = row.selectbox("Add a transform", list(CATALOGUE), key="transforms_add", width="stretch")
+    row.button("Add", icon=":material/add:", key="transforms_add_button", on_click=_add_chosen)
     st.caption(CATALOGUE[chosen].summary)
     return built
 
@@ -160,26 +159,28 @@ def _new_seed() -> None:
 
 def sample_controls(n_samples: int) -> tuple[list[int], int]:
     """Index of the first sample, how many to show and the seed; returns (indices, seed)."""
-    index_col, count_col, seed_col, button_col = st.columns([3, 2, 3, 1], vertical_alignment="bottom")
-    first = index_col.number_input(
+    row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+    first = row.number_input(
         "First sample",
         0,
         n_samples - 1,
         0,
         key="transforms_index",
         help=f"Index into the {SPLIT} split (0–{n_samples - 1:,}).",
+        width=120,
     )
-    count = count_col.number_input("Samples", 1, 4, 2, key="transforms_count", help="How many to show.")
+    count = row.number_input("Samples", 1, 4, 2, key="transforms_count", help="How many to show.", width=90)
     st.session_state.setdefault(SEED_KEY, 0)
-    seed = seed_col.number_input(
+    seed = row.number_input(
         "Seed",
         0,
         MAX_SEED,
         step=1,
         key=SEED_KEY,
         help="torch.manual_seed(seed) before the pipeline runs: the same seed gives the same random draws.",
+        width=130,
     )
-    button_col.button("", icon=":material/casino:", on_click=_new_seed, help="A new random seed")
+    row.button("", icon=":material/casino:", on_click=_new_seed, help="A new random seed")
     last = min(int(first) + int(count), n_samples)
     return list(range(int(first), last)), int(seed)
 
@@ -199,13 +200,14 @@ def _kind(output: Any) -> str:
 def render_before_after(images: list, outputs: list | None, indices: list[int], labels: list[int]) -> None:
     """Two rows: the Dataset's PIL images, then what the pipeline made of them."""
     st.markdown("**Before** · the Dataset's PIL image")
-    for column, image, index, label in zip(st.columns(4), images, indices, labels, strict=False):
+    before = cells(len(images), IMAGE_PX)
+    for column, image, index, label in zip(before, images, indices, labels, strict=True):
         column.image(_shown(image, IMAGE_PX)[0], caption=f"#{index} · {CLASSES[label]}", output_format="PNG")
     if outputs is None:
         return
     st.markdown("**After** · `transform(image)`")
     rescaled_any = False
-    for column, output, index in zip(st.columns(4), outputs, indices, strict=False):
+    for column, output, index in zip(cells(len(outputs), IMAGE_PX), outputs, indices, strict=True):
         pixels, rescaled = _shown(output, IMAGE_PX)
         rescaled_any |= rescaled
         column.image(pixels, caption=f"#{index} · {_kind(output)}", output_format="PNG")
@@ -216,7 +218,7 @@ def render_before_after(images: list, outputs: list | None, indices: list[int], 
 def render_draws(draws: list, index: int) -> None:
     """The same sample through the pipeline several times: how varied the augmentation is."""
     st.markdown(f"**{len(draws)} random draws of sample #{index}** · same seed, same draws")
-    for column, (i, output) in zip(st.columns(len(draws)), enumerate(draws, start=1), strict=True):
+    for column, (i, output) in zip(cells(len(draws), DRAW_PX), enumerate(draws, start=1), strict=True):
         column.image(_shown(output, DRAW_PX)[0], caption=str(i), output_format="PNG")
 
 
@@ -230,7 +232,7 @@ def render_stats(image: Image.Image, output: Any | None, index: int) -> None:
     rows = {f"before · ToTensor(#{index})": tf.tensor_stats(before)}
     if after is not None:
         rows[f"after · transform(#{index})"] = tf.tensor_stats(after)
-    stats_col, hist_col = st.columns(2, gap="large")
+    stats_col, hist_col = side_by_side("transforms_histogram", 330, 360)
     with stats_col:
         stats_table(rows)
         if converted:

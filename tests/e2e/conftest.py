@@ -1,91 +1,15 @@
 """A real `streamlit run app.py` on a free port and Debian's Chromium driven by Playwright."""
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from core.data import PROJECT_ROOT
+from bench.harness import CHROMIUM, CHROMIUM_FLAGS, ServerFailed, stop_runs, streamlit_server
 
-CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-HEALTH_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < HEALTH_TIMEOUT_S:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return time.monotonic()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"streamlit was not healthy after {HEALTH_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-class Server:
-    def __init__(self, url: str, runs_dir: Path, healthy_at: float, proc: subprocess.Popen):
-        self.url = url
-        self.runs_dir = runs_dir
-        self.healthy_at = healthy_at
-        self.proc = proc
-
-
-@contextlib.contextmanager
-def streamlit_server(runs_dir: Path, log: Path):
-    """`streamlit run app.py` on a free port with the run store `runs_dir`; yields once it is healthy."""
-    port = _free_port()
-    env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        yield Server(url, runs_dir, _wait_healthy(url, proc, log), proc)
-    finally:
-        kill_server(proc, signal.SIGTERM)
-
-
-def kill_server(proc: subprocess.Popen, sig: int) -> None:
-    """Signal the server's process group; training workers run in their own sessions and live on."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
@@ -96,17 +20,10 @@ def server(tmp_path_factory, real_data):
     try:
         with streamlit_server(runs_dir, log) as running:
             yield running
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
     finally:
         stop_runs(runs_dir)
-
-
-def stop_runs(runs_dir: Path) -> None:
-    from core import runs
-
-    for run in runs.list_runs(runs_dir):
-        if run.active:
-            runs.stop(run.id, runs_dir)
-            runs.wait(run.id, runs_dir, timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import uuid
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import kill_server, shot, stop_runs, streamlit_server
+from bench.harness import kill_server, stop_runs, streamlit_server
+from tests.e2e.conftest import shot
 from tests.e2e.test_journeys import _drop, _start_run, _wait_points
 
 pytestmark = pytest.mark.e2e
