@@ -1,5 +1,6 @@
 """Checkpoints: tutorial-compatible state_dict .pth files with a JSON sidecar, loaded safely."""
 
+import contextlib
 import hashlib
 import io
 import json
@@ -89,8 +90,18 @@ def save_checkpoint(
         "bytes": len(data),
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    atomic_write_json(sidecar_path(path), meta)
-    atomic_write_bytes(path, data)
+    sidecar = sidecar_path(path)
+    previous = sidecar.read_bytes() if sidecar.is_file() else None
+    atomic_write_json(sidecar, meta)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError:  # e.g. disk full: put back the sidecar that describes the weights still in place
+        with contextlib.suppress(OSError):
+            if previous is None:
+                sidecar.unlink()
+            else:
+                atomic_write_bytes(sidecar, previous)
+        raise
     return path
 
 

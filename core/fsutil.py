@@ -12,7 +12,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then `os.replace` it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    # The writer's pid in the name (.<name>.<pid>.<random>.tmp) lets whoever finds the writer dead delete
+    # exactly its leftovers, never a temp file another process is writing right now.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -29,13 +31,20 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
-    """Delete temp files left by a writer that was killed mid-write; returns what was removed."""
+def remove_stale_temps(folder: str | os.PathLike, *, pid: int | None = None) -> list[Path]:
+    """Delete temp files left by writers killed mid-write (only process `pid`'s when given); returns them."""
     removed = []
     for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if pid is not None and _writer_pid(p) != str(pid):
+            continue
         p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+def _writer_pid(temp: Path) -> str | None:
+    parts = temp.name.split(".")  # ["", name..., pid, random, "tmp"]; mkstemp's random part has no dot
+    return parts[-3] if len(parts) >= 5 else None
 
 
 def _fsync_dir(folder: Path) -> None:

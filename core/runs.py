@@ -24,6 +24,7 @@ RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
 STOP_FILE = "STOP"
 CHECKPOINT = "model.pth"
+QUEUED_GRACE_S = 30.0  # how long a run may be queued before its worker's pid is recorded
 LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release the device
 _children: list[subprocess.Popen] = []  # workers this process started; polled so none stays a zombie
 
@@ -151,12 +152,10 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
     if not (directory / "config.json").is_file():
         raise RunError(f"there is no run {run_id!r} in {directory.parent}")
     status = read_status(directory)
-    if status.get("status") in ACTIVE and not _pid_alive(status.get("pid")):
-        status = _write_status(
-            directory,
-            status="failed",
-            error=f"the training process (pid {status.get('pid')}) ended unexpectedly",
-        )
+    if status.get("status") in ACTIVE and _worker_gone(status):
+        status = _write_status(directory, status="failed", error=_gone_message(status.get("pid")))
+        if isinstance(status.get("pid"), int):  # killed mid-write (SIGKILL, the OOM killer): tidy after it
+            remove_stale_temps(directory, pid=status["pid"])
     try:
         config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
     except (json.JSONDecodeError, StudioError, TypeError):
@@ -288,6 +287,26 @@ def wait(run_id: str, runs_dir: Path | None = None, timeout: float = 60.0) -> Ru
         time.sleep(0.1)
 
 
+def _worker_gone(status: dict) -> bool:
+    """An active run whose worker died; a queued one is given a moment to get its pid recorded."""
+    if status.get("pid") is None and status.get("status") == "queued":
+        try:
+            age = (datetime.now(UTC) - datetime.fromisoformat(status["created"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            return True
+        return age > QUEUED_GRACE_S
+    return not _pid_alive(status.get("pid"))
+
+
+def _gone_message(pid) -> str:
+    if pid is None:
+        return "the training process never started (was the server stopped while launching it?): start again"
+    return (
+        f"the training process (pid {pid}) ended unexpectedly; "
+        "any checkpoint it saved is kept: continue from it or start a new run"
+    )
+
+
 def _reap_children() -> None:
     _children[:] = [p for p in _children if p.poll() is None]
 
@@ -351,9 +370,9 @@ def train_run(
             elif isinstance(event, BatchLogged):
                 metrics.write(json.dumps({"kind": "batch", **_fields(event), "time": time.time()}) + "\n")
             elif isinstance(event, EpochEnd):
+                _save(directory, model, config, event)  # first: a row is only written for saved weights
                 metrics.write(json.dumps({"kind": "epoch", **_fields(event), "time": time.time()}) + "\n")
                 best = max(best or 0.0, event.test_acc)
-                _save(directory, model, config, event)
                 _write_status(
                     directory,
                     epoch=event.epoch,

@@ -329,7 +329,7 @@ def render_outcome(run: runs.RunInfo) -> None:
     if run.checkpoint is None:
         return
     _downloads(run, rows)
-    if run.status in ("finished", "stopped") and run.config is not None:
+    if run.config is not None:  # failed runs too: a diverged or killed run keeps its last good weights
         _continue(run)
 
 
@@ -432,17 +432,27 @@ def _downloads(run: runs.RunInfo, rows: list[dict]) -> None:
 
 
 def _continue(run: runs.RunInfo) -> None:
-    left, right = st.columns([1, 2], vertical_alignment="bottom")
-    more = left.number_input(
-        "More epochs", min_value=1, max_value=1000, value=run.config.epochs, key="train_more"
+    """More epochs from the saved weights, at the same or another learning rate (lower after a divergence)."""
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    more = row.number_input(
+        "More epochs", min_value=1, max_value=1000, value=run.config.epochs, key="train_more", width=120
     )
-    clicked = right.button(
+    lr = row.select_slider(
+        "Learning rate",
+        _with(LR_VALUES, run.config.lr),
+        value=run.config.lr,
+        key="train_more_lr",
+        format_func=lambda v: f"{v:g}",
+        width=220,
+    )
+    clicked = row.button(
         "Continue training from this checkpoint", icon=":material/play_arrow:", key="train_continue"
     )
     if clicked:
         try:
-            new_id = runs.start(run.config.replace(epochs=int(more)), init_from=run.checkpoint)
-        except StudioError as exc:
+            config = run.config.replace(epochs=int(more), lr=float(lr))
+            new_id = runs.start(config, init_from=run.checkpoint)
+        except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return
         st.session_state["train_run_id"] = new_id

@@ -124,10 +124,11 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
 
     monkeypatch.setattr(runs, "start", spy)
     at.number_input(key="train_more").set_value(1)
+    at.select_slider(key="train_more_lr").set_value(1e-4)
     at.button(key="train_continue").click().run()
     assert not at.exception
     (config, kwargs) = started[0]
-    assert config == run.config.replace(epochs=1) and kwargs["init_from"] == run.checkpoint
+    assert config == run.config.replace(epochs=1, lr=1e-4) and kwargs["init_from"] == run.checkpoint
     assert runs.wait(at.session_state["train_run_id"], timeout=120).status == "finished"
 
 

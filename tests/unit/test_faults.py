@@ -63,17 +63,25 @@ def test_out_of_memory_asks_for_a_smaller_batch(real_data):
 
 def test_disk_full_while_saving_fails_in_words_and_keeps_the_old_checkpoint(real_data, runs_dir, monkeypatch):
     directory, good = _finished_run(runs_dir)
+    good_sidecar = (directory / "model.json").read_bytes()
+    epoch_rows = [r for r in runs.read_metrics("r1", runs_dir) if r["kind"] == "epoch"]
+    write = checkpoint.atomic_write_bytes
 
-    def no_space(path, data):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def no_space_for_weights(path, data):  # the small sidecar fits; the weights do not
+        if path.name == runs.CHECKPOINT:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write(path, data)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", no_space)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", no_space_for_weights)
     assert runs.run_worker(directory) == "failed"
     run = runs.get_run("r1", runs_dir)
     assert run.status == "failed" and run.error.startswith("disk full")
     assert (directory / runs.CHECKPOINT).read_bytes() == good
+    assert (directory / "model.json").read_bytes() == good_sidecar  # still describes the weights in place
+    after = [r for r in runs.read_metrics("r1", runs_dir) if r["kind"] == "epoch"]
+    assert after == epoch_rows  # the retry's epoch, whose weights could not be saved, is not listed
     monkeypatch.undo()
-    load_checkpoint(directory / runs.CHECKPOINT)
+    assert load_checkpoint(directory / runs.CHECKPOINT).meta == json.loads(good_sidecar)
 
 
 def test_server_config_keeps_its_protections():

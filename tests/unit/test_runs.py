@@ -2,6 +2,7 @@ import json
 import os
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -117,3 +118,13 @@ def test_progress_reads_the_last_complete_row(runs_dir):
     where = runs.progress(runs.get_run("r2", runs_dir))
     assert (where.epoch, where.step, where.total_steps) == (1, 2, 10)
     assert where.fraction == 0.2 and where.eta_s == pytest.approx(8 * 64 / 1000)
+
+
+def test_a_queued_run_is_not_failed_before_its_pid_is_recorded(runs_dir):
+    """runs.start writes the pid just after launching the worker; another tab may look in between."""
+    directory = runs.create_run(QUICK, runs_dir / "r1")
+    assert runs.get_run("r1", runs_dir).status == "queued"
+    long_ago = (datetime.now(UTC) - timedelta(seconds=runs.QUEUED_GRACE_S + 1)).isoformat()
+    runs._write_status(directory, created=long_ago)  # a server that died before recording the pid
+    run = runs.get_run("r1", runs_dir)
+    assert run.status == "failed" and run.error.startswith("the training process never started")
