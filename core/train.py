@@ -14,6 +14,7 @@ from core.data import CLASSES, TensorBatches, load_split
 from core.device import resolve_device
 from core.errors import BadConfig, StudioError
 from core.models import MODELS, build_model
+from core.threads import CpuThreads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -200,9 +201,12 @@ def train_one_epoch(
     log_every: int = 50,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    threads: CpuThreads | None = None,
 ) -> Generator[BatchLogged, None, EpochStats]:
     """Yield BatchLogged every `log_every` batches (and on the first); return the epoch's stats."""
     model.train()
+    if threads is not None:
+        threads.restart()
     loss_fn = nn.CrossEntropyLoss()
     total_loss = torch.zeros((), device=batches.device)
     correct = torch.zeros((), dtype=torch.long, device=batches.device)
@@ -226,6 +230,8 @@ def train_one_epoch(
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
+        if threads is not None:
+            threads.batch_done(len(y))
         if done == 1 or done % log_every == 0 or done == len(batches):
             now = time.perf_counter()
             rate = (seen - mark_seen) / max(now - mark_time, 1e-9)
@@ -297,14 +303,19 @@ def fit(
     model: nn.Module | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     data: tuple[TensorBatches, TensorBatches] | None = None,
+    adapt_threads: bool = True,
 ) -> Iterator[Event]:
     """Train `config.epochs` epochs, yielding events; the caller prints, plots and saves.
 
     Ends with exactly one of Finished, Stopped or Failed. Pass `model` to continue training it.
+    On a CPU, `adapt_threads` lets the thread count follow what else the machine runs (core.threads).
     """
     step = 0
+    threads = None
     try:
         device = resolve_device(config.device)
+        if adapt_threads and device.type == "cpu":
+            threads = CpuThreads()
         torch.manual_seed(config.seed)  # same seed -> same initial weights and dropout masks
         if model is None:
             model = build_model(config.model, **config.model_options())
@@ -335,6 +346,7 @@ def fit(
                 log_every=config.log_every,
                 scheduler=scheduler,
                 should_stop=should_stop,
+                threads=threads,
             )
             step += stats.batches
             if stats.stopped:
@@ -359,6 +371,9 @@ def fit(
         yield Failed("out of memory: lower the batch size (or choose a smaller model)", step)
     except StudioError as exc:
         yield Failed(str(exc), step)
+    finally:
+        if threads is not None:
+            threads.close()
 
 
 def _scheduler(config: TrainConfig, optimizer, total_steps: int):
