@@ -18,6 +18,7 @@ from core.data import DATA_DIR, PROJECT_ROOT
 from core.device import resolve_device
 from core.errors import RunError, StudioError
 from core.fsutil import atomic_write_json, remove_stale_temps
+from core.threads import lower_priority
 from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
@@ -335,12 +336,17 @@ def _now() -> str:
 
 
 def train_run(
-    directory: Path, *, init_from: Path | None = None, echo: Callable[[str], None] = lambda _line: None
+    directory: Path,
+    *,
+    init_from: Path | None = None,
+    echo: Callable[[str], None] = lambda _line: None,
+    nice: int = 0,
 ) -> str:
     """Train the run in `directory` in this process; returns its final status.
 
     Appends metrics.jsonl (flushed per line), saves the checkpoint after every epoch and on stop,
-    and keeps status.json current. A failure leaves the last good checkpoint in place.
+    and keeps status.json current. A failure leaves the last good checkpoint in place. With `nice`,
+    the process lowers its CPU priority once its first loss is logged (a fast start, then it yields).
     """
     remove_stale_temps(directory)
     config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
@@ -369,6 +375,9 @@ def train_run(
                 )
             elif isinstance(event, BatchLogged):
                 metrics.write(json.dumps({"kind": "batch", **_fields(event), "time": time.time()}) + "\n")
+                if nice:
+                    lower_priority(nice)
+                    nice = 0
             elif isinstance(event, EpochEnd):
                 _save(directory, model, config, event)  # first: a row is only written for saved weights
                 metrics.write(json.dumps({"kind": "epoch", **_fields(event), "time": time.time()}) + "\n")
@@ -422,10 +431,12 @@ def _save(directory: Path, model, config: TrainConfig, event: EpochEnd | None) -
     )
 
 
-def run_worker(directory: Path, *, init_from: Path | None = None, echo=lambda _line: None) -> str:
+def run_worker(
+    directory: Path, *, init_from: Path | None = None, echo=lambda _line: None, nice: int = 0
+) -> str:
     """train_run, with any unexpected error recorded in status.json instead of lost in a log."""
     try:
-        return train_run(directory, init_from=init_from, echo=echo)
+        return train_run(directory, init_from=init_from, echo=echo, nice=nice)
     except OSError as exc:
         error = "disk full while saving: free some space and start again" if exc.errno == 28 else str(exc)
     except StudioError as exc:

@@ -1,7 +1,10 @@
 """How many CPU threads to train with while other processes come and go on the same machine."""
 
+import contextlib
+import os
 import time
 from collections import deque
+from pathlib import Path
 
 import torch
 
@@ -11,6 +14,7 @@ RECHECK_EVERY = 10  # windows before trying all threads again while running with
 RECHECK_MAX = 80  # ... doubled after each try that loses, up to this (~40 s)
 SLOWDOWN = 0.7  # a window this much slower than the recent best at all threads: try fewer at once
 BETTER = 1.05  # the other count must be this much faster to be kept (noise between windows)
+WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # the dashboard's training runs yield to it
 
 
 class CpuThreads:
@@ -91,3 +95,16 @@ class CpuThreads:
 
     def close(self) -> None:
         torch.set_num_threads(self.original)
+
+
+def lower_priority(nice: int) -> None:
+    """Let interactive work (the dashboard's server, the browser) go first when it needs the CPU.
+
+    With autogroup scheduling (Linux's default) the CPU is shared between sessions before nice values
+    count, and the worker has a session of its own: so its session's autogroup is lowered as well.
+    """
+    if nice <= 0:
+        return
+    os.nice(nice)
+    with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value alone applies
+        Path("/proc/self/autogroup").write_text(str(nice))

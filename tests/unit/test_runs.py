@@ -3,12 +3,14 @@ import os
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.errors import RunError
+from core.threads import WORKER_NICE
 from core.train import TrainConfig
 from tests.conftest import wait_for
 
@@ -128,3 +130,24 @@ def test_a_queued_run_is_not_failed_before_its_pid_is_recorded(runs_dir):
     runs._write_status(directory, created=long_ago)  # a server that died before recording the pid
     run = runs.get_run("r1", runs_dir)
     assert run.status == "failed" and run.error.startswith("the training process never started")
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_a_dashboard_run_yields_the_cpu_once_it_trains_and_the_cli_does_not(real_data, runs_dir):
+    run_id = runs.start(LONG, runs_dir=runs_dir)
+    try:
+        assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
+        pid = runs.get_run(run_id, runs_dir).pid
+        assert wait_for(lambda: _nice(pid) == WORKER_NICE, timeout=10)
+        autogroup = Path(f"/proc/{pid}/autogroup")
+        if autogroup.exists():  # the session's share of the CPU, which is what counts under autogroup
+            assert autogroup.read_text().strip().endswith(f"nice {WORKER_NICE}")
+    finally:
+        runs.stop(run_id, runs_dir)
+        runs.wait(run_id, runs_dir, timeout=30)
+    directory, ours = runs.create_run(QUICK, runs_dir / "foreground"), _nice(os.getpid())
+    assert runs.run_worker(directory) == "finished"  # what `python -m core train` runs, in-process
+    assert _nice(os.getpid()) == ours
