@@ -110,6 +110,7 @@ async def user(
 ) -> None:
     """Open the app, then explore, shuffle and predict (at least once) until `until`, timing each step."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)  # clicks too, not only the waits below
     page = await context.new_page()
     try:
         await record.timed(session, "open_home", page.goto(url))
