@@ -8,12 +8,14 @@ from pathlib import Path
 
 import torch
 
-WINDOW_S = 0.5  # training speed is measured over windows of at least this long
-PROBE_EVERY = 40  # windows between tries of the other thread count while nothing seems wrong (~20 s)
-RECHECK_EVERY = 10  # windows before trying all threads again while running with fewer (~5 s) ...
-RECHECK_MAX = 80  # ... doubled after each try that loses, up to this (~40 s)
+# Windows span a few seconds so that periodic bursts (a browser redrawing the live view every second)
+# average out instead of making one window look slow and the next one fast.
+WINDOW_S = 2.0  # training speed is measured over windows of at least this long
+PROBE_EVERY = 15  # windows between tries of the other thread count while nothing seems wrong (~30 s)
+RECHECK_EVERY = 5  # windows before trying all threads again while running with fewer (~10 s) ...
+RECHECK_MAX = 40  # ... doubled after each try that loses, up to this (~80 s)
 SLOWDOWN = 0.7  # a window this much slower than the recent best at all threads: try fewer at once
-BETTER = 1.05  # the other count must be this much faster to be kept (noise between windows)
+BETTER = 1.15  # the other count must be this much faster to be kept: a busy core makes it 2-3x
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # the dashboard's training runs yield to it
 
 

@@ -49,29 +49,30 @@ def machine():
 
 def test_on_a_quiet_machine_all_threads_are_kept_and_other_counts_tried_rarely(machine):
     governor = CpuThreads(most=2, clock=machine.clock)
-    used = _train(machine, governor, 60.0)
+    used = _train(machine, governor, 300.0)
     share_fewer = used.count(1) / len(used)
     assert governor.current == 2 and governor.switches == 0
-    assert 0 < share_fewer < 0.05  # a window now and then, to notice a load that was there from the start
+    assert 0 < share_fewer < 0.06  # a window now and then, to notice a load that was there from the start
 
 
 def test_a_busy_core_moves_training_to_fewer_threads_and_back_when_it_is_gone(machine):
     governor = CpuThreads(most=2, clock=machine.clock)
-    _train(machine, governor, 10.0)
+    _train(machine, governor, 20.0)
     machine.busy = True
-    used = _train(machine, governor, 30.0)
+    used = _train(machine, governor, 60.0)
     assert governor.current == 1
-    assert used[len(used) // 10 :].count(1) / len(used[len(used) // 10 :]) > 0.9  # after the first seconds
+    later = used[len(used) // 6 :]  # after the first 10 s
+    assert later.count(1) / len(later) > 0.9
     assert torch.get_num_threads() == 1
     machine.busy = False
-    _train(machine, governor, 60.0)  # the next recheck finds all threads faster again
+    _train(machine, governor, 200.0)  # a recheck finds all threads faster again
     assert governor.current == 2 and torch.get_num_threads() == 2
 
 
 def test_a_load_present_from_the_start_is_found_by_the_periodic_try(machine):
     machine.busy = True
     governor = CpuThreads(most=2, clock=machine.clock)
-    _train(machine, governor, 30.0)
+    _train(machine, governor, 60.0)
     assert governor.current == 1
 
 
@@ -105,13 +106,16 @@ def test_a_real_busy_process_moves_a_real_run_to_fewer_threads(real_data):
     train, _ = make_batches(config, torch.device("cpu"))
     model = build_model("mlp")
     optimizer = build_optimizer(config, model.parameters())
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     governor = CpuThreads()
+    for _event in train_one_epoch(model, train, optimizer, threads=governor):
+        pass  # a quiet epoch: the speed to compare with
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        for _ in range(3):  # an epoch is about 940 batches; one is usually enough
+        for _ in range(3):  # slower now; one epoch is usually enough to notice and switch
             for _event in train_one_epoch(model, train, optimizer, threads=governor):
-                pass
-            if governor.current < governor.most:
+                if governor.switches:
+                    break
+            if governor.switches:
                 break
     finally:
         hog.kill()
