@@ -29,6 +29,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.speed
 	$(PY) -m bench.accuracy
 	$(PY) -m bench.ui_speed
+	$(PY) -m bench.load --client-cpus 1
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh
