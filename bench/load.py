@@ -5,8 +5,8 @@ metrics), each action's latency, and every failure. Each user opens the explorer
 Predict and classifies a new upload, pausing --think seconds between actions.
 Usage: python -m bench.load [--sessions N] [--seconds S] [--think S] [--client-cpus LIST].
 Users' browsers normally run on their own machines; here ten Chromium pages share the machine with
-the server and the run. `--client-cpus 1` keeps them on one CPU, standing in for that; without it
-they compete for every core.
+the server and the run. `--client-cpus 1` keeps them on one CPU at the lowest priority, standing
+in for that; without it they compete for every core on equal terms.
 """
 
 import argparse
@@ -171,9 +171,19 @@ def _share(before: dict[str, float], after: dict[str, float], seconds: float) ->
 
 
 def pinned_chromium(cpus: str, folder: Path) -> str:
-    """A launcher that runs Chromium, and every process it starts, on the CPUs listed (e.g. "1")."""
+    """A launcher that runs Chromium, and every process it starts, on the CPUs listed (e.g. "1"), at
+    the lowest priority: the share of a machine that a user's own browser would not take from it.
+
+    Playwright starts the browser in a session of its own; with autogroup scheduling (Linux's
+    default) that session's autogroup is what competes with the server and the run, so it is
+    lowered as well as the nice value.
+    """
     script = folder / "chromium-pinned"
-    script.write_text(f'#!/bin/sh\nexec taskset -c {cpus} {CHROMIUM} "$@"\n')
+    script.write_text(
+        "#!/bin/sh\n"
+        "echo 19 > /proc/self/autogroup 2>/dev/null\n"
+        f'exec nice -n 19 taskset -c {cpus} {CHROMIUM} "$@"\n'
+    )
     script.chmod(0o755)
     return str(script)
 
@@ -268,7 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=40.0, help="how long the sessions keep working")
-    parser.add_argument("--client-cpus", help='run Chromium on these CPUs only, e.g. "1" (taskset -c)')
+    parser.add_argument("--client-cpus", help='run Chromium on these CPUs only, e.g. "1", at nice 19')
     parser.add_argument("--think", type=float, default=THINK_S, help="seconds a user pauses between actions")
     parser.add_argument("--quiet", type=float, default=QUIET_S, help="seconds measured before and after")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
