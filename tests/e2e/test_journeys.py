@@ -78,7 +78,8 @@ def _add_transform(page: Page, name: str) -> None:
     """Pick `name` in "Add a transform" and press Add; retried if a rerun closes the list under us."""
     for _ in range(3):
         _idle(page)
-        box = page.get_by_test_id("stSelectbox").filter(has_text="Add a transform")
+        # By its key; .last because a rerun that moves the widget briefly leaves the old copy on screen.
+        box = page.locator(".st-key-transforms_add").get_by_test_id("stSelectbox").last
         box.click()
         box.locator("input").fill(name)  # the option list is virtualised: filter it down first
         try:
@@ -88,7 +89,7 @@ def _add_transform(page: Page, name: str) -> None:
             page.keyboard.press("Escape")
     else:
         pytest.fail(f"could not pick {name} in the transform list")
-    page.get_by_role("button", name="Add", exact=True).click()
+    page.locator(".st-key-transforms_add_button").get_by_role("button").last.click()
     _idle(page)
 
 
