@@ -15,6 +15,7 @@ from core.models import MODELS
 from core.train import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from ui import charts
 from ui.cache import split_tensors
+from ui.layout import cells
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -335,7 +336,7 @@ def render_outcome(run: runs.RunInfo) -> None:
 
 def _final_metrics(run: runs.RunInfo, rows: list[dict]) -> None:
     last = (analysis.epoch_rows(rows) or [{}])[-1]
-    cols = st.columns(5)
+    cols = cells(5, 100)  # fixed widths that wrap: five columns of a narrow pane cut "50.8%" to "50…"
     cols[0].metric(
         "Test acc.", _pct(last.get("test_acc")), help="Test accuracy after the last completed epoch."
     )
