@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from core.data import FILES, prepare
 
@@ -51,3 +52,14 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class OutOfMemoryModel(nn.Module):
+    """A model whose forward pass fails the way CUDA does when a batch does not fit."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(784, 10)
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -7,13 +7,12 @@ import json
 import subprocess
 from pathlib import Path
 
-import torch
 from streamlit.testing.v1 import AppTest
-from torch import nn
 
 from core import checkpoint, runs, train
 from core.data import PROJECT_ROOT
 from core.train import TrainConfig
+from tests.conftest import OutOfMemoryModel
 
 APP = str(PROJECT_ROOT / "app.py")
 TRAIN_PAGE = "pages/3_Train.py"
@@ -73,17 +72,6 @@ def _train_again(directory: Path, config: TrainConfig) -> str:
     return runs.run_worker(directory)
 
 
-class _OutOfMemory(nn.Module):
-    """A model whose forward pass fails the way CUDA does when a batch does not fit."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(784, 10)
-
-    def forward(self, x):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-
 def _no_space(path, data):
     raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
@@ -126,7 +114,7 @@ def test_an_out_of_memory_run_says_to_lower_the_batch_size_and_the_page_keeps_wo
 ):
     directory = runs.create_run(GOOD, run_store / RUN)
     with monkeypatch.context() as patch:  # scoped: run_store's own patch must stay
-        patch.setattr(train, "build_model", lambda *_args, **_kwargs: _OutOfMemory())
+        patch.setattr(train, "build_model", lambda *_args, **_kwargs: OutOfMemoryModel())
         assert runs.train_run(directory) == "failed"
     error = runs.read_status(directory)["error"]
     assert error.startswith("out of memory: lower the batch size")

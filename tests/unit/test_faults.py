@@ -5,13 +5,12 @@ import json
 import tomllib
 
 import pytest
-import torch
-from torch import nn
 
 from core import checkpoint, runs
 from core.checkpoint import load_checkpoint
 from core.data import PROJECT_ROOT
 from core.train import EpochEnd, Failed, TrainConfig, fit
+from tests.conftest import OutOfMemoryModel
 
 GOOD = TrainConfig(epochs=1, limit_batches=20, device="cpu", log_every=10)
 
@@ -46,17 +45,8 @@ def test_divergence_keeps_the_last_good_checkpoint(real_data, runs_dir):
     load_checkpoint(directory / runs.CHECKPOINT)
 
 
-class _OutOfMemory(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(784, 10)
-
-    def forward(self, x):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-
 def test_out_of_memory_asks_for_a_smaller_batch(real_data):
-    last = list(fit(GOOD, model=_OutOfMemory()))[-1]
+    last = list(fit(GOOD, model=OutOfMemoryModel()))[-1]
     assert isinstance(last, Failed)
     assert last.error == "out of memory: lower the batch size (or choose a smaller model)"
 
