@@ -166,8 +166,12 @@ def cpu_seconds() -> dict[str, float]:
 
 
 def _share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Cores used on average by each kind of process between two cpu_seconds() snapshots."""
-    return {k: round((after[k] - before.get(k, 0.0)) / seconds, 2) for k in sorted(after)}
+    """Cores used on average by each kind of process between two cpu_seconds() snapshots.
+
+    Chromium is left out: its renderers exit with their pages, taking their CPU time with them.
+    """
+    kinds = sorted(k for k in after if k != "chromium")
+    return {k: round((after[k] - before.get(k, 0.0)) / seconds, 2) for k in kinds}
 
 
 def pinned_chromium(cpus: str, folder: Path) -> str:

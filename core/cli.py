@@ -147,12 +147,11 @@ def _stop_on_signals(directory: Path) -> None:
 
 def _worker(args) -> int:
     from core import runs
-    from core.threads import WORKER_NICE
 
     # The lock descriptor came from the parent; keeping it open keeps the device reserved.
     if args.lock_fd is not None:
         os.set_inheritable(args.lock_fd, False)
     _stop_on_signals(args.run_dir)
     # A background job: once it trains, clicks in the dashboard get the CPU first.
-    status = runs.run_worker(args.run_dir, init_from=args.init_from, echo=print, nice=WORKER_NICE)
+    status = runs.run_worker(args.run_dir, init_from=args.init_from, echo=print, nice=runs.WORKER_NICE)
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)

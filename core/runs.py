@@ -1,6 +1,7 @@
 """The run store on disk (data/runs/<id>/) and the worker process that trains one run."""
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -25,6 +26,7 @@ RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
 STOP_FILE = "STOP"
 CHECKPOINT = "model.pth"
+WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
 QUEUED_GRACE_S = 30.0  # how long a run may be queued before its worker's pid is recorded
 LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release the device
 _children: list[subprocess.Popen] = []  # workers this process started; polled so none stays a zombie
@@ -438,7 +440,8 @@ def run_worker(
     try:
         return train_run(directory, init_from=init_from, echo=echo, nice=nice)
     except OSError as exc:
-        error = "disk full while saving: free some space and start again" if exc.errno == 28 else str(exc)
+        full = exc.errno == errno.ENOSPC
+        error = "disk full while saving: free some space and start again" if full else str(exc)
     except StudioError as exc:
         error = str(exc)
     except Exception as exc:  # a bug: still tell the user rather than leave "running" behind

@@ -16,7 +16,6 @@ RECHECK_EVERY = 5  # windows before trying all threads again while running with 
 RECHECK_MAX = 40  # ... doubled after each try that loses, up to this (~80 s)
 SLOWDOWN = 0.7  # a window this much slower than the recent best at all threads: try fewer at once
 BETTER = 1.15  # the other count must be this much faster to be kept: a busy core makes it 2-3x
-WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # the dashboard's training runs yield to it
 
 
 class CpuThreads:

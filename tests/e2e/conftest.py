@@ -1,6 +1,7 @@
 """A real `streamlit run app.py` on a free port and Debian's Chromium driven by Playwright."""
 
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,34 @@ def trained_run(server):
     directory = runs.create_run(config, server.runs_dir / "20260101-000000-e2e0")
     assert runs.train_run(directory) == "finished"
     return directory
+
+
+# ---- steps several journeys take ----------------------------------------------------------------------
+
+
+def drop(page: Page, uploader_label: str, path) -> None:
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text=uploader_label)
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+
+
+STEP_POINTS_JS = """() => {
+  const plot = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+  return plot && plot.data ? plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
+}"""
+
+
+def start_run(page: Page, epochs: int, cap: int) -> None:
+    form = page.get_by_test_id("stForm")
+    form.get_by_role("spinbutton", name="Epochs", exact=True).fill(str(epochs))
+    form.get_by_role("spinbutton", name="Batches per epoch cap, for quick tries").fill(str(cap))
+    page.get_by_role("button", name="Start training").click()
+
+
+def wait_points(page: Page, more_than: int, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        points = page.evaluate(STEP_POINTS_JS)
+        if points > more_than:
+            return points
+        time.sleep(0.1)
+    pytest.fail(f"the live chart did not grow past {more_than} points in {timeout} s")

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.conftest import ARTIFACTS, shot
+from tests.e2e.conftest import ARTIFACTS, drop, shot, start_run, wait_points
 
 pytestmark = pytest.mark.e2e
 TIMINGS: dict[str, float] = {}
@@ -131,11 +131,6 @@ def test_transforms_rotation_and_flip_change_the_after_images(server, page: Page
     shot(page, "03-transforms")
 
 
-def _drop(page: Page, uploader_label: str, path) -> None:
-    uploader = page.get_by_test_id("stFileUploader").filter(has_text=uploader_label)
-    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
-
-
 def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, tmp_path):
     from PIL import Image
 
@@ -146,7 +141,7 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     Image.fromarray(images[0].numpy()).save(sample)  # test image 0 is an ankle boot
     page.goto(f"{server.url}/Predict")
     expect(page.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
-    _drop(page, "Drop images of clothing here", sample)
+    drop(page, "Drop images of clothing here", sample)
     top1 = page.get_by_text(re.compile(r"^Top-1: .+ · \d+\.\d%$"))
     expect(top1).to_be_visible(timeout=20_000)
     expect(page.get_by_text("File: boot.png")).to_be_visible()
@@ -154,7 +149,7 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     shot(page, "05-predict")
     fake = tmp_path / "notes.png"
     fake.write_text("a text file wearing a .png name")
-    _drop(page, "Drop images of clothing here", fake)
+    drop(page, "Drop images of clothing here", fake)
     expect(page.get_by_text(re.compile("Cannot classify this file: not an image"))).to_be_visible(
         timeout=20_000
     )
@@ -164,38 +159,15 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     shot(page, "06-predict-error")
 
 
-STEP_POINTS_JS = """() => {
-  const plot = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
-  return plot && plot.data ? plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
-}"""
-
-
-def _start_run(page: Page, epochs: int, cap: int) -> None:
-    form = page.get_by_test_id("stForm")
-    form.get_by_role("spinbutton", name="Epochs", exact=True).fill(str(epochs))
-    form.get_by_role("spinbutton", name="Batches per epoch cap, for quick tries").fill(str(cap))
-    page.get_by_role("button", name="Start training").click()
-
-
-def _wait_points(page: Page, more_than: int, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        points = page.evaluate(STEP_POINTS_JS)
-        if points > more_than:
-            return points
-        time.sleep(0.1)
-    pytest.fail(f"the live chart did not grow past {more_than} points in {timeout} s")
-
-
 def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     page.goto(f"{server.url}/Train")
     expect(page.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
     start = time.monotonic()
-    _start_run(page, epochs=20, cap=3000)
-    first = _wait_points(page, 0)
+    start_run(page, epochs=20, cap=3000)
+    first = wait_points(page, 0)
     _record("train_first_chart_point_s", time.monotonic() - start)
-    second = _wait_points(page, first)
-    _wait_points(page, second)  # grew twice, with no reload
+    second = wait_points(page, first)
+    wait_points(page, second)  # grew twice, with no reload
     shot(page, "04-train-live")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Dataset Explorer").click()
     expect(page.get_by_role("heading", name="Dataset Explorer")).to_be_visible(timeout=10_000)
@@ -206,7 +178,7 @@ def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=10_000)
     _record("switch_to_train_s", time.monotonic() - switch)
-    _wait_points(page, 0)
+    wait_points(page, 0)
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text("Stopped before the end")).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stMetric").first).to_be_visible()
@@ -223,7 +195,7 @@ def test_two_users_share_the_device_but_not_their_uploads(server, trained_run, b
         Image.new("L", (28, 28), 0).save(sample)
         alice.goto(f"{server.url}/Predict")
         expect(alice.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
-        _drop(alice, "Drop images of clothing here", sample)
+        drop(alice, "Drop images of clothing here", sample)
         expect(alice.get_by_text("File: alice-shirt.png")).to_be_visible(timeout=20_000)
         bob.goto(f"{server.url}/Predict")
         expect(bob.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
@@ -231,8 +203,8 @@ def test_two_users_share_the_device_but_not_their_uploads(server, trained_run, b
 
         alice.goto(f"{server.url}/Train")
         expect(alice.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
-        _start_run(alice, epochs=20, cap=3000)
-        _wait_points(alice, 0)
+        start_run(alice, epochs=20, cap=3000)
+        wait_points(alice, 0)
         bob.goto(f"{server.url}/Train")
         expect(bob.get_by_role("button", name="Stop")).to_be_visible(timeout=20_000)  # Bob sees it running
         bob.get_by_role("button", name="Start training").click()

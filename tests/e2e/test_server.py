@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.harness import kill_server, stop_runs, streamlit_server
-from tests.e2e.conftest import shot
-from tests.e2e.test_journeys import _drop, _start_run, _wait_points
+from tests.e2e.conftest import drop, shot, start_run, wait_points
 
 pytestmark = pytest.mark.e2e
 MB = 1024 * 1024
@@ -27,7 +26,7 @@ def _a_real_upload(page: Page, server, tmp_path) -> tuple[str, dict[str, str]]:
     page.goto(f"{server.url}/Predict")
     expect(page.get_by_role("heading", name="Predict")).to_be_visible(timeout=20_000)
     with page.expect_request(lambda r: "/_stcore/upload_file/" in r.url and r.method == "PUT") as info:
-        _drop(page, "Drop images of clothing here", sample)
+        drop(page, "Drop images of clothing here", sample)
     expect(page.get_by_text("File: small.png")).to_be_visible(timeout=20_000)
     request = info.value
     return request.url, request.all_headers()
@@ -111,8 +110,8 @@ def test_a_run_survives_a_server_restart_and_a_dead_worker_shows_as_failed(
     try:
         with streamlit_server(runs_dir, log) as first:
             _train_page(page, first.url)
-            _start_run(page, epochs=20, cap=3000)
-            _wait_points(page, 0)
+            start_run(page, epochs=20, cap=3000)
+            wait_points(page, 0)
             kill_server(first.proc, signal.SIGKILL)  # the server dies at once; the worker is not its group
         (run,) = runs.list_runs(runs_dir)
         assert run.status == "running", run
@@ -121,8 +120,8 @@ def test_a_run_survives_a_server_restart_and_a_dead_worker_shows_as_failed(
             expect(page.get_by_text(f"Run {run.id}")).to_be_visible(timeout=20_000)
             expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=20_000)
             expect(page.get_by_test_id("stSidebar").get_by_text("Training now")).to_be_visible()
-            points = _wait_points(page, 0)
-            _wait_points(page, points)  # still live: the new server's page follows the same worker
+            points = wait_points(page, 0)
+            wait_points(page, points)  # still live: the new server's page follows the same worker
             shot(page, "08-train-after-server-restart")
             os.kill(run.pid, signal.SIGKILL)
             expect(page.get_by_text(re.compile("ended unexpectedly"))).to_be_visible(timeout=20_000)

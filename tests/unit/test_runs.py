@@ -10,7 +10,6 @@ import pytest
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.errors import RunError
-from core.threads import WORKER_NICE
 from core.train import TrainConfig
 from tests.conftest import wait_for
 
@@ -141,10 +140,10 @@ def test_a_dashboard_run_yields_the_cpu_once_it_trains_and_the_cli_does_not(real
     try:
         assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
         pid = runs.get_run(run_id, runs_dir).pid
-        assert wait_for(lambda: _nice(pid) == WORKER_NICE, timeout=10)
+        assert wait_for(lambda: _nice(pid) == runs.WORKER_NICE, timeout=10)
         autogroup = Path(f"/proc/{pid}/autogroup")
         if autogroup.exists():  # the session's share of the CPU, which is what counts under autogroup
-            assert autogroup.read_text().strip().endswith(f"nice {WORKER_NICE}")
+            assert autogroup.read_text().strip().endswith(f"nice {runs.WORKER_NICE}")
     finally:
         runs.stop(run_id, runs_dir)
         runs.wait(run_id, runs_dir, timeout=30)
