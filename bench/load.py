@@ -155,7 +155,7 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue  # it exited meanwhile
         kind = "other"
-        if b"core worker" in cmdline:
+        if b"core worker" in cmdline or b"core spare" in cmdline:  # a spare that took a run
             kind = "worker"
         elif b"streamlit run" in cmdline:
             kind = "server"

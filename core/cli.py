@@ -112,7 +112,7 @@ def _train(args) -> int:
     directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
     with runs.device_lock(runs.device_key(config)):  # the same lock the dashboard's runs take
         runs.create_run(config, directory)
-        _stop_on_signals(directory)
+        stop_on_signals(directory)
         status = runs.run_worker(directory, echo=print)
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
 
@@ -134,7 +134,7 @@ def _predict(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _stop_on_signals(directory: Path) -> None:
+def stop_on_signals(directory: Path) -> None:
     """Ctrl-C or SIGTERM become a cooperative stop: the epoch's batch ends and a checkpoint is saved."""
     from core.runs import STOP_FILE
 
@@ -151,7 +151,7 @@ def _worker(args) -> int:
     # The lock descriptor came from the parent; keeping it open keeps the device reserved.
     if args.lock_fd is not None:
         os.set_inheritable(args.lock_fd, False)
-    _stop_on_signals(args.run_dir)
+    stop_on_signals(args.run_dir)
     # A background job: once it trains, clicks in the dashboard get the CPU first.
     status = runs.run_worker(args.run_dir, init_from=args.init_from, echo=print, nice=runs.WORKER_NICE)
     return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)

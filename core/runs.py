@@ -19,7 +19,7 @@ from core.data import DATA_DIR, PROJECT_ROOT
 from core.device import resolve_device
 from core.errors import RunError, StudioError
 from core.fsutil import atomic_write_json, remove_stale_temps
-from core.threads import lower_priority
+from core.priority import lower_priority
 from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
@@ -253,6 +253,8 @@ def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path 
     with device_lock(device_key(config), root) as fd:
         run_id = new_run_id()
         directory = create_run(config, root / run_id)
+        if _hand_to_spare(root, directory, init_from, fd):
+            return run_id
         args = [sys.executable, "-m", "core", "worker", str(directory), "--lock-fd", str(fd)]
         if init_from is not None:
             args += ["--init-from", str(init_from)]
@@ -269,6 +271,29 @@ def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path 
         _children.append(proc)
         _write_status(directory, pid=proc.pid)
     return run_id
+
+
+def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
+    """Give the new run to the store's spare worker (core.spare), if it has one ready."""
+    from core import spare
+
+    pid = spare.ready_pid(root)
+    if pid is None:
+        return False
+    _write_status(directory, pid=pid)  # first, so the worker's own "running" is never overwritten
+    return spare.claim(root, pid, directory, init_from, lock_fd)
+
+
+def prepare_worker(runs_dir: Path | None = None) -> int | None:
+    """Have a spare worker warm up now (core.spare), so the next start trains within a second; its pid."""
+    from core import spare
+
+    return spare.ensure(Path(runs_dir or RUNS_DIR))
+
+
+def adopt_child(proc: subprocess.Popen) -> None:
+    """Reap `proc` (a process this one started) with the workers, so it never stays a zombie."""
+    _children.append(proc)
 
 
 def stop(run_id: str, runs_dir: Path | None = None) -> None:

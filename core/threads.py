@@ -1,10 +1,7 @@
 """How many CPU threads to train with while other processes come and go on the same machine."""
 
-import contextlib
-import os
 import time
 from collections import deque
-from pathlib import Path
 
 import torch
 
@@ -96,16 +93,3 @@ class CpuThreads:
 
     def close(self) -> None:
         torch.set_num_threads(self.original)
-
-
-def lower_priority(nice: int) -> None:
-    """Let interactive work (the dashboard's server, the browser) go first when it needs the CPU.
-
-    With autogroup scheduling (Linux's default) the CPU is shared between sessions before nice values
-    count, and the worker has a session of its own: so its session's autogroup is lowered as well.
-    """
-    if nice <= 0:
-        return
-    os.nice(nice)
-    with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value alone applies
-        Path("/proc/self/autogroup").write_text(str(nice))

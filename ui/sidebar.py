@@ -28,6 +28,9 @@ def render_sidebar() -> None:
             else ":orange[:material/warning:] FashionMNIST not prepared"
         )
         _active_run()
+    if status.ready and runs.active_run() is None:
+        # A worker warms up in the background now, so that Start trains within a second (core.spare).
+        runs.prepare_worker()
 
 
 @st.fragment(run_every=2)

@@ -1,0 +1,225 @@
+"""A training worker started ahead of time, so a run's first loss comes seconds sooner.
+
+A new worker process spends most of its first seconds importing PyTorch (and the `torch._dynamo`
+that the optimizer's constructor imports). So while nothing trains, the dashboard keeps one spare
+worker per run store (every page's sidebar asks for it): it listens on a Unix socket at once, then
+imports all that and reads FashionMNIST at low priority while the user picks settings.
+`core.runs.start` hands it the new run's directory together with the device lock's file descriptor
+(SCM_RIGHTS), and the spare becomes that run's worker. Nothing depends on a spare being there:
+without one (or when it does not answer) `start` launches a worker as before.
+
+A spare exits by itself when its server goes away or when nobody has claimed it for IDLE_S.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.fsutil import atomic_write_bytes
+from core.priority import lower_priority
+
+IDLE_S = 15 * 60.0  # an unclaimed spare exits after this (it holds about 700 MB, as a worker does)
+READY_WAIT_S = 5.0  # how long a start waits for a just-started spare to listen
+PID_FILE = ".spare.pid"
+_MESSAGE_MAX = 16_384
+
+
+def enabled() -> bool:
+    """On unless STUDIO_SPARE_WORKER=0 (the page tests turn it off: they start no real runs)."""
+    return os.environ.get("STUDIO_SPARE_WORKER", "1") != "0"
+
+
+def _socket_path(root: Path, pid: int) -> Path:
+    return root / f".spare-{pid}.sock"
+
+
+def _read_pid(root: Path) -> int | None:
+    try:
+        pid = int((root / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, PermissionError):
+        return False
+    except (OSError, IndexError):
+        return True  # no /proc: the signal check is all there is
+    return state != "Z"
+
+
+def ensure(root: Path) -> int | None:
+    """Start a spare for the run store `root` unless one is alive; returns its pid (None if disabled)."""
+    if not enabled():
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+    pid = _read_pid(root)
+    if pid is not None:
+        return pid
+    from core import runs  # the module that starts workers also reaps them
+    from core.data import PROJECT_ROOT
+
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.spare", str(root), str(runs.WORKER_NICE)],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=devnull,
+            stderr=devnull,
+            start_new_session=True,  # like a worker: a run it becomes outlives the server's Ctrl-C
+        )
+    runs.adopt_child(proc)
+    atomic_write_bytes(root / PID_FILE, str(proc.pid).encode())
+    return proc.pid
+
+
+def ready_pid(root: Path) -> int | None:
+    """The pid of this store's live spare, if it has one (it may still be warming up)."""
+    return _read_pid(root) if enabled() else None
+
+
+def claim(root: Path, pid: int, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
+    """Hand the run in `directory` to the spare `pid`; False when it cannot take it (start a worker then).
+
+    The caller holds the device lock; the spare receives a duplicate of `lock_fd`, so the lock stays
+    held for as long as the spare (now the run's worker) lives.
+    """
+    path = _socket_path(root, pid)
+    deadline = time.monotonic() + READY_WAIT_S
+    while not path.exists():  # it listens within a moment of starting, before it imports PyTorch
+        if time.monotonic() > deadline or not _alive(pid):
+            return False
+        time.sleep(0.05)
+    message = json.dumps({"run_dir": str(directory), "init_from": str(init_from) if init_from else None})
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(5.0)
+            conn.connect(str(path))
+            socket.send_fds(conn, [message.encode()], [lock_fd])
+            if conn.recv(16) != b"ok":
+                return False
+    except OSError:
+        return False
+    with contextlib.suppress(OSError, ValueError):  # taken: the next start needs a new spare
+        if int((root / PID_FILE).read_text()) == pid:
+            (root / PID_FILE).unlink()
+    return True
+
+
+# ---- the spare process ----------------------------------------------------------------------------------
+
+
+def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path | None] | None:
+    """Run in the spare: listen, warm up, and wait for a claim. Returns (run dir, init_from), or None.
+
+    It listens before warming up, so a start never waits for it: a run claimed early simply begins
+    when the imports are done. On a claim, stdout and stderr move to the run's worker.log and the
+    device lock's descriptor stays open for the rest of the process's life. None: nobody claimed it
+    within `idle_s`, or the server that started it went away.
+    """
+    parent = os.getppid()
+    path = _socket_path(root, os.getpid())
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old_umask = os.umask(0o177)  # the socket is for this user only
+        try:
+            server.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        server.listen(4)
+        claimed: list = []
+        waiter = threading.Thread(target=_wait_for_claim, args=(server, idle_s, parent, claimed), daemon=True)
+        waiter.start()
+        lower_priority(nice)  # before the imports: warming up must not slow the page the user is on
+        _warm_up()
+        waiter.join()
+        return claimed[0] if claimed else None
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(OSError, ValueError):
+            if int((root / PID_FILE).read_text()) == os.getpid():
+                (root / PID_FILE).unlink()
+
+
+def _wait_for_claim(server: socket.socket, idle_s: float, parent: int, claimed: list) -> None:
+    server.settimeout(1.0)
+    deadline = time.monotonic() + idle_s
+    while time.monotonic() < deadline and os.getppid() == parent:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            job = _receive(conn)
+        if job is not None:
+            claimed.append(job)
+            return
+
+
+def _receive(conn: socket.socket) -> tuple[Path, Path | None] | None:
+    """One claim: a JSON message and the lock's descriptor, from a process of this same user."""
+    conn.settimeout(5.0)
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.getuid():
+            return None
+        data, fds, _flags, _addr = socket.recv_fds(conn, _MESSAGE_MAX, 1)
+        message = json.loads(data)
+        directory = Path(message["run_dir"])
+        init_from = Path(message["init_from"]) if message.get("init_from") else None
+        if not fds or not (directory / "config.json").is_file():
+            raise ValueError("not a run")
+        conn.sendall(b"ok")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    os.set_inheritable(fds[0], False)  # held (never closed) until this process exits
+    log = os.open(directory / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return directory, init_from
+
+
+def _warm_up() -> None:
+    """What a worker otherwise does in its first seconds: import PyTorch and read the dataset."""
+    with contextlib.suppress(Exception):  # a failure here shows up, in words, when the run starts
+        import torch._dynamo  # noqa: F401  (imported lazily by the optimizer's constructor: about 1 s)
+
+        from core import data, train  # noqa: F401
+
+        data.load_split("train")
+        data.load_split("test")
+
+
+def main(argv: list[str]) -> int:
+    """`python -m core.spare RUNS_DIR NICE`, from ensure(): wait for a run, then train it like a worker."""
+    job = serve(Path(argv[0]), nice=int(argv[1]))
+    if job is None:
+        return 0
+    from core import runs
+    from core.cli import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, stop_on_signals
+
+    directory, init_from = job
+    stop_on_signals(directory)
+    status = runs.run_worker(directory, init_from=init_from, echo=print)  # its priority is lowered already
+    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

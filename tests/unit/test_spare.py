@@ -1,0 +1,110 @@
+"""The spare worker (core.spare): a warmed-up process that takes the next run, or steps aside."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from core import runs, spare
+from core.errors import RunError
+from core.train import TrainConfig
+from tests.conftest import wait_for
+
+QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
+LONG = TrainConfig(epochs=50, limit_batches=500, log_every=1, device="cpu", batch_size=16)
+
+
+def _ready(root, pid, timeout=60.0) -> bool:
+    return wait_for(lambda: (root / f".spare-{pid}.sock").exists(), timeout=timeout)
+
+
+def _gone(pid, timeout=20.0) -> bool:
+    return wait_for(lambda: not spare._alive(pid), timeout=timeout)
+
+
+def test_a_spare_takes_the_next_run_and_holds_the_device_lock(real_data, runs_dir):
+    pid = runs.prepare_worker(runs_dir)
+    assert pid is not None and runs.prepare_worker(runs_dir) == pid  # one spare per store
+    assert _ready(runs_dir, pid)
+    run_id = runs.start(LONG, runs_dir=runs_dir)
+    try:
+        assert runs.get_run(run_id, runs_dir).pid == pid
+        assert wait_for(lambda: len(runs.read_metrics(run_id, runs_dir)) >= 2)
+        assert not (runs_dir / spare.PID_FILE).exists()  # taken: the next start needs another
+        with pytest.raises(RunError, match="already training on cpu"):
+            runs.start(QUICK, runs_dir=runs_dir)  # the lock went with the run to the spare
+    finally:
+        runs.stop(run_id, runs_dir)
+    run = runs.wait(run_id, runs_dir, timeout=60)
+    assert run.status == "stopped", run.error
+    assert "stopped at step" in (run.dir / "worker.log").read_text()  # its output is in the run's log
+    assert _gone(pid)
+    again = runs.start(QUICK, runs_dir=runs_dir)  # the lock died with it
+    assert runs.wait(again, runs_dir, timeout=120).status == "finished"
+
+
+def test_a_spare_continues_a_run_from_a_checkpoint(real_data, runs_dir):
+    first = runs.start(QUICK, runs_dir=runs_dir)
+    checkpoint = runs.wait(first, runs_dir, timeout=120).checkpoint
+    pid = runs.prepare_worker(runs_dir)
+    assert _ready(runs_dir, pid)
+    second = runs.start(QUICK, runs_dir=runs_dir, init_from=checkpoint)
+    run = runs.wait(second, runs_dir, timeout=120)
+    assert run.status == "finished" and run.pid == pid, run.error
+
+
+def test_a_stale_spare_record_falls_back_to_a_new_worker(real_data, runs_dir):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (runs_dir / spare.PID_FILE).write_text(str(dead.pid))
+    run_id = runs.start(QUICK, runs_dir=runs_dir)
+    run = runs.wait(run_id, runs_dir, timeout=120)
+    assert run.status == "finished" and run.pid != dead.pid, run.error
+
+
+def test_an_unclaimed_spare_exits_with_its_server(runs_dir):
+    code = (
+        "import sys, time; from core import runs; "
+        "print(runs.prepare_worker(sys.argv[1]), flush=True); time.sleep(600)"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code, str(runs_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(server.stdout.readline())
+        assert _ready(runs_dir, pid)
+    finally:
+        server.kill()
+        server.wait()
+    assert _gone(pid)
+    assert not (runs_dir / spare.PID_FILE).exists()
+    assert not list(runs_dir.glob(".spare-*.sock"))
+
+
+def test_the_spare_ignores_a_claim_that_is_not_a_run_and_times_out(runs_dir, tmp_path):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(job=spare.serve(runs_dir, nice=0, idle_s=4.0)))
+    thread.start()
+    assert _ready(runs_dir, os.getpid())
+    not_a_run = tmp_path / "elsewhere"
+    not_a_run.mkdir()
+    read, write = os.pipe()
+    try:
+        assert not spare.claim(runs_dir, os.getpid(), not_a_run, None, read)  # no config.json there
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:  # garbage instead of JSON
+            conn.connect(str(runs_dir / f".spare-{os.getpid()}.sock"))
+            conn.sendall(b"\xff not json")
+            assert conn.recv(16) == b""
+    finally:
+        os.close(read)
+        os.close(write)
+    thread.join(timeout=30)
+    assert result == {"job": None}  # nobody claimed it: it gave up
+    assert not list(runs_dir.glob(".spare-*.sock"))
+
+
+def test_no_spare_when_turned_off(runs_dir, monkeypatch):
+    monkeypatch.setenv("STUDIO_SPARE_WORKER", "0")
+    assert runs.prepare_worker(runs_dir) is None
+    assert not (runs_dir / spare.PID_FILE).exists()
