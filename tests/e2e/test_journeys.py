@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from core import runs, spare
 from tests.e2e.conftest import ARTIFACTS, drop, shot, start_run, wait_points
 
 pytestmark = pytest.mark.e2e
@@ -162,10 +163,13 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
 def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     page.goto(f"{server.url}/Train")
     expect(page.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
+    spare_pid = spare.ready_pid(server.runs_dir)  # nothing trains: the sidebar keeps a worker warm
+    assert spare_pid is not None
     start = time.monotonic()
     start_run(page, epochs=20, cap=3000)
     first = wait_points(page, 0)
     _record("train_first_chart_point_s", time.monotonic() - start)
+    assert runs.active_run(runs_dir=server.runs_dir).pid == spare_pid  # the warm worker took the run
     second = wait_points(page, first)
     wait_points(page, second)  # grew twice, with no reload
     shot(page, "04-train-live")
