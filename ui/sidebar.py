@@ -27,16 +27,15 @@ def render_sidebar() -> None:
             if status.ready
             else ":orange[:material/warning:] FashionMNIST not prepared"
         )
-        _active_run()
-    if status.ready and runs.active_run() is None:
-        # A worker warms up in the background now, so that Start trains within a second (core.spare).
-        runs.prepare_worker()
+        _active_run(status.ready)
 
 
 @st.fragment(run_every=2)
-def _active_run() -> None:
+def _active_run(dataset_ready: bool) -> None:
     run = runs.active_run()
     if run is None:
+        if dataset_ready:  # a worker warms up in the background, so Start trains within a second
+            runs.prepare_worker()
         return
     st.caption("Training now")
     where = runs.progress(run)
