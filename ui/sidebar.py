@@ -30,7 +30,10 @@ def render_sidebar() -> None:
         _active_run(status.ready)
 
 
-@st.fragment(run_every=2)
+# Every 5 s: each run of a fragment re-renders the page's elements in the browser, and this one
+# is on every page while a run trains (Chromium on the Explorer: 0.06 core at 2 s, 0.03 at 5 s).
+# The Train page's own live view is the one refreshed every second.
+@st.fragment(run_every=5)
 def _active_run(dataset_ready: bool) -> None:
     run = runs.active_run()
     if run is None:
