@@ -133,7 +133,8 @@ def live_view_overhead(store: Path, cycles: int = CYCLES) -> dict:
     speeds: dict[str, list[float]] = {condition: [] for condition, _ in CONDITIONS}
     for condition, start, end in windows:
         speeds[condition].append(_speed(rows, start, end, config.batch_size))
-    alone = statistics.median(speeds["nobody watching"])
+    reference = CONDITIONS[0][0]
+    alone = statistics.median(speeds[reference])
     report = {
         "window_s": WINDOW_S,
         "cycles": cycles,
@@ -142,7 +143,7 @@ def live_view_overhead(store: Path, cycles: int = CYCLES) -> dict:
     }
     for condition, _ in CONDITIONS[1:]:
         slower = alone / statistics.median(speeds[condition]) - 1  # extra training time
-        paired = [a / w - 1 for a, w in zip(speeds["nobody watching"], speeds[condition], strict=True)]
+        paired = [a / w - 1 for a, w in zip(speeds[reference], speeds[condition], strict=True)]
         report[f"added_time_pct: {condition}"] = {
             "of_medians": round(slower * 100, 1),
             "median_of_cycles": round(statistics.median(paired) * 100, 1),
