@@ -16,23 +16,27 @@ _LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right"
 def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> go.Figure:
     """One constructor call from plain dicts: several times cheaper than plotly's update_* calls,
     which matters for charts redrawn every second while a run trains."""
-    return go.Figure(
-        {
-            "data": traces,
-            "layout": {
-                "title": {"text": title, "font": {"size": 15}},
-                "xaxis": xaxis,
-                "yaxis": yaxis,
-                "height": HEIGHT,
-                "margin": _MARGIN,
-                "legend": _LEGEND,
-                "hovermode": "x unified",
-                # Plotly keeps the user's zoom and legend clicks while uirevision stays the same.
-                "uirevision": revision,
-                **layout,
-            },
-        }
-    )
+    return go.Figure(_spec(traces, title, xaxis, yaxis, revision, **layout))
+
+
+def _spec(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> dict:
+    """A figure as plain JSON, for ui.live_chart (and, through _figure, for st.plotly_chart)."""
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": title, "font": {"size": 15}},
+            # Room for tick labels: plotly.py's default template asks for it, ui.live_chart has no template.
+            "xaxis": {"automargin": True, **xaxis},
+            "yaxis": {"automargin": True, **yaxis},
+            "height": HEIGHT,
+            "margin": _MARGIN,
+            "legend": _LEGEND,
+            "hovermode": "x unified",
+            # Plotly keeps the user's zoom and legend clicks while uirevision stays the same.
+            "uirevision": revision,
+            **layout,
+        },
+    }
 
 
 def _line(xs: list, ys: list, name: str, color: str | None = None, **extra) -> dict:
@@ -48,12 +52,17 @@ def _loss_axis(log: bool) -> dict:
 
 def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> go.Figure:
     """Training loss at each logged step (the tutorial prints it every 100 batches; we plot it)."""
+    return go.Figure(step_loss_spec(rows, revision, log=log))
+
+
+def step_loss_spec(rows: list[dict], revision: str, *, log: bool = False) -> dict:
+    """step_loss as plain JSON, for the live chart."""
     xs, ys = thin(*series(batch_rows(rows), "step", "loss"))
     # Markers help while there are few points; past a few hundred they only thicken the line.
     mode = "lines+markers" if len(xs) <= 200 else "lines"
     trace = _line(xs, ys, "batch loss", TRAIN_COLOR, mode=mode, marker={"size": 4})
     # The axis type is part of the revision so switching log/linear starts from a fitting view.
-    return _figure(
+    return _spec(
         [trace],
         "Training loss per logged step",
         {"title": {"text": "step (batches)"}},

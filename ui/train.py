@@ -18,6 +18,7 @@ from core.train import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from ui import charts
 from ui.cache import split_tensors
 from ui.layout import cells
+from ui.live_chart import live_chart
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -282,7 +283,7 @@ def live_view(run_id: str) -> None:
         st.info(
             "Starting the worker: loading PyTorch and FashionMNIST. The first loss appears in a few seconds."
         )
-    render_curves(rows, run_id)  # drawn even while empty, so the first point only updates a mounted chart
+    render_curves(rows, run_id, live=True)  # drawn even while empty: the first point updates a mounted chart
     if not rows and _in_fragment_rerun():
         # Until the first loss is logged, look again in a quarter of a second rather than at the next
         # tick: the first point then shows as soon as it exists. Unchanged elements are not redrawn.
@@ -320,9 +321,17 @@ def _reader(run: runs.RunInfo) -> analysis.MetricsReader:
     return readers[run.id]
 
 
-def render_curves(rows: list[dict], run_id: str) -> None:
+def render_curves(rows: list[dict], run_id: str, *, live: bool = False) -> None:
     log = st.toggle("Log-scale loss", key="train_log_loss")
-    st.plotly_chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps")
+
+    def built_in() -> None:
+        st.plotly_chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps")
+
+    if live:  # changes every second: one chart updated in place rather than a new one each time
+        spec = charts.step_loss_spec(rows, run_id, log=log)
+        live_chart(spec, key="train_chart_steps_live", fallback=built_in)
+    else:
+        built_in()
     if not analysis.epoch_rows(rows):
         st.caption("Loss and accuracy per epoch appear when the first epoch ends and the test set is scored.")
         return

@@ -8,6 +8,7 @@ from core.data import CLASSES, PROJECT_ROOT
 from core.models import build_model
 from core.train import TrainConfig
 from tests.conftest import wait_for
+from ui import live_chart
 from ui.train import GALLERY_SIZE, progress_text
 
 PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
@@ -29,8 +30,10 @@ def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64)
 
 
 def _charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page by title."""
+    """Plotly figures on the page by title: st.plotly_chart's and the live chart's (ui.live_chart)."""
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    live = [json.loads(component.proto.json) for component in at.get("bidi_component")]
+    specs += [data["figure"] for data in live if "figure" in data]  # not its waiter
     return {spec["layout"]["title"]["text"]: spec for spec in specs}
 
 
@@ -59,6 +62,16 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         )
         steps = _charts(at)["Training loss per logged step"]["data"][0]["x"]
         assert len(steps) >= 3 and steps[:3] == [1, 2, 3]
+        # st.plotly_chart until the browser tab says it has Plotly (no browser here), then the chart
+        # updated in place (ui.live_chart): the same figure.
+        assert [json.loads(c.proto.json) for c in at.get("bidi_component")] == [{"wait": True}]
+        at.session_state[live_chart.READY] = True
+        at.run()
+        assert not at.exception
+        assert not [c for c in at.get("plotly_chart") if "per logged step" in c.proto.spec]
+        (live,) = [json.loads(c.proto.json)["figure"] for c in at.get("bidi_component")]
+        assert live["layout"]["title"]["text"] == "Training loss per logged step"
+        assert live["data"][0]["x"][:3] == [1, 2, 3]
 
         at.button(key="train_start").click().run()  # a second run on the same device
         assert not at.exception

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.harness import CHROMIUM, CHROMIUM_FLAGS, ServerFailed, stop_runs, streamlit_server
@@ -81,10 +82,38 @@ def drop(page: Page, uploader_label: str, path) -> None:
     uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
 
 
-STEP_POINTS_JS = """() => {
+LIVE_CHART_JS = """() => {
+  const count = (plot) => plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+  const chart = document.querySelector('.studio-live-chart');
+  if (chart && chart.data) {
+    chart.dataset.seen = chart.dataset.seen || String(Math.random());  // stays only if not rebuilt
+    return {points: count(chart), mark: chart.dataset.seen};
+  }
+  // Before the tab has Plotly the step chart is st.plotly_chart: the page's first Plotly chart.
   const plot = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
-  return plot && plot.data ? plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
+  return {points: plot && plot.data ? count(plot) : 0, mark: null};
 }"""
+
+
+def live_chart(page: Page) -> dict:
+    """The live step chart's point count, and a mark that stays while it is the same element.
+
+    The mark is None while the chart is still st.plotly_chart, drawn until the tab has Plotly
+    (see ui/live_chart.py)."""
+    try:
+        return page.evaluate(LIVE_CHART_JS)
+    except PlaywrightError:  # the page navigated meanwhile: look again
+        return {"points": 0, "mark": None}
+
+
+def wait_in_place(page: Page, timeout: float = 10.0) -> str:
+    """Wait for the live step chart to be ui.live_chart's (updated in place); its mark."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (mark := live_chart(page)["mark"]) is not None:
+            return mark
+        time.sleep(0.1)
+    pytest.fail(f"the live chart was still st.plotly_chart after {timeout} s")
 
 
 def start_run(page: Page, epochs: int, cap: int) -> None:
@@ -97,7 +126,7 @@ def start_run(page: Page, epochs: int, cap: int) -> None:
 def wait_points(page: Page, more_than: int, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        points = page.evaluate(STEP_POINTS_JS)
+        points = live_chart(page)["points"]
         if points > more_than:
             return points
         time.sleep(0.1)

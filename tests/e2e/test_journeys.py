@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core import runs, spare
-from tests.e2e.conftest import ARTIFACTS, drop, shot, start_run, wait_points
+from tests.e2e.conftest import ARTIFACTS, drop, live_chart, shot, start_run, wait_in_place, wait_points
 
 pytestmark = pytest.mark.e2e
 TIMINGS: dict[str, float] = {}
@@ -170,8 +170,10 @@ def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     first = wait_points(page, 0)
     _record("train_first_chart_point_s", time.monotonic() - start)
     assert runs.active_run(runs_dir=server.runs_dir).pid == spare_pid  # the warm worker took the run
+    mark = wait_in_place(page)
     second = wait_points(page, first)
     wait_points(page, second)  # grew twice, with no reload
+    assert live_chart(page)["mark"] == mark  # the same Plotly chart, updated in place, not rebuilt
     shot(page, "04-train-live")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Dataset Explorer").click()
     expect(page.get_by_role("heading", name="Dataset Explorer")).to_be_visible(timeout=10_000)
