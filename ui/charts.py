@@ -50,13 +50,12 @@ def _loss_axis(log: bool) -> dict:
     return {"title": {"text": "cross-entropy loss"}, "type": "log" if log else "linear"}
 
 
-def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> go.Figure:
+# The training curves are plain JSON figures: st.plotly_chart takes them as they are, and so does
+# ui.live_chart, which redraws them in place while a run trains.
+
+
+def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:
     """Training loss at each logged step (the tutorial prints it every 100 batches; we plot it)."""
-    return go.Figure(step_loss_spec(rows, revision, log=log))
-
-
-def step_loss_spec(rows: list[dict], revision: str, *, log: bool = False) -> dict:
-    """step_loss as plain JSON, for the live chart."""
     xs, ys = thin(*series(batch_rows(rows), "step", "loss"))
     # Markers help while there are few points; past a few hundred they only thicken the line.
     mode = "lines+markers" if len(xs) <= 200 else "lines"
@@ -79,16 +78,16 @@ def _train_and_test(rows: list[dict], train_key: str, test_key: str) -> list[dic
     ]
 
 
-def epoch_loss(rows: list[dict], revision: str, *, log: bool = False) -> go.Figure:
+def epoch_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:
     traces = _train_and_test(rows, "train_loss", "test_loss")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _figure(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}")
+    return _spec(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}")
 
 
-def epoch_accuracy(rows: list[dict], revision: str) -> go.Figure:
+def epoch_accuracy(rows: list[dict], revision: str) -> dict:
     traces = _train_and_test(rows, "train_acc", "test_acc")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _figure(
+    return _spec(
         traces, "Accuracy per epoch", xaxis, {"title": {"text": "accuracy"}, "tickformat": ".0%"}, revision
     )
 

@@ -322,22 +322,27 @@ def _reader(run: runs.RunInfo) -> analysis.MetricsReader:
 
 
 def render_curves(rows: list[dict], run_id: str, *, live: bool = False) -> None:
+    """The training curves; `live`: while the run trains, each chart updated in place every second."""
     log = st.toggle("Log-scale loss", key="train_log_loss")
-
-    def built_in() -> None:
-        st.plotly_chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps")
-
-    if live:  # changes every second: one chart updated in place rather than a new one each time
-        spec = charts.step_loss_spec(rows, run_id, log=log)
-        live_chart(spec, key="train_chart_steps_live", fallback=built_in)
-    else:
-        built_in()
+    _curve(charts.step_loss(rows, run_id, log=log), "train_chart_steps", live)
     if not analysis.epoch_rows(rows):
         st.caption("Loss and accuracy per epoch appear when the first epoch ends and the test set is scored.")
         return
     left, right = st.columns(2)
-    left.plotly_chart(charts.epoch_loss(rows, run_id, log=log), key="train_chart_epoch_loss")
-    right.plotly_chart(charts.epoch_accuracy(rows, run_id), key="train_chart_epoch_acc")
+    with left:
+        _curve(charts.epoch_loss(rows, run_id, log=log), "train_chart_epoch_loss", live)
+    with right:
+        _curve(charts.epoch_accuracy(rows, run_id), "train_chart_epoch_acc", live)
+
+
+def _curve(figure: dict, key: str, live: bool) -> None:
+    def built_in() -> None:
+        st.plotly_chart(figure, key=key)
+
+    if live:  # a new st.plotly_chart each time the figure changes would be a chart built from scratch
+        live_chart(figure, key=f"{key}_live", fallback=built_in)
+    else:
+        built_in()
 
 
 def render_outcome(run: runs.RunInfo) -> None:
