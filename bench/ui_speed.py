@@ -1,13 +1,13 @@
 """The dashboard's numbers on CPU: grid, prediction, first live point, and what watching a run costs.
 
-Prints JSON. The live-view overhead is measured on one long run while Chromium switches between
-no page, another dashboard page and the live Train page (see live_view_overhead).
+Prints JSON. The live view's cost is measured against the same run from the CLI, alternately
+(see live_view_overhead).
 """
 
 import io
-import itertools
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +17,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from bench.harness import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+from bench.load import cpu_seconds
 from core import runs
 from core.data import PROJECT_ROOT, load_split, prepare
 from core.explore import sample_indices, to_display
@@ -25,17 +26,12 @@ from core.predict import predict
 from core.predict import prepare as prepare_image
 from core.train import preset
 
-WATCHED = preset("tutorial", device="cpu")  # the quickstart's model, optimizer and batches
+WATCHED = preset("tutorial")  # what live_view_overhead trains: the Train form's defaults
 FIRST_POINT = preset("tutorial", epochs=1, limit_batches=1500, device="cpu")
-CYCLES = 6
-WINDOW_S = 9.0
-SETTLE_S = 3.0
-# (condition, page path or None for about:blank); the first is the reference
-CONDITIONS = (
-    ("nobody watching", None),
-    ("Dataset Explorer open", "Dataset_Explorer"),
-    ("live Train page", "Train"),
-)
+ROUNDS = 4
+RUN_LIMIT_S = 300.0
+QUIET_CORES = 0.1
+CPU_KINDS = ("server", "chromium")  # what watching adds, in cores (bench.load.cpu_seconds)
 SPARE_WARM_UP_S = 8.0
 
 
@@ -99,73 +95,104 @@ def first_point_seconds(store: Path, *, spare: bool) -> float:
     return elapsed
 
 
-def live_view_overhead(store: Path, cycles: int = CYCLES) -> dict:
-    """Training speed with nobody watching, with another dashboard page open, and with the live view.
+def live_view_overhead(store: Path, rounds: int = ROUNDS) -> dict:
+    """What watching a run live adds to its training time, compared with the same run from the CLI.
 
-    One long run, with the browser switching between the three in turn every WINDOW_S seconds: the
-    machine's own drift (other tenants of this VM, CPU boost) then hits every condition alike,
-    which separate runs one after another do not (their times here vary by 30% with nobody
-    watching). The first SETTLE_S of each window are left out (the page loading, a one-time cost),
-    and so are the test passes at epoch ends. Speeds come from the run's own logged (time, step).
+    The tutorial preset is trained `rounds` times each way, alternately: by `python -m core train`
+    with no browser, and by Start on the dashboard's Train page in Chromium, whose live view then
+    stays open to the end. Alternating lets the machine's own drift (other tenants of this VM, CPU
+    boost: tens of percent over minutes) hit both alike. A run's training time is the sum of its
+    epoch times (training and test pass), from its own metrics: process start-up is not in it.
+    Also reported: the CPU the server and Chromium used during the watched runs, from Start to the
+    end (the first second or two draw the live view, and load Streamlit's Plotly in a new tab).
     """
     from playwright.sync_api import sync_playwright
 
-    config = WATCHED.replace(epochs=1000, log_every=20)
-    windows = []  # (condition, start, end)
+    cli, watched, cores = [], [], []
     with streamlit_server(store, store / "streamlit.log") as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        run_id = runs.start(config, runs_dir=store)
-        try:
-            while not runs.read_metrics(run_id, store):
-                time.sleep(0.1)
-            for _ in range(cycles):
-                for condition, path in CONDITIONS:
-                    page.goto(f"{server.url}/{path}" if path is not None else "about:blank")
-                    opened = time.time()
-                    time.sleep(WINDOW_S)
-                    windows.append((condition, opened + SETTLE_S, time.time()))
-        finally:
-            runs.stop(run_id, store)
-            runs.wait(run_id, store, timeout=60)
-            browser.close()
-    rows = [r for r in runs.read_metrics(run_id, store) if r["kind"] == "batch"]
-    speeds: dict[str, list[float]] = {condition: [] for condition, _ in CONDITIONS}
-    for condition, start, end in windows:
-        speeds[condition].append(_speed(rows, start, end, config.batch_size))
-    reference = CONDITIONS[0][0]
-    alone = statistics.median(speeds[reference])
-    report = {
-        "window_s": WINDOW_S,
-        "cycles": cycles,
-        "samples_per_s": {k: [round(v) for v in vs] for k, vs in speeds.items()},
-        "median_samples_per_s": {k: round(statistics.median(vs)) for k, vs in speeds.items()},
+        for round_ in range(rounds):
+            page.goto("about:blank")
+            _quiet()  # the spare worker that the server starts after a run has warmed up
+            cli_dir = store / "cli" / f"round-{round_}"
+            command = [
+                sys.executable,
+                "-m",
+                "core",
+                "train",
+                "--preset",
+                "tutorial",
+                "--run-dir",
+                str(cli_dir),
+            ]
+            subprocess.run(command, check=True, capture_output=True, cwd=PROJECT_ROOT)
+            cli.append(_training_s(cli_dir))
+
+            page.goto(f"{server.url}/Train")
+            start = page.get_by_role("button", name="Start training")
+            start.wait_for(timeout=60_000)
+            _quiet()  # the page has loaded: what is measured is the live view
+            before, since = cpu_seconds(), time.time()
+            start.click()
+            page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+            run = runs.wait(runs.list_runs(store)[0].id, store, timeout=RUN_LIMIT_S)
+            after, seconds = cpu_seconds(), time.time() - since
+            watched.append(_training_s(run.dir))
+            cores.append({k: (after[k] - before.get(k, 0.0)) / seconds for k in CPU_KINDS})
+            _same_training(cli_dir, run.dir)
+        browser.close()
+    paired = [w / c - 1 for c, w in zip(cli, watched, strict=True)]
+    return {
+        "rounds": rounds,
+        "training_s": {"cli": [round(t, 2) for t in cli], "watched": [round(t, 2) for t in watched]},
+        "median_training_s": {
+            "cli": round(statistics.median(cli), 2),
+            "watched": round(statistics.median(watched), 2),
+        },
+        "added_time_pct": {
+            "of_medians": round((statistics.median(watched) / statistics.median(cli) - 1) * 100, 1),
+            "median_of_rounds": round(statistics.median(paired) * 100, 1),
+        },
+        "median_cores_used_while_watched": {
+            k: round(statistics.median(c[k] for c in cores), 3) for k in CPU_KINDS
+        },
     }
-    for condition, _ in CONDITIONS[1:]:
-        slower = alone / statistics.median(speeds[condition]) - 1  # extra training time
-        paired = [a / w - 1 for a, w in zip(speeds[reference], speeds[condition], strict=True)]
-        report[f"added_time_pct: {condition}"] = {
-            "of_medians": round(slower * 100, 1),
-            "median_of_cycles": round(statistics.median(paired) * 100, 1),
-        }
-    return report
 
 
-def _speed(rows: list[dict], start: float, end: float, batch_size: int) -> float:
-    """Samples per second between consecutive logged steps inside [start, end], within an epoch."""
-    steps = seconds = 0.0
-    for a, b in itertools.pairwise(rows):
-        if a["epoch"] == b["epoch"] and start <= a["time"] and b["time"] <= end:
-            steps += b["step"] - a["step"]
-            seconds += b["time"] - a["time"]
-    return steps * batch_size / seconds if seconds else float("nan")
+def _quiet(limit_s: float = 60.0) -> None:
+    """Wait until the machine is idle (under QUIET_CORES in all over a second), or limit_s."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds().values())
+        time.sleep(1.0)
+        if sum(cpu_seconds().values()) - before < QUIET_CORES:
+            return
+
+
+def _training_s(run_dir: Path) -> float:
+    """Seconds spent in epochs (training and test pass), from the run's metrics: all of them logged."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r["seconds"] for r in rows if r["kind"] == "epoch"]
+    if len(epochs) != WATCHED.epochs:
+        raise RuntimeError(f"{run_dir} logged {len(epochs)} of {WATCHED.epochs} epochs")
+    return sum(epochs)
+
+
+def _same_training(cli_dir: Path, dashboard_dir: Path) -> None:
+    """Both ways trained the same configuration."""
+    cli, dashboard = (json.loads((d / "config.json").read_text()) for d in (cli_dir, dashboard_dir))
+    if cli != dashboard:
+        differ = sorted(k for k in cli.keys() | dashboard.keys() if cli.get(k) != dashboard.get(k))
+        raise RuntimeError(f"the CLI and dashboard runs differ in {differ}")
 
 
 def main() -> None:
     prepare(allow_download=False)
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else ROUNDS
     if "--live-only" in sys.argv:
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(live_view_overhead(Path(tmp)), indent=2))
+            print(json.dumps(live_view_overhead(Path(tmp), rounds), indent=2))
         return
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)
@@ -176,7 +203,7 @@ def main() -> None:
                 "cold_worker": round(first_point_seconds(store, spare=False), 2),
                 "spare_worker": round(first_point_seconds(store, spare=True), 2),
             },
-            "live_view": live_view_overhead(store),
+            "live_view": live_view_overhead(store, rounds),
         }
     print(json.dumps(report, indent=2))
 
