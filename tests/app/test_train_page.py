@@ -56,6 +56,7 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
         at.run()  # the browser re-runs the fragment every second; AppTest needs a nudge
         assert not at.exception
+        assert any("Watching takes CPU time" in c.value for c in at.caption)  # a CPU run: its cost
         (bar,) = at.get("progress")
         assert (
             bar.text.startswith("epoch 1/50 · step ") and "/150,000" in bar.text and "samples/s" in bar.text
@@ -86,6 +87,7 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
     at.run()
     assert not at.exception
     assert not at.get("progress")
+    assert not any("Watching takes CPU time" in c.value for c in at.caption)  # nothing to watch now
     assert any("Stopped before the end" in w.value for w in at.warning)
     assert any(f"Run {run_id}" == h.value for h in at.subheader)
 
