@@ -1,5 +1,5 @@
-// The live training-loss chart (ui/live_chart.py): one Plotly chart in the page itself, updated in
-// place with Plotly.react on every refresh. Its Plotly is the page's own: the one Streamlit loads
+// A live training chart (ui/live_chart.py): one Plotly chart in the page itself, updated in place
+// with Plotly.react on every refresh. Its Plotly is the page's own: the one Streamlit loads
 // for st.plotly_chart, which plotly.js publishes as window.Plotly.
 
 function whenPlotly() {

@@ -2,8 +2,9 @@
 
 st.plotly_chart gives a changed figure a new identity (its element id hashes the figure), so the
 browser built a new Plotly chart on every refresh of the live view. Updating one chart in place
-with Plotly.react took Chromium's CPU on the live Train page from about 0.22 to 0.14 of a core,
-time a training run on the same machine gets back. Plotly's uirevision keeps the user's zoom.
+with Plotly.react (the step chart and, at each epoch end, the two epoch charts) took Chromium's
+CPU on the live Train page from about 0.29 to 0.22 of a core while a tutorial run trained here,
+time that run gets back (bench.ui_speed). Plotly's uirevision keeps the user's zoom.
 
 It draws with the page's own Plotly: the one Streamlit loads for st.plotly_chart, which plotly.js
 publishes as window.Plotly. So there is no second copy to fetch. Until the browser tab has it, the
