@@ -20,6 +20,7 @@ from core.device import resolve_device
 from core.errors import RunError, StudioError
 from core.fsutil import atomic_write_json, remove_stale_temps
 from core.priority import lower_priority
+from core.procs import pid_alive
 from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
@@ -340,19 +341,8 @@ def _reap_children() -> None:
 
 
 def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    _reap_children()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent has not collected it yet
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    _reap_children()  # a worker this process started is a zombie until collected
+    return pid_alive(pid)
 
 
 def _now() -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.fsutil import atomic_write_bytes
 from core.priority import lower_priority
+from core.procs import pid_alive
 
 IDLE_S = 15 * 60.0  # an unclaimed spare exits after this (it holds about 700 MB, as a worker does)
 READY_WAIT_S = 5.0  # how long a start waits for a just-started spare to listen
@@ -45,18 +46,7 @@ def _read_pid(root: Path) -> int | None:
         pid = int((root / PID_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (ProcessLookupError, PermissionError):
-        return False
-    except (OSError, IndexError):
-        return True  # no /proc: the signal check is all there is
-    return state != "Z"
+    return pid if pid_alive(pid) else None
 
 
 def ensure(root: Path) -> int | None:
@@ -98,7 +88,7 @@ def claim(root: Path, pid: int, directory: Path, init_from: Path | None, lock_fd
     path = _socket_path(root, pid)
     deadline = time.monotonic() + READY_WAIT_S
     while not path.exists():  # it listens within a moment of starting, before it imports PyTorch
-        if time.monotonic() > deadline or not _alive(pid):
+        if time.monotonic() > deadline or not pid_alive(pid):
             return False
         time.sleep(0.05)
     message = json.dumps({"run_dir": str(directory), "init_from": str(init_from) if init_from else None})

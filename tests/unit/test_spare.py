@@ -10,6 +10,7 @@ import pytest
 
 from core import runs, spare
 from core.errors import RunError
+from core.procs import pid_alive
 from core.train import TrainConfig
 from tests.conftest import wait_for
 
@@ -22,7 +23,7 @@ def _ready(root, pid, timeout=60.0) -> bool:
 
 
 def _gone(pid, timeout=20.0) -> bool:
-    return wait_for(lambda: not spare._alive(pid), timeout=timeout)
+    return wait_for(lambda: not pid_alive(pid), timeout=timeout)
 
 
 def test_a_spare_takes_the_next_run_and_holds_the_device_lock(real_data, runs_dir):
