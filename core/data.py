@@ -15,6 +15,20 @@ from torch.utils.data import Dataset
 
 from core.errors import DatasetCorrupt, DatasetNotFound
 from core.fsutil import atomic_write_bytes
+from core.paths import (
+    DATA_DIR,
+    FILES,
+    SPLITS,
+    SYSTEM_DIR,
+    SYSTEM_PACKAGE,
+    all_files,
+    has_project_copy,
+    has_system_copy,
+    raw_dir,
+)
+from core.paths import (
+    PROJECT_ROOT as PROJECT_ROOT,  # re-exported: core.runs and the tests find the project here
+)
 
 CLASSES = (
     "T-shirt/top",
@@ -29,31 +43,13 @@ CLASSES = (
     "Ankle boot",
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR", PROJECT_ROOT / "data"))
-# Debian's dataset-fashion-mnist package installs the four .gz files here.
-SYSTEM_DIR = Path(os.environ.get("FASHION_MNIST_SYSTEM_DIR", "/usr/share/datasets/fashion-mnist"))
-SPLITS = ("train", "test")
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 SOURCE_FILE = "SOURCE"  # records where prepare() found the files
 FIX_HINT = (
-    "Run `make data` (or `python -m core data prepare`). Offline on Debian, first run "
-    "`apt-get install dataset-fashion-mnist`; or copy the four FashionMNIST files "
+    f"Run `make data` (or `python -m core data prepare`). Offline on Debian, first run "
+    f"`sudo apt-get install -y {SYSTEM_PACKAGE}`; or copy the four FashionMNIST files "
     "(train-images-idx3-ubyte, ...) into {raw}."
 )
 _IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # uint8 data, 3 dims (images) or 1 dim (labels)
-
-
-def raw_dir(root: Path | None = None) -> Path:
-    """Where torchvision's FashionMNIST expects its unpacked files: <root>/FashionMNIST/raw."""
-    return Path(root or DATA_DIR) / "FashionMNIST" / "raw"
-
-
-def _all_files() -> list[str]:
-    return [name for split in SPLITS for name in FILES[split]]
 
 
 def _hint(root: Path | None) -> str:
@@ -71,7 +67,7 @@ class DatasetStatus:
 def dataset_status(root: Path | None = None) -> DatasetStatus:
     """Cheap check (file presence only) used by the UI on every page load."""
     raw = raw_dir(root)
-    missing = [n for n in _all_files() if not (raw / n).is_file()]
+    missing = [n for n in all_files() if not (raw / n).is_file()]
     if missing:
         return DatasetStatus(False, None, raw, f"FashionMNIST is not prepared yet. {_hint(root)}")
     source_file = raw / SOURCE_FILE
@@ -91,15 +87,15 @@ def prepare(
     Order: files already in data/FashionMNIST/raw -> Debian's system copy -> torchvision download.
     """
     raw = raw_dir(root)
-    if all((raw / n).is_file() for n in _all_files()):
+    if has_project_copy(root):
         _validate_all(root)
         source = dataset_status(root).source or "local"
         log(f"FashionMNIST already in {raw} (source: {source})")
         return source
     system = Path(system_dir or SYSTEM_DIR)
-    if all((system / f"{n}.gz").is_file() for n in _all_files()):
+    if has_system_copy(system):
         log(f"Unpacking FashionMNIST from {system} into {raw}")
-        for name in _all_files():
+        for name in all_files():
             _unpack_gz(system / f"{name}.gz", raw / name)
         _validate_all(root)
         atomic_write_bytes(raw / SOURCE_FILE, b"system\n")
@@ -120,7 +116,7 @@ def _unpack_gz(src: Path, dest: Path) -> None:
     except (OSError, EOFError) as exc:
         raise DatasetCorrupt(
             f"{src} is truncated or not a gzip file ({exc}). "
-            "Reinstall it with `apt-get install --reinstall dataset-fashion-mnist`."
+            f"Reinstall it with `sudo apt-get install --reinstall {SYSTEM_PACKAGE}`."
         ) from exc
     atomic_write_bytes(dest, data)
 
@@ -143,23 +139,40 @@ def _validate_all(root: Path | None) -> None:
 
 
 def read_idx(path: Path, ndim: int) -> torch.Tensor:
-    """Read an IDX file (the MNIST format) of uint8 values with `ndim` dimensions, checking it whole."""
+    """Read an IDX file (the MNIST format) of uint8 values with `ndim` dimensions, checking it whole.
+
+    torchvision's own reader does the reading; around it, our checks of the header and the length turn
+    a damaged file into a message saying what is wrong and how to restore it.
+    """
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    _check_idx(Path(path), ndim)
+    reader = read_image_file if ndim == 3 else read_label_file
     try:
-        data = Path(path).read_bytes()
+        return reader(str(path))
+    except (AssertionError, RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise DatasetCorrupt(f"{path} cannot be read as an IDX file ({exc}). {_fix_for(path)}") from exc
+
+
+def _check_idx(path: Path, ndim: int) -> None:
+    """The header's magic number and dimensions, and a file length that matches them exactly."""
+    header = 4 + 4 * ndim
+    try:
+        with open(path, "rb") as f:
+            head = f.read(header)
+            size = os.fstat(f.fileno()).st_size
     except FileNotFoundError as exc:
         raise DatasetNotFound(f"{path} is missing. {FIX_HINT.format(raw=Path(path).parent)}") from exc
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetCorrupt(f"{path} is truncated (only {len(data)} bytes). {_fix_for(path)}")
-    magic, *dims = struct.unpack(f">{1 + ndim}I", data[:header])
+    if len(head) < header:
+        raise DatasetCorrupt(f"{path} is truncated (only {size} bytes). {_fix_for(path)}")
+    magic, *dims = struct.unpack(f">{1 + ndim}I", head)
     if magic != _IDX_MAGIC[ndim]:
         raise DatasetCorrupt(f"{path} is not a FashionMNIST IDX file (bad header). {_fix_for(path)}")
     expected = header + math.prod(dims)
-    if len(data) != expected:
+    if size != expected:
         raise DatasetCorrupt(
-            f"{path} is truncated or damaged ({len(data)} bytes, expected {expected}). {_fix_for(path)}"
+            f"{path} is truncated or damaged ({size} bytes, expected {expected}). {_fix_for(path)}"
         )
-    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(dims)
 
 
 def _fix_for(path: Path) -> str:

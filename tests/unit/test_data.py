@@ -49,7 +49,7 @@ def test_system_copy_is_unpacked_when_nothing_is_local(tmp_path):
 def test_nothing_found_says_what_to_run(tmp_path):
     with pytest.raises(DatasetNotFound, match="make data") as info:
         prepare(tmp_path, system_dir=tmp_path / "nowhere", allow_download=False)
-    assert "apt-get install dataset-fashion-mnist" in str(info.value)
+    assert "sudo apt-get install -y dataset-fashion-mnist" in str(info.value)
 
 
 def test_truncated_file_gives_a_clear_error(tmp_path):
