@@ -3,26 +3,38 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Loopback only, as TensorBoard and Jupyter do: whoever reaches the port can train and upload.
+# `HOST=0.0.0.0 make run` shares the dashboard on the network.
+HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
+# Debian packages the target needs (scripts/system_deps.py installs what is missing).
+NEEDS := dataset
 
-.PHONY: run test lint data bench gpu-check clean
+.PHONY: run test lint data system bench gpu-check clean
+
+run: NEEDS := dataset
+test: NEEDS := dataset chromium
+
+system:
+	$(PYTHON) -m scripts.system_deps $(NEEDS)
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-data: $(STAMP)
+data: system $(STAMP)
 	$(PY) -m core data prepare
 
-run: $(STAMP) data
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+run: system $(STAMP) data
+	@case "$(HOST)" in 127.*|localhost|::1) ;; *) echo "Sharing the dashboard on the network ($(HOST):$(PORT)): anyone who can reach this port can start training and upload files.";; esac
+	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(STAMP) data lint
+test: system $(STAMP) data lint
 	$(PY) -m pytest
 
 bench: $(STAMP) data
