@@ -131,3 +131,31 @@ def test_a_run_survives_a_server_restart_and_a_dead_worker_shows_as_failed(
     finally:
         page.context.close()
         stop_runs(runs_dir)
+
+
+def _listening(pid: int, port: int) -> set[str]:
+    """The addresses that `pid` or its children listen on at `port`."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    addresses = set()
+    for proc in [parent, *parent.children(recursive=True)]:
+        for conn in proc.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                addresses.add(conn.laddr.ip)
+    return addresses
+
+
+@pytest.mark.parametrize(
+    ("host", "expected", "notice"),
+    [(None, {"127.0.0.1"}, False), ("0.0.0.0", {"0.0.0.0"}, True)],
+    ids=["default-loopback", "HOST=0.0.0.0"],
+)
+def test_make_run_listens_on_loopback_unless_asked(tmp_path, monkeypatch, real_data, host, expected, notice):
+    monkeypatch.setenv("STUDIO_SPARE_WORKER", "0")
+    log = tmp_path / "make-run.log"
+    with streamlit_server(tmp_path, log, make=True, host=host) as server:
+        port = urllib.parse.urlsplit(server.url).port
+        assert _listening(server.proc.pid, port) == expected
+    said = "Sharing the dashboard on the network" in log.read_text()
+    assert said == notice, log.read_text()[-2000:]
