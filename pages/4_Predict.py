@@ -15,8 +15,7 @@ st.caption(
 
 with st.container(border=True):
     loaded = predict.model_section()
-if loaded is None:
-    st.stop()
+model = loaded.model if loaded is not None else None  # None: images are kept and shown until there is one
 
 k_col, _ = st.columns([1, 2])
 k = k_col.slider(
@@ -32,12 +31,11 @@ images_tab, samples_tab = st.tabs([":material/upload: Your images", ":material/c
 
 with images_tab:
     uploads = st.file_uploader(
-        "Drop images of clothing here",
-        type=predict.IMAGE_TYPES,
-        accept_multiple_files=True,
+        predict.IMAGE_ZONE,
+        accept_multiple_files=True,  # any kind: a wrong one gets a sentence, not the widget's bare red mark
         max_upload_size=predict.MAX_IMAGE_MB,  # the browser's limit; ui.predict checks the bytes again
         key="predict_images",
-        help="PNG, JPEG, WebP, BMP or GIF. One item on a plain background works best, like FashionMNIST.",
+        help=f"{predict.IMAGE_KINDS}. One item on a plain background works best, like FashionMNIST.",
     )
     predict.forget_images({upload.file_id for upload in uploads})
     if not uploads:
@@ -50,20 +48,22 @@ with images_tab:
     results = []
     for position, upload in enumerate(uploads):
         result = predict.render_upload(
-            upload.name, upload.getvalue(), loaded.model, k, file_id=upload.file_id, position=position
+            upload.name, upload.getvalue(), model, k, file_id=upload.file_id, position=position
         )
         results.append((upload.name, result))
-    if len(results) > 1:
+    if len(results) > 1 and model is not None:
         with summary:
             predict.render_summary(results, k)
 
 with samples_tab:
     st.caption("Images the model never trained on, with the true label to compare against.")
     status = dataset_status()
-    if not status.ready:
+    if model is None:
+        st.info("There is no model to ask yet: train the quick one above, or upload a `model.pth`.")
+    elif not status.ready:
         st.error(status.message)
     else:
         try:
-            predict.sample_section(loaded.model, k)
+            predict.sample_section(model, k)
         except StudioError as exc:
             st.error(str(exc))

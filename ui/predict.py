@@ -23,7 +23,10 @@ from core.train import preset
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file, split_tensors
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+IMAGE_KINDS = "PNG, JPEG, WebP, BMP or GIF images"  # what the image drop zone takes, in words
 MODEL_TYPES = ["pth", "pt"]
+MODEL_ZONE = "…or upload a model.pth"  # the model drop zone's label
+IMAGE_ZONE = "Drop images of clothing here"  # the image drop zone's label
 USABLE = ("finished", "stopped")  # an active run's checkpoint changes every epoch; offer it once it ends
 MAX_IMAGE_MB = MAX_IMAGE_BYTES // 2**20  # shown by the image uploader, which the browser enforces
 SHOWN_PX = 280  # previews and the 28x28 input (x10) are shown this large
@@ -138,8 +141,7 @@ def describe_model(loaded: LoadedCheckpoint) -> str:
 def _model_upload() -> None:
     """A tutorial-style model.pth, checked once per file; a refused one leaves the selection alone."""
     upload = st.file_uploader(
-        "…or upload a model.pth",
-        type=MODEL_TYPES,
+        MODEL_ZONE,  # any kind: a wrong one gets a sentence, not the widget's bare red mark
         max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
         key="predict_model_file",
         help="Saved with `torch.save(model.state_dict(), 'model.pth')` as in the tutorial, "
@@ -167,12 +169,38 @@ def _model_upload() -> None:
 def load_uploaded_model(name: str, data: bytes) -> LoadedCheckpoint:
     """Check the size ourselves (the widget's limit is the browser's), then load through the cache."""
     shown = escape_markdown(display_name(name))  # the name goes into messages rendered as markdown
+    kind = _suffix(name)
+    if kind and kind not in MODEL_TYPES:  # no suffix: the bytes decide
+        what = "an image" if kind in IMAGE_TYPES else f"a .{escape_markdown(display_name(kind, 12))} file"
+        raise BadCheckpoint(
+            f"{shown} is {what}, not a model: this drop zone takes a .pth or .pt file saved with "
+            f"`torch.save(model.state_dict(), 'model.pth')`. Photos go in “{IMAGE_ZONE}” below."
+        )
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise BadCheckpoint(
             f"{shown} is {len(data) / 2**20:.1f} MB, over the {MAX_CHECKPOINT_BYTES / 2**20:.0f} MB "
             "limit for checkpoints: a FashionMNIST model's state_dict is a few MB"
         )
     return checkpoint_from_bytes(data, shown)
+
+
+def _suffix(name: str) -> str:
+    return Path(name).suffix.lower().lstrip(".")
+
+
+def check_image_name(name: str) -> None:
+    """Refuse, with what this drop zone takes, a file whose name says it is not an image.
+
+    A name without a suffix is left to the decoder: the bytes decide."""
+    kind = _suffix(name)
+    if not kind or kind in IMAGE_TYPES:
+        return
+    if kind in MODEL_TYPES:
+        raise BadImage(
+            f"this is a model file: drop it on “{MODEL_ZONE}” above; this drop zone takes {IMAGE_KINDS}."
+        )
+    shown = escape_markdown(display_name(kind, limit=12))  # shown as markdown by st.error
+    raise BadImage(f"a .{shown} file is not an image: this drop zone takes {IMAGE_KINDS}.")
 
 
 # ---- no model yet: a quick training run ------------------------------------------------------------
@@ -182,7 +210,8 @@ def quick_train_offer() -> None:
     """Instead of an error: one click trains a model; the page offers it when the run ends."""
     st.info(
         "There is no trained model yet. Train a quick one here (the tutorial's MLP, one epoch: "
-        "under a minute on a CPU) or upload a tutorial `model.pth` on the right."
+        "under a minute on a CPU) or upload a tutorial `model.pth` on the right. Photos you drop "
+        "below are kept, and classified as soon as a model is ready."
     )
     active = runs.active_run()
     if active is not None:
@@ -301,13 +330,16 @@ def _steps(prepared: Prepared) -> str:
     return "Preprocessing: " + ", ".join(steps) + "."
 
 
-def _prepared(file_id: str | None, data: bytes) -> Prepped:
-    """prepare_upload, remembered per uploaded file so changing k does not decode photos again."""
+def _prepared(file_id: str | None, name: str, data: bytes) -> Prepped:
+    """prepare_upload, remembered per uploaded file so changing k (or a model arriving) does not decode
+    photos again."""
     if file_id is None:
+        check_image_name(name)
         return prepare_upload(data)
     memo = st.session_state.setdefault(PREPARED_KEY, {})
     if file_id not in memo:
         try:
+            check_image_name(name)
             memo[file_id] = prepare_upload(data)
         except BadImage as exc:
             memo[file_id] = str(exc)
@@ -325,15 +357,15 @@ def forget_images(keep: set[str]) -> None:
 
 
 def render_upload(
-    name: str, data: bytes, model: nn.Module, k: int, *, file_id: str | None = None, position: int = 0
-) -> list[Prediction] | str:
+    name: str, data: bytes, model: nn.Module | None, k: int, *, file_id: str | None = None, position: int = 0
+) -> list[Prediction] | str | None:
     """One image in its own box: original, the 28x28 input, the top-k chart. Returns the predictions,
-    or the error message shown in their place."""
+    the error message shown in their place, or None when there is no model yet to ask."""
     with st.container(border=True):
         st.text(f"File: {display_name(name)}")  # plain text: a file name is never markdown or a path
         try:
-            prepped = _prepared(file_id, data)
-            predictions = predict(model, prepped.tensor, k)
+            prepped = _prepared(file_id, name, data)
+            predictions = predict(model, prepped.tensor, k) if model is not None else None
         except StudioError as exc:
             st.error(f"Cannot classify this file: {exc}")
             return str(exc)
@@ -341,9 +373,16 @@ def render_upload(
         image_col.image(prepped.preview, caption="Your image")
         input_col.image(prepped.model_view, caption="What the model sees (28×28)")
         with chart_col:
-            best = predictions[0]
-            st.markdown(f"Top-1: **{best.label}** · {best.prob:.1%}")
-            st.plotly_chart(topk_figure(predictions), width="stretch", key=f"predict_upload_chart_{position}")
+            if predictions is None:
+                st.info(
+                    "No model to ask yet. Train the quick one above (about a minute) or upload a "
+                    "`model.pth`: the prediction appears here when it is ready, without dropping this again."
+                )
+            else:
+                best = predictions[0]
+                st.markdown(f"Top-1: **{best.label}** · {best.prob:.1%}")
+                chart = topk_figure(predictions)
+                st.plotly_chart(chart, width="stretch", key=f"predict_upload_chart_{position}")
         st.caption(prepped.steps)
     return predictions
 

@@ -244,7 +244,7 @@ def test_with_no_model_the_page_offers_quick_training_and_a_second_start_is_refu
     at, other_tab = _page_in_app(), _page_in_app()
     assert not at.exception
     assert any("There is no trained model yet" in i for i in _texts(at, "info"))
-    assert not at.slider  # nothing to predict with: the page stops after the offer
+    assert at.file_uploader(key="predict_images")  # photos can be dropped before there is a model
     at.button(key="predict_quick_train").click().run()
     started = runs.list_runs()
     try:
@@ -259,6 +259,45 @@ def test_with_no_model_the_page_offers_quick_training_and_a_second_start_is_refu
         assert not runs.wait(started[0].id, timeout=90).active
     at.run()  # the stopped run saved a checkpoint: the page now offers it
     assert at.selectbox(key="predict_model").value == f"run:{started[0].id}"
+
+
+def test_a_photo_dropped_before_any_model_is_kept_and_classified_once_one_is_trained(real_data, run_store):
+    at = _upload(_page_in_app(), "predict_images", ("trousers.jpg", _photo(), "image/jpeg"))
+    assert not at.exception and not _texts(at, "error")
+    captions = [c for image in at.image for c in image.captions]
+    assert captions == ["Your image", "What the model sees (28×28)"]
+    assert any("No model to ask yet" in i for i in _texts(at, "info"))
+    at.button(key="predict_quick_train").click().run()
+    started = runs.list_runs()
+    assert len(started) == 1
+    finished = runs.wait(started[0].id, timeout=300)
+    assert finished.status == "finished", finished.error
+    at.run()  # what the progress fragment's rerun does when the run ends; the photo is not dropped again
+    assert not at.exception
+    assert at.selectbox(key="predict_model").value == f"run:{started[0].id}"
+    model = load_checkpoint(finished.checkpoint).model
+    best = predict(model, prepare_upload(_photo()).tensor, 1)[0]
+    assert f"Top-1: **{best.label}** · {best.prob:.1%}" in _texts(at, "markdown")
+    assert "File: trousers.jpg" in _texts(at, "text")
+    assert not any("No model to ask yet" in i for i in _texts(at, "info"))
+
+
+def test_a_file_of_the_wrong_kind_on_either_drop_zone_is_told_what_that_zone_takes(store):
+    at = _page()
+    sample, _label = _test_sample_png(7)
+    at = _upload(at, "predict_model_file", ("shirt.png", sample, "image/png"))
+    assert not at.exception
+    error = _texts(at, "error")[0]
+    assert "is an image, not a model: this drop zone takes a .pth or .pt file" in error
+    assert "Photos go in “Drop images of clothing here” below" in error
+    assert at.selectbox(key="predict_model").value == f"run:{RUN_ID}"  # the model in use stays
+    model_bytes = (store / RUN_ID / runs.CHECKPOINT).read_bytes()
+    files = [("model.pth", model_bytes, "application/octet-stream"), ("notes.txt", b"hello\n", "text/plain")]
+    at = _upload(at, "predict_images", files)
+    assert not at.exception
+    errors = _texts(at, "error")[1:]
+    assert "this is a model file: drop it on “…or upload a model.pth” above" in errors[0]
+    assert "a .txt file is not an image: this drop zone takes PNG, JPEG, WebP, BMP or GIF images" in errors[1]
 
 
 def test_names_are_cleaned_shortened_and_escaped():

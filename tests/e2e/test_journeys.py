@@ -160,6 +160,41 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     shot(page, "06-predict-error")
 
 
+def test_a_photo_dropped_before_any_model_is_classified_after_the_quick_training(
+    real_data, page: Page, tmp_path
+):
+    """A newcomer's first visit: no runs at all, a photo dropped first, then one click to train."""
+    from PIL import Image, ImageDraw
+
+    from bench.harness import stop_runs, streamlit_server
+
+    photo = tmp_path / "trousers.png"
+    image = Image.new("RGB", (800, 600), (236, 232, 225))
+    ImageDraw.Draw(image).polygon([(330, 80), (470, 80), (500, 520), (410, 520), (400, 200), (390, 520),
+                                   (300, 520)], fill=(40, 50, 90))  # fmt: skip
+    image.save(photo)
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    try:
+        with streamlit_server(runs_dir, tmp_path / "streamlit.log") as fresh:
+            page.goto(f"{fresh.url}/Predict")
+            expect(page.get_by_text("There is no trained model yet")).to_be_visible(timeout=20_000)
+            drop(page, "Drop images of clothing here", photo)
+            expect(page.get_by_text("File: trousers.png")).to_be_visible(timeout=20_000)
+            expect(page.get_by_text("What the model sees (28×28)")).to_be_visible()
+            waiting = page.get_by_text(re.compile("^No model to ask yet"))  # in the photo's box
+            expect(waiting).to_be_visible()
+            shot(page, "07-predict-before-a-model")
+            page.get_by_role("button", name="Train a quick model").click()
+            top1 = page.get_by_text(re.compile(r"^Top-1: .+ · \d+\.\d%$"))
+            expect(top1).to_be_visible(timeout=240_000)  # one epoch of the MLP, then the page reruns
+            expect(page.get_by_text("File: trousers.png")).to_be_visible()
+            expect(waiting).to_have_count(0)
+            shot(page, "08-predict-after-the-quick-model")
+    finally:
+        stop_runs(runs_dir)
+
+
 def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     page.goto(f"{server.url}/Train")
     expect(page.get_by_role("heading", name=re.compile(r"Train$"))).to_be_visible(timeout=20_000)
