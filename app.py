@@ -5,7 +5,7 @@ import streamlit as st
 from core import runs
 from core.data import dataset_status
 from ui.cache import device_info
-from ui.nav import APP_ICON, PAGES
+from ui.nav import APP_ICON, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar
 
 
@@ -29,13 +29,22 @@ def home() -> None:
             st.caption(str(status.path))
         else:
             st.warning(status.message)
-    st.subheader("Explore")
-    with st.container(horizontal=True):  # cards wrap onto a second row in a narrow window
-        for page in PAGES.values():
-            with st.container(border=True, width=190):
-                st.page_link(page.path, label=page.title, icon=page.icon)
-                st.caption(page.blurb)
+    _lessons()
     _latest_runs()
+
+
+def _lessons() -> None:
+    st.subheader("Learn the basics")
+    st.caption(f"The eight sections of PyTorch's [Learn the Basics]({TUTORIAL_URL}), and where each is here.")
+    with st.container(horizontal=True):  # cards wrap onto more rows in a narrow window
+        for number, lesson in enumerate(TUTORIAL, start=1):
+            with st.container(border=True, width=190):
+                if lesson.page is None:
+                    st.markdown(f"**{number}. {lesson.name}**")
+                else:
+                    page = PAGES[lesson.page]
+                    st.page_link(page.path, label=f"{number}. {lesson.name}", icon=page.icon)
+                st.caption(lesson.about)
 
 
 def _latest_runs() -> None:
@@ -53,8 +62,13 @@ def _latest_runs() -> None:
 
 st.set_page_config(page_title="FashionMNIST Studio", page_icon=APP_ICON, layout="wide")
 navigation = st.navigation(
-    [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES.values()]
+    {
+        "": [st.Page(home, title="Home", icon=":material/home:", default=True)],
+        **{
+            section: [st.Page(p.path, title=p.title, icon=p.icon) for p in pages]
+            for section, pages in sections().items()
+        },
+    }
 )
 render_sidebar()
 navigation.run()

@@ -7,24 +7,65 @@ import streamlit as st
 APP_ICON = ":material/checkroom:"
 
 
+LEARN, TOOLS = "Learn the basics", "Tools"  # the sidebar's two sections
+TUTORIAL_URL = "https://pytorch.org/tutorials/beginner/basics/intro.html"
+
+
 @dataclass(frozen=True)
 class PageInfo:
     path: str
     title: str
     icon: str  # a Material Symbol, bundled with Streamlit (no emoji font needed)
     blurb: str
+    section: str  # LEARN or TOOLS
+    lesson: str  # the tutorial section(s) the page is, in the tutorial's words
 
 
+# In the sidebar's order: the Learn pages follow the tutorial, then the tools.
 PAGES = {
+    "tensors": PageInfo("pages/5_Tensors.py", "Tensors", ":material/data_array:",
+                        "create, index, join and compute with tensors", LEARN, "Tensors"),
     "explorer": PageInfo("pages/1_Dataset_Explorer.py", "Dataset Explorer", ":material/grid_view:",
-                         "samples, classes, what a DataLoader yields"),
+                         "samples, classes, what a DataLoader yields", LEARN, "Datasets & DataLoaders"),
     "transforms": PageInfo("pages/2_Transforms.py", "Transforms", ":material/auto_fix_high:",
-                           "torchvision transforms on real samples, one-hot labels"),
+                           "torchvision transforms on real samples, one-hot labels", LEARN, "Transforms"),
+    "build_model": PageInfo("pages/6_Build_Model.py", "Build Model", ":material/account_tree:",
+                            "the network layer by layer on a real image", LEARN, "Build the Neural Network"),
     "train": PageInfo("pages/3_Train.py", "Train", ":material/monitoring:",
-                      "pick hyperparameters, train, watch loss and accuracy live"),
+                      "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
+                      "Quickstart and Optimization: the training loop"),
     "predict": PageInfo("pages/4_Predict.py", "Predict", ":material/image_search:",
-                        "drop an image or a model.pth and see the prediction"),
+                        "drop an image or a model.pth and see the prediction", TOOLS,
+                        "Save & Load: a model.pth, loaded and asked"),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Lesson:
+    name: str  # as the tutorial's table of contents says it
+    page: str | None  # the PAGES key that teaches it; None while no page does
+    about: str
+
+
+# "Learn the Basics", its eight sections in order, and where each is in this app.
+TUTORIAL = (
+    Lesson("Quickstart", "train", "the whole loop: data, model, training, saving"),
+    Lesson("Tensors", "tensors", "the data structure everything is made of"),
+    Lesson("Datasets & DataLoaders", "explorer", "FashionMNIST and the batches it is served in"),
+    Lesson("Transforms", "transforms", "from PIL images and labels to tensors"),
+    Lesson("Build Model", "build_model", "nn.Module, layer by layer"),
+    Lesson("Autograd", None, "how torch.autograd computes gradients (no page yet)"),
+    Lesson("Optimization", "train", "the train and test loops, hyperparameters, optimizers"),
+    Lesson("Save & Load", "predict", "model.pth in and out"),
+)
+
+
+def sections() -> dict[str, list[PageInfo]]:
+    """The pages grouped for st.navigation: Learn first, in the tutorial's order, then the tools."""
+    grouped: dict[str, list[PageInfo]] = {LEARN: [], TOOLS: []}
+    for info in PAGES.values():
+        grouped[info.section].append(info)
+    return grouped
 
 
 def title(key: str) -> None:
@@ -32,6 +73,7 @@ def title(key: str) -> None:
     _leave_folder_discovery()
     info = PAGES[key]
     st.title(f"{info.icon} {info.title}")
+    st.caption(f"PyTorch [Learn the Basics]({TUTORIAL_URL}) · {info.lesson}")
 
 
 def _leave_folder_discovery() -> None:
