@@ -1,5 +1,38 @@
 """Tensors: the tutorial's tensor operations, each with its code and its printed output, computed live."""
 
+import streamlit as st
+
+from core.data import dataset_status
+from core.tensors import PRELUDE
+from ui import tensors as view
 from ui.nav import title
 
 title("tensors")
+st.caption(
+    "Tensors are like NumPy arrays that can also live on an accelerator and record how they were computed "
+    "for automatic differentiation. Every panel below runs real PyTorch as you change its controls: the code "
+    "on the left, exactly what it prints on the right. Each snippet starts with:"
+)
+st.code(PRELUDE.rstrip("\n"), language="python")
+
+st.subheader("1. Initializing a tensor")
+view.initializing()
+
+st.subheader("2. Attributes of a tensor")
+view.attributes()
+
+st.subheader("3. Indexing and slicing")
+status = dataset_status()
+if status.ready:
+    view.indexing()
+else:
+    st.error(status.message)
+
+st.subheader("4. Joining tensors")
+view.joining()
+
+st.subheader("5. Arithmetic operations")
+view.arithmetic()
+
+st.subheader("6. Bridge with NumPy")
+view.numpy_bridge()

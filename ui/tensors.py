@@ -1,0 +1,164 @@
+"""Streamlit pieces of the Tensors page: one panel per part of the tutorial's Tensors section.
+
+Each panel is a fragment, so a control reruns only its own panel: controls, then the code, then
+what the code prints (computed by core.tensors, never by running the text).
+"""
+
+from collections.abc import Callable
+
+import streamlit as st
+import torch
+from PIL import Image, ImageDraw
+
+from core import tensors as tn
+from core.data import CLASSES
+from core.device import accelerator_type
+from core.errors import StudioError
+from ui.cache import torchvision_dataset
+
+PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
+IMAGE_PX = 224  # the 28x28 sample, 8 px a pixel
+MAX_SEED = 2**31 - 1
+
+
+def code_and_output(snippet: tn.Snippet) -> None:
+    """The code, then what it prints; one above the other, so neither is cut at the side."""
+    st.code(snippet.code, language="python")
+    st.caption("Output, as Python prints it")
+    st.code(snippet.output.rstrip("\n"), language="text")
+
+
+def _panel(build: Callable[[], tn.Snippet]) -> tn.Snippet | None:
+    """Build the panel's snippet and show it, or the message of whatever choice cannot work."""
+    try:
+        snippet = build()
+    except StudioError as exc:
+        st.error(str(exc))
+        return None
+    code_and_output(snippet)
+    return snippet
+
+
+@st.fragment
+def initializing() -> None:
+    st.caption(
+        "Directly from data, from a NumPy array, from another tensor (`*_like` keeps its shape and dtype "
+        "unless told otherwise), or with random or constant values of a shape you choose."
+    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    shape_text = row.text_input("Shape", "2, 3", key="tensors_shape", width=160, help="e.g. 2, 3 or 2x3x4")
+    dtype = row.selectbox("dtype", list(tn.DTYPES), key="tensors_dtype", width=160)
+    seed = row.number_input("Seed", 0, MAX_SEED, 0, key="tensors_seed", width=160)
+    _panel(lambda: tn.initializing(tn.parse_shape(shape_text), dtype, int(seed)))
+
+
+@st.fragment
+def attributes() -> None:
+    st.caption("Every tensor knows its shape, its datatype and the device it is stored on.")
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    shape_text = row.text_input("Shape", "3, 4", key="tensors_attr_shape", width=160)
+    dtype = row.selectbox("dtype", list(tn.DTYPES), key="tensors_attr_dtype", width=160)
+    move = row.toggle("Move to the accelerator", True, key="tensors_attr_move")
+    _panel(lambda: tn.attributes(tn.parse_shape(shape_text), dtype, move))
+    accelerator = accelerator_type()
+    if move and accelerator is None:
+        st.info(
+            "This machine has no accelerator PyTorch can use, so `torch.accelerator.is_available()` is "
+            "False and the tensor stays on the CPU."
+        )
+    elif move:
+        st.success(f"The tensor moved to this machine's accelerator: {accelerator}.")
+
+
+@st.fragment
+def indexing() -> None:
+    st.caption(
+        "Indexing and slicing work as in NumPy. Here on a real training image: channel 0, a range of rows "
+        "and columns. Then the tutorial's own example, setting a column of `torch.ones(4, 4)` to zero."
+    )
+    dataset = torchvision_dataset("train")
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    index = row.number_input(
+        "Sample", min_value=0, value=0, key="tensors_sample", width=160,
+        help=f"An index into training_data: 0 to {len(dataset) - 1:,}",
+    )  # fmt: skip
+    rows = row.slider("Rows", 0, tn.SIDE, (9, 15), key="tensors_rows", width=220)
+    cols = row.slider("Columns", 0, tn.SIDE, (10, 18), key="tensors_cols", width=220)
+    try:
+        image, label = dataset[tn.check_index(int(index), len(dataset))]  # (1, 28, 28) floats, from ToTensor
+    except StudioError as exc:
+        st.error(str(exc))
+    else:
+        snippet = _panel(lambda: tn.image_slice(image, label, int(index), rows, cols))
+        if snippet is not None:
+            _draw_slice(image, rows, cols, snippet.tensors["patch"], CLASSES[label])
+    st.markdown("**The tutorial's example**")
+    column = st.selectbox("Column to set to zero", [0, 1, 2, 3, -1], index=1, key="tensors_column", width=200)
+    _panel(lambda: tn.zero_column(column))
+
+
+def _draw_slice(
+    image: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int], patch: torch.Tensor, name: str
+) -> None:
+    scale = IMAGE_PX // tn.SIDE
+    whole = Image.fromarray(image[0].mul(255).round().byte().numpy()).convert("RGB")
+    whole = whole.resize((IMAGE_PX, IMAGE_PX), Image.Resampling.NEAREST)
+    box = [cols[0] * scale, rows[0] * scale, cols[1] * scale - 1, rows[1] * scale - 1]
+    ImageDraw.Draw(whole).rectangle(box, outline=PRIMARY, width=3)
+    part = Image.fromarray(patch.mul(255).round().byte().numpy())
+    factor = max(1, IMAGE_PX // max(part.size))
+    part = part.resize((part.width * factor, part.height * factor), Image.Resampling.NEAREST)
+    row = st.container(horizontal=True, gap="medium")
+    with row.container(width=IMAGE_PX):
+        st.image(whole, caption=f"img: {name}, the slice outlined")
+    with row.container(width=IMAGE_PX):
+        st.image(part, caption=f"patch: {patch.shape[0]} x {patch.shape[1]}")
+
+
+@st.fragment
+def joining() -> None:
+    st.caption(
+        "`torch.cat` joins tensors along a dimension they already have; `torch.stack` adds a new one. "
+        "Each copy here is `torch.arange(6).reshape(2, 3)`."
+    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    how = row.segmented_control("Join with", ["cat", "stack"], default="cat", key="tensors_join")
+    how = how or "cat"  # clicking the chosen option again clears it
+    dims = tn.join_dims(how)
+    dim = row.selectbox("dim", dims, index=dims.index(0), key=f"tensors_join_dim_{how}", width=120)
+    count = row.slider("Tensors", 2, 4, 3, key="tensors_join_count", width=200)
+    _panel(lambda: tn.joining(how, dim, count))
+
+
+@st.fragment
+def arithmetic() -> None:
+    st.caption(
+        "`@` (or `matmul`) is the matrix product, `*` (or `mul`) multiplies element by element; "
+        "`item()` turns a one-element tensor into a Python number. Operations ending in `_` change the "
+        "tensor in place."
+    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    operation = row.selectbox("Operation", tn.ARITHMETIC, key="tensors_op", width=240)
+    rows = row.number_input("Rows", 1, 8, 3, key="tensors_op_rows", width=110)
+    cols = row.number_input("Columns", 1, 8, 2, key="tensors_op_cols", width=110)
+    value = 5.0
+    if operation == "in-place add":
+        value = row.number_input("Value to add", -1e6, 1e6, 5.0, key="tensors_op_value", width=140)
+    _panel(lambda: tn.arithmetic(operation, int(rows), int(cols), float(value)))
+    if operation == "in-place add":
+        st.warning(
+            "From the tutorial: in-place operations save some memory, but can be problematic when "
+            "computing derivatives because of an immediate loss of history. Hence, their use is discouraged."
+        )
+
+
+@st.fragment
+def numpy_bridge() -> None:
+    st.caption(
+        "A tensor on the CPU and the NumPy array made from it share their memory: change one and the other "
+        "changes too, in both directions."
+    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    length = row.slider("Length", 1, 10, 5, key="tensors_np_length", width=220)
+    value = row.number_input("Value to add", -1e6, 1e6, 1.0, key="tensors_np_value", width=140)
+    _panel(lambda: tn.numpy_bridge(int(length), float(value)))
