@@ -26,3 +26,24 @@ def test_home_lists_the_latest_runs_with_status_and_accuracy(real_data, run_stor
     assert not at.exception
     line = next(m.value for m in at.markdown if "20260101-000000-abcd" in m.value)
     assert "CNN" in line and "finished" in line and "91.2%" in line
+
+
+def test_home_lists_the_tutorials_eight_sections_in_order_with_their_pages(real_data, run_store):
+    at = _home()
+    assert not at.exception
+    links = {link.proto.label: link.proto.page for link in at.get("page_link")}
+    assert list(links) == [
+        "1. Quickstart", "2. Tensors", "3. Datasets & DataLoaders", "4. Transforms", "5. Build Model",
+        "7. Optimization", "8. Save & Load",
+    ]  # fmt: skip
+    assert links["2. Tensors"] == "Tensors" and links["3. Datasets & DataLoaders"] == "Dataset_Explorer"
+    assert links["5. Build Model"] == "Build_Model"
+    assert "**6. Autograd**" in [m.value for m in at.markdown]  # no page yet: named, not linked
+
+
+def test_the_sidebar_groups_learn_pages_in_the_tutorials_order_then_the_tools():
+    from ui.nav import LEARN, TOOLS, sections
+
+    grouped = sections()
+    assert [p.title for p in grouped[LEARN]] == ["Tensors", "Dataset Explorer", "Transforms", "Build Model"]
+    assert [p.title for p in grouped[TOOLS]] == ["Train", "Predict"]
