@@ -42,7 +42,7 @@ class Snippet:
     tensors: dict[str, torch.Tensor] = field(default_factory=dict, compare=False)  # for drawing
 
 
-class _Printed:
+class Printed:
     """Collects text the way print() would write it."""
 
     def __init__(self):
@@ -121,7 +121,7 @@ def initializing(shape: tuple[int, ...], dtype: str, seed: int) -> Snippet:
         'print(f"Ones Tensor: \\n {ones_tensor} \\n")',
         'print(f"Zeros Tensor: \\n {zeros_tensor}")',
     )
-    out, g = _Printed(), torch.Generator().manual_seed(seed)
+    out, g = Printed(), torch.Generator().manual_seed(seed)
     x_data = torch.tensor(TUTORIAL_DATA)
     out(f"Tensor from data: \n {x_data} \n")
     out(f"Tensor from NumPy: \n {torch.from_numpy(np.array(TUTORIAL_DATA))} \n")
@@ -147,7 +147,7 @@ def attributes(shape: tuple[int, ...], dtype: str, move: bool) -> Snippet:
         'print(f"Device tensor is stored on: {tensor.device}")',
     ]
     tensor = torch.rand(shape, dtype=kind)
-    out = _Printed()
+    out = Printed()
     out(f"Shape of tensor: {tensor.shape}")
     out(f"Datatype of tensor: {tensor.dtype}")
     out(f"Device tensor is stored on: {tensor.device}")
@@ -184,7 +184,7 @@ def image_slice(
         "print(patch)",
     )
     patch = image[0, r0:r1, c0:c1]
-    out = _Printed()
+    out = Printed()
     out(f"Label: {label}, patch shape: {tuple(patch.shape)}")
     out(patch)
     return Snippet(code, out.text(), {"patch": patch})
@@ -216,7 +216,7 @@ def zero_column(column: int) -> Snippet:
         f"tensor[:, {column}] = 0",
         "print(tensor)",
     )
-    tensor, out = torch.ones(4, 4), _Printed()
+    tensor, out = torch.ones(4, 4), Printed()
     out(f"First row: {tensor[0]}")
     out(f"First column: {tensor[:, 0]}")
     out(f"Last column: {tensor[..., -1]}")
@@ -250,7 +250,7 @@ def joining(how: str, dim: int, count: int) -> Snippet:
     )
     tensor = torch.arange(6).reshape(2, 3)
     joined = getattr(torch, how)([tensor] * count, dim=dim)
-    out = _Printed()
+    out = Printed()
     out(f"{tuple(tensor.shape)} x {count} -> {tuple(joined.shape)}")
     out(joined)
     return Snippet(code, out.text(), {"joined": joined})
@@ -279,7 +279,7 @@ def arithmetic(operation: str, rows: int, cols: int, value: float) -> Snippet:
     return Snippet(_lines(setup, *body), out.text())
 
 
-def _matrix_product(tensor: torch.Tensor, _value: float) -> tuple[list[str], _Printed]:
+def _matrix_product(tensor: torch.Tensor, _value: float) -> tuple[list[str], Printed]:
     body = [
         "# the matrix product of tensor and its transpose; y1, y2, y3 hold the same values",
         "y1 = tensor @ tensor.T",
@@ -292,13 +292,13 @@ def _matrix_product(tensor: torch.Tensor, _value: float) -> tuple[list[str], _Pr
     y1, y2 = tensor @ tensor.T, tensor.matmul(tensor.T)
     y3 = torch.empty_like(y1)
     torch.matmul(tensor, tensor.T, out=y3)
-    out = _Printed()
+    out = Printed()
     out(y1)
     out(torch.equal(y1, y2), torch.equal(y1, y3))
     return body, out
 
 
-def _elementwise_product(tensor: torch.Tensor, _value: float) -> tuple[list[str], _Printed]:
+def _elementwise_product(tensor: torch.Tensor, _value: float) -> tuple[list[str], Printed]:
     body = [
         "# the element-wise product; z1, z2, z3 hold the same values",
         "z1 = tensor * tensor",
@@ -311,13 +311,13 @@ def _elementwise_product(tensor: torch.Tensor, _value: float) -> tuple[list[str]
     z1, z2 = tensor * tensor, tensor.mul(tensor)
     z3 = torch.empty_like(tensor)
     torch.mul(tensor, tensor, out=z3)
-    out = _Printed()
+    out = Printed()
     out(z1)
     out(torch.equal(z1, z2), torch.equal(z1, z3))
     return body, out
 
 
-def _sum_item(tensor: torch.Tensor, _value: float) -> tuple[list[str], _Printed]:
+def _sum_item(tensor: torch.Tensor, _value: float) -> tuple[list[str], Printed]:
     body = [
         "agg = tensor.sum()  # a one-element tensor",
         "agg_item = agg.item()  # its value as a Python number",
@@ -325,19 +325,19 @@ def _sum_item(tensor: torch.Tensor, _value: float) -> tuple[list[str], _Printed]
         "print(agg_item, type(agg_item))",
     ]
     agg = tensor.sum()
-    out = _Printed()
+    out = Printed()
     out(agg)
     out(agg.item(), type(agg.item()))
     return body, out
 
 
-def _in_place_add(tensor: torch.Tensor, value: float) -> tuple[list[str], _Printed]:
+def _in_place_add(tensor: torch.Tensor, value: float) -> tuple[list[str], Printed]:
     body = [
         'print(f"{tensor} \\n")',
         f"tensor.add_({value!r})  # the trailing _ changes tensor itself",
         "print(tensor)",
     ]
-    out = _Printed()
+    out = Printed()
     out(f"{tensor} \n")
     tensor.add_(value)
     out(tensor)
@@ -367,7 +367,7 @@ def numpy_bridge(length: int, value: float) -> Snippet:
         'print(f"t: {t}")  # ... and t with it',
         'print(f"n: {n}")',
     )
-    out = _Printed()
+    out = Printed()
     t = torch.ones(length)
     n = t.numpy()
     out(f"t: {t}")

@@ -1,0 +1,85 @@
+"""Which pixels mattered: attribution maps over the 28x28 input, by plain autograd and by Captum.
+
+Every map is (28, 28) float, positive where raising the pixel raises what is explained.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.errors import StudioError
+
+OCCLUSION_WINDOW = 4  # pixels: a patch the size of a button or a strap
+OCCLUSION_STRIDE = 2
+IG_STEPS = 32  # Integrated Gradients' path steps: all in one batch, so one forward and one backward
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    meaning: str  # one sentence on how to read the map
+
+
+METHODS = {
+    "gradient": Method(
+        "Input gradient (autograd)",
+        "How much the class's score would change if one pixel got a little brighter: the gradient "
+        "PyTorch computes for the input, as for any weight.",
+    ),
+    "integrated_gradients": Method(
+        "Integrated Gradients (Captum)",
+        "Each pixel's share of the score, summed along the way from a black image to this one: the "
+        "shares add up to how much the score rose over the black image.",
+    ),
+    "occlusion": Method(
+        "Occlusion (Captum)",
+        f"How much the score drops when a {OCCLUSION_WINDOW}x{OCCLUSION_WINDOW} patch around the pixel "
+        "is blacked out: no gradients, just the model asked again with parts hidden.",
+    ),
+}
+
+
+def _check(x: torch.Tensor, target: int) -> torch.Tensor:
+    if x.shape[-2:] != (28, 28) or x.numel() != 784:
+        raise StudioError(f"attribution needs one 28x28 image, not a tensor of shape {tuple(x.shape)}")
+    if not 0 <= target < 10:
+        raise StudioError(f"class {target} is not one of FashionMNIST's 0-9")
+    return x.reshape(1, 1, 28, 28).float().detach()
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, target: int, *, of_loss: bool = False) -> torch.Tensor:
+    """d(score of `target`)/d(pixels), or d(cross-entropy loss against `target`)/d(pixels).
+
+    torch.autograd.grad asks for the input's gradient only, so the model's own .grad stay untouched
+    (the model may be shared by other sessions)."""
+    x = _check(x, target).requires_grad_()
+    model.eval()
+    logits = model(x)  # (1, 10)
+    value = F.cross_entropy(logits, torch.tensor([target])) if of_loss else logits[0, target]
+    (grad,) = torch.autograd.grad(value, x)
+    return grad[0, 0]  # (28, 28)
+
+
+def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str) -> torch.Tensor:
+    """One of METHODS for the class `target`: a (28, 28) map."""
+    if method == "gradient":
+        return input_gradient(model, x, target)
+    from captum.attr import IntegratedGradients, Occlusion  # imported when first asked: ~1 s
+
+    x = _check(x, target)
+    model.eval()
+    if method == "integrated_gradients":
+        maps = IntegratedGradients(model).attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS
+        )
+    elif method == "occlusion":
+        window, stride = (1, OCCLUSION_WINDOW, OCCLUSION_WINDOW), (1, OCCLUSION_STRIDE, OCCLUSION_STRIDE)
+        maps = Occlusion(model).attribute(
+            x, sliding_window_shapes=window, strides=stride, target=target, baselines=0.0,
+            perturbations_per_eval=256,
+        )  # fmt: skip
+    else:
+        raise StudioError(f"unknown attribution method {method!r}: choose one of {', '.join(METHODS)}")
+    return maps.detach()[0, 0]

@@ -1,0 +1,146 @@
+"""core.autograd: the graph read from PyTorch, gradients against finite differences, backward twice,
+stopping tracking; core.attribution: maps that lie where the model looks."""
+
+import contextlib
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from core import autograd as ag
+from core.attribution import METHODS, attribute, input_gradient
+
+
+def _labels(graph: ag.Graph) -> list[str]:
+    return [node.label for node in graph.nodes]
+
+
+def _edges_by_label(graph: ag.Graph) -> set[tuple[str, str]]:
+    label = {node.id: node.label for node in graph.nodes}
+    return {(label[a], label[b]) for a, b in graph.edges}
+
+
+def test_the_tutorials_graph_has_its_known_nodes_leaves_and_edges():
+    ex = ag.example(0)
+    graph = ag.walk(ex.loss, {"w": ex.w, "b": ex.b})
+    assert _labels(graph)[0] == "BinaryCrossEntropyWithLogitsBackward0"
+    assert sorted(n.label for n in graph.nodes if n.kind == "leaf") == [
+        "b  (AccumulateGrad)",
+        "w  (AccumulateGrad)",
+    ]
+    assert sum(n.kind == "constant" for n in graph.nodes) == 2  # x and y do not require grad
+    assert {
+        ("BinaryCrossEntropyWithLogitsBackward0", "AddBackward0"),
+        ("AddBackward0", "b  (AccumulateGrad)"),
+        ("MmBackward0", "w  (AccumulateGrad)"),
+    } <= _edges_by_label(graph)
+    assert len(graph.edges) == len(graph.nodes) - 1  # a tree: every node but the root has one parent
+
+
+def test_a_shared_leaf_is_one_node_with_two_edges():
+    a = torch.rand(3, requires_grad=True)
+    graph = ag.walk((a * a).sum(), {"a": a})
+    assert _labels(graph) == ["SumBackward0", "MulBackward0", "a  (AccumulateGrad)"]
+    assert [e for e in graph.edges if e[0] == graph.nodes[1].id] == [
+        (graph.nodes[1].id, graph.nodes[2].id)
+    ] * 2
+
+
+def test_a_tensor_without_history_is_refused():
+    with pytest.raises(ag.BadAutogradInput, match="no grad_fn"):
+        ag.walk(torch.ones(2), {})
+
+
+def test_the_dot_diagram_names_every_node():
+    ex = ag.example(1)
+    graph = ag.walk(ex.loss, {"w": ex.w, "b": ex.b})
+    dot = ag.graph_dot(graph)
+    assert dot.startswith("digraph") and all(f'label="{n.label}"' in dot for n in graph.nodes)
+
+
+@pytest.mark.parametrize(("seed", "n_in", "n_out"), [(0, 5, 3), (1, 1, 1), (7, 8, 2), (123, 3, 8)])
+def test_gradients_equal_finite_differences(seed, n_in, n_out):
+    ex = ag.example(seed, n_in, n_out)
+    result = ag.backward(ex)
+    assert result.ok
+    fd_w, fd_b = ag.finite_differences(ex)
+    assert ag.largest_difference(result.w_grad, fd_w) < ag.AGREE
+    assert ag.largest_difference(result.b_grad, fd_b) < ag.AGREE
+    assert ag.largest_difference(result.w_grad, fd_w + 1e-3) > ag.AGREE  # the check can fail
+
+
+def test_a_second_backward_gives_pytorchs_error_and_retain_graph_accumulates():
+    ex = ag.example(0)
+    first = ag.backward(ex)
+    again = ag.backward(ex)
+    assert not again.ok and "Trying to backward through the graph a second time" in again.error
+    assert torch.equal(again.w_grad, first.w_grad)  # the failed call changed nothing
+    ag.reset_grads(ex)
+    assert ex.w.grad is None and ex.backward_calls == 0
+    one = ag.backward(ex, retain_graph=True)
+    two = ag.backward(ex, retain_graph=True)
+    assert one.ok and two.ok and ex.backward_calls == 2
+    assert torch.allclose(two.w_grad, 2 * one.w_grad) and torch.allclose(two.b_grad, 2 * one.b_grad)
+
+
+def _printed(code: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {})  # our own generated code, in a test: never user text
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("seed", "n_in", "n_out"), [(0, 5, 3), (42, 2, 6)])
+def test_the_example_code_prints_what_the_page_shows(seed, n_in, n_out):
+    ex = ag.example(seed, n_in, n_out)
+    snippet = ag.grad_fn_names(ex)
+    assert _printed(snippet.code) == snippet.output
+    namespace: dict = {}
+    exec(snippet.code.replace("print(", "(lambda *a: None)("), namespace)
+    assert torch.equal(namespace["w"], ex.w) and torch.equal(namespace["b"], ex.b)
+
+
+@pytest.mark.parametrize("how", ["no_grad", "detach"])
+def test_stopping_tracking_prints_what_its_code_prints(how):
+    ex = ag.example(3)
+    snippet = ag.no_grad_snippet(ex, how)
+    assert snippet.output == "True\nFalse\n"
+    assert _printed(ag.example_code(3, 5, 3).split("print(")[0] + snippet.code) == snippet.output
+
+
+class OneRegion(nn.Module):
+    """A linear model that looks only at rows 4-9, columns 6-11 of the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = torch.zeros(28, 28)
+        self.mask[4:10, 6:12] = 1
+        self.linear = nn.Linear(784, 10)
+        with torch.no_grad():
+            self.linear.weight.mul_(self.mask.reshape(1, 784))
+
+    def forward(self, x):
+        return self.linear(x.reshape(len(x), 784))
+
+
+def test_the_input_gradient_has_the_inputs_shape_and_is_zero_where_the_model_does_not_look():
+    torch.manual_seed(0)
+    model, x = OneRegion(), torch.rand(1, 1, 28, 28)
+    for of_loss in (False, True):
+        grad = input_gradient(model, x, 3, of_loss=of_loss)
+        assert grad.shape == (28, 28)
+        assert grad[model.mask == 0].abs().max() == 0 and grad[model.mask == 1].abs().max() > 0
+    assert all(p.grad is None for p in model.parameters())  # a shared model's grads stay untouched
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_captum_maps_lie_in_the_region_the_model_looks_at(method):
+    torch.manual_seed(0)
+    model, x = OneRegion(), torch.rand(1, 1, 28, 28) + 0.1
+    heat = attribute(model, x, 5, method)
+    near = torch.zeros(28, 28)
+    near[1:13, 3:15] = 1  # the region and an occlusion window around it
+    assert heat.shape == (28, 28)
+    assert heat[near == 0].abs().max() == 0 and heat[model.mask == 1].abs().sum() > 0
+    assert set(METHODS) == {"gradient", "integrated_gradients", "occlusion"}
