@@ -31,6 +31,9 @@ PAGES = {
                            "torchvision transforms on real samples, one-hot labels", LEARN, "Transforms"),
     "build_model": PageInfo("pages/6_Build_Model.py", "Build Model", ":material/account_tree:",
                             "the network layer by layer on a real image", LEARN, "Build the Neural Network"),
+    "autograd": PageInfo("pages/7_Autograd.py", "Autograd", ":material/device_hub:",
+                         "the graph autograd records, gradients checked by hand", LEARN,
+                         "Automatic Differentiation with torch.autograd"),
     "train": PageInfo("pages/3_Train.py", "Train", ":material/monitoring:",
                       "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
                       "Quickstart and Optimization: the training loop"),
@@ -54,7 +57,7 @@ TUTORIAL = (
     Lesson("Datasets & DataLoaders", "explorer", "FashionMNIST and the batches it is served in"),
     Lesson("Transforms", "transforms", "from PIL images and labels to tensors"),
     Lesson("Build Model", "build_model", "nn.Module, layer by layer"),
-    Lesson("Autograd", None, "how torch.autograd computes gradients (no page yet)"),
+    Lesson("Autograd", "autograd", "the graph behind .grad, and why no_grad"),
     Lesson("Optimization", "train", "the train and test loops, hyperparameters, optimizers"),
     Lesson("Save & Load", "predict", "model.pth in and out"),
 )

@@ -144,3 +144,15 @@ def test_captum_maps_lie_in_the_region_the_model_looks_at(method):
     assert heat.shape == (28, 28)
     assert heat[near == 0].abs().max() == 0 and heat[model.mask == 1].abs().sum() > 0
     assert set(METHODS) == {"gradient", "integrated_gradients", "occlusion"}
+
+
+def test_the_overlay_paints_positive_orange_negative_blue_and_leaves_zero_gray():
+    from core.attribution import LOWERS, RAISES, overlay
+
+    image, heat = torch.full((28, 28), 0.5), torch.zeros(28, 28)
+    heat[0, 0], heat[0, 1] = 2.0, -2.0
+    rgb = overlay(image, heat)
+    assert rgb.shape == (28, 28, 3) and rgb.dtype == torch.uint8
+    assert rgb[0, 0].tolist() == RAISES.int().tolist() and rgb[0, 1].tolist() == LOWERS.int().tolist()
+    assert rgb[5, 5].tolist() == [70, 70, 70]  # 0.5 x 0.55 x 255, untouched gray
+    assert overlay(image, torch.zeros(28, 28))[3, 3].tolist() == [70, 70, 70]  # a zero map paints nothing

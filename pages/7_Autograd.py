@@ -1,0 +1,30 @@
+"""Autograd: the tutorial's example live, the graph PyTorch records, gradients checked by hand."""
+
+import streamlit as st
+
+from ui import autograd as view
+from ui.nav import title
+
+title("autograd")
+st.caption(
+    "Training adjusts weights along the gradient of the loss. `torch.autograd` computes those gradients: "
+    "every operation on a tensor with `requires_grad=True` is recorded in a graph, and `backward()` walks it "
+    "from the loss to the weights. Here is the tutorial's one-layer network, with its real graph and "
+    "gradients, and a check you can trust."
+)
+
+st.subheader("1. Tensors, functions and the graph")
+ex = view.example_controls()
+if ex is None:
+    st.stop()
+view.example(ex)
+
+st.subheader("2. The graph autograd recorded")
+view.graph(ex)
+
+st.subheader("3. Computing gradients: backward()")
+view.backward_controls(ex)
+view.backward_result(ex)
+
+st.subheader("4. Disabling gradient tracking")
+view.stop_tracking(ex)

@@ -1,0 +1,82 @@
+"""The Autograd page: grad_fn names, the graph, gradients beside finite differences, the freed-graph
+error explained, accumulation with retain_graph, resetting, and stopping tracking."""
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import autograd as ag
+from core.data import PROJECT_ROOT
+
+PAGE = str(PROJECT_ROOT / "pages" / "7_Autograd.py")
+
+
+@pytest.fixture
+def at() -> AppTest:
+    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    assert not page.exception
+    return page
+
+
+def _codes(at: AppTest) -> list[str]:
+    return [block.value for block in at.code]
+
+
+def _backward(at: AppTest) -> AppTest:
+    at.button(key="autograd_backward").click().run()
+    assert not at.exception
+    return at
+
+
+def test_the_page_names_the_grad_fns_and_draws_the_graph(at):
+    names = "Gradient function for z = AddBackward0\nGradient function for loss = "
+    assert names + "BinaryCrossEntropyWithLogitsBackward0" in _codes(at)
+    dot = at.get("graphviz_chart")[0].proto.spec
+    for label in (
+        "BinaryCrossEntropyWithLogitsBackward0",
+        "MmBackward0",
+        "w  (AccumulateGrad)",
+        "b  (AccumulateGrad)",
+    ):
+        assert f'label="{label}"' in dot
+    assert any("Automatic Differentiation" in c.value for c in at.caption)
+
+
+def test_backward_shows_gradients_that_agree_with_finite_differences(at):
+    at = _backward(at)
+    ex = ag.example(0)
+    ag.backward(ex)
+    fd_w, fd_b = ag.finite_differences(ex)
+    codes = _codes(at)
+    assert str(ex.w.grad) in codes and str(ex.b.grad) in codes
+    assert str(fd_w.float()) in codes and str(fd_b.float()) in codes
+    assert any("they agree" in s.value for s in at.success)
+
+
+def test_a_second_backward_shows_the_explained_error_then_retain_graph_accumulates(at):
+    at = _backward(_backward(at))
+    assert at.error[0].value.startswith("RuntimeError: Trying to backward through the graph a second time")
+    assert any("To call it twice" in m.value for m in at.markdown)
+    at.button(key="autograd_reset").click().run()
+    at.toggle(key="autograd_retain").set_value(True).run()
+    at = _backward(_backward(at))
+    assert not at.error
+    assert any("has run **2** times" in m.value for m in at.markdown)
+    ex = ag.example(0)
+    ag.backward(ex)
+    assert str(2 * ex.w.grad) in _codes(at)  # the numbers doubled
+    assert any("holds 2 of them" in s.value for s in at.success)
+
+
+def test_changing_the_seed_builds_a_new_example(at):
+    at.number_input(key="autograd_seed").set_value(9).run()
+    at.slider(key="autograd_n_in").set_value(2).run()
+    at = _backward(at)
+    ex = ag.example(9, 2, 3)
+    ag.backward(ex)
+    assert str(ex.w.grad) in _codes(at) and ex.w.grad.shape == torch.Size([2, 3])
+
+
+def test_stopping_tracking_shows_requires_grad_turning_false(at):
+    codes = _codes(at)
+    assert "with torch.no_grad():" in codes[-2] and codes[-1] == "True\nFalse"

@@ -1,0 +1,130 @@
+"""Streamlit pieces of the Autograd page: the example, its graph, backward checked, stopping tracking."""
+
+import streamlit as st
+
+from core import autograd as ag
+from core.errors import StudioError
+from ui.tensors import code_and_output
+
+EXAMPLE_KEY = "autograd_example"  # the session's Example: its tensors and gradients live across clicks
+RESULT_KEY = "autograd_result"  # the last backward's Backward
+MAX_SEED = 2**31 - 1
+
+
+def example_controls() -> ag.Example | None:
+    """Seed and sizes; the session keeps one Example until they change (so .grad can accumulate)."""
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    seed = int(row.number_input("Seed", 0, MAX_SEED, 0, key="autograd_seed", width=150))
+    n_in = int(row.slider("Length of x", 1, ag.MAX_SIZE, 5, key="autograd_n_in", width=200))
+    n_out = int(row.slider("Length of z", 1, ag.MAX_SIZE, 3, key="autograd_n_out", width=200))
+    current = st.session_state.get(EXAMPLE_KEY)
+    if current is None or (current.seed, len(current.x), len(current.y)) != (seed, n_in, n_out):
+        try:
+            current = ag.example(seed, n_in, n_out)
+        except StudioError as exc:
+            st.error(str(exc))
+            return None
+        st.session_state[EXAMPLE_KEY] = current
+        st.session_state.pop(RESULT_KEY, None)
+    return current
+
+
+def example(ex: ag.Example) -> None:
+    code_and_output(ag.grad_fn_names(ex))
+    st.caption(
+        "`grad_fn` is the function PyTorch will run backwards to compute gradients: each operation on a "
+        "tensor that requires grad records one."
+    )
+
+
+def graph(ex: ag.Example) -> None:
+    st.graphviz_chart(ag.graph_dot(ag.walk(ex.loss, {"w": ex.w, "b": ex.b})), width="content")
+    st.caption(
+        "Read from PyTorch: each box is a `grad_fn`, reached from `loss.grad_fn` through "
+        "`next_functions`; arrows point the way `backward()` travels. Orange: the leaves `w` and `b`, whose "
+        "`AccumulateGrad` adds into `.grad`. Dashed: inputs that do not require grad (`x` and `y`), for "
+        "which autograd keeps no node."
+    )
+
+
+def backward_controls(ex: ag.Example) -> None:
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.toggle("retain_graph=True", key="autograd_retain", help="Keep the graph for another call")
+    # Callbacks: a click counts even when the script reruns before reaching the button.
+    row.button(
+        "loss.backward()", icon=":material/undo:", type="primary", key="autograd_backward", on_click=_backward
+    )
+    reset_help = "Reset the gradients (what optimizer.zero_grad() does) and build a new graph"
+    row.button("w.grad = None; b.grad = None", key="autograd_reset", help=reset_help, on_click=_reset)
+
+
+def _backward() -> None:
+    ex = st.session_state.get(EXAMPLE_KEY)
+    if ex is not None:
+        retain = bool(st.session_state.get("autograd_retain"))
+        st.session_state[RESULT_KEY] = ag.backward(ex, retain_graph=retain)
+
+
+def _reset() -> None:
+    ex = st.session_state.get(EXAMPLE_KEY)
+    if ex is not None:
+        ag.reset_grads(ex)
+    st.session_state.pop(RESULT_KEY, None)
+
+
+def backward_result(ex: ag.Example) -> None:
+    result: ag.Backward | None = st.session_state.get(RESULT_KEY)
+    if result is None:
+        st.info("Press `loss.backward()`: autograd walks the graph above and fills `w.grad` and `b.grad`.")
+        return
+    if not result.ok:
+        st.error(f"RuntimeError: {result.error}")
+        st.markdown(
+            "That is PyTorch's own error: after `backward()` the graph's saved values are freed to save "
+            "memory. To call it twice, reset the gradients (which also builds a new graph, as each training "
+            "step does), turn on `retain_graph=True`, and call `loss.backward()` again: each call then "
+            "**adds** its gradient to `.grad`."
+        )
+        return
+    calls = ex.backward_calls
+    st.markdown(f"`backward()` has run **{calls}** time{'s' if calls > 1 else ''} since the last reset.")
+    fd_w, fd_b = ag.finite_differences(ex)
+    columns = st.columns(2, gap="medium")
+    pairs = (("w", result.w_grad, fd_w), ("b", result.b_grad, fd_b))
+    for column, (name, grad, estimate) in zip(columns, pairs, strict=True):
+        with column:
+            st.caption(f"`print({name}.grad)`: autograd")
+            st.code(str(grad), language="text")
+            st.caption(f"{name}: finite differences{f', times {calls}' if calls > 1 else ''}")
+            st.code(str((estimate * calls).float()), language="text")
+    _agreement(result, fd_w, fd_b, calls)
+
+
+def _agreement(result: ag.Backward, fd_w, fd_b, calls: int) -> None:
+    largest = max(
+        ag.largest_difference(result.w_grad, fd_w * calls), ag.largest_difference(result.b_grad, fd_b * calls)
+    )
+    verdict = "they agree" if ag.is_small(largest) else "they do NOT agree"
+    text = (
+        f"Largest difference: **{largest:.1e}**: {verdict}. Finite differences nudge each weight by "
+        f"±{ag.FD_EPS:g} and watch the loss (in float64); autograd computes in float32, which keeps about 7 "
+        f"significant digits, so anything below {ag.AGREE:g} here is rounding."
+    )
+    if calls > 1:
+        text += f" With `retain_graph=True` each call **added** its gradient: `.grad` holds {calls} of them."
+    (st.success if ag.is_small(largest) else st.error)(text)
+
+
+def stop_tracking(ex: ag.Example) -> None:
+    how = st.segmented_control("Stop tracking with", ["no_grad", "detach"], default="no_grad", key="ag_how")
+    try:
+        code_and_output(ag.no_grad_snippet(ex, how or "no_grad"))
+    except StudioError as exc:
+        st.error(str(exc))
+    st.markdown(
+        "Why stop tracking, in the tutorial's words:\n"
+        "- to mark some parameters of a network as **frozen parameters** (to fine-tune a pretrained "
+        "network);\n"
+        "- to **speed up computations** when you only do the forward pass: operations on tensors that do "
+        "not track gradients are more efficient."
+    )
