@@ -42,6 +42,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.accuracy
 	$(PY) -m bench.ui_speed
 	$(PY) -m bench.load --client-cpus 1
+	$(PY) -m bench.attribution
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh

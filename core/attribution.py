@@ -41,12 +41,15 @@ METHODS = {
 }
 
 
-def _check(x: torch.Tensor, target: int) -> torch.Tensor:
+def _check(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """One image as (1, 1, 28, 28) float on the model's device."""
     if x.shape[-2:] != (28, 28) or x.numel() != 784:
         raise StudioError(f"attribution needs one 28x28 image, not a tensor of shape {tuple(x.shape)}")
     if not 0 <= target < 10:
         raise StudioError(f"class {target} is not one of FashionMNIST's 0-9")
-    return x.reshape(1, 1, 28, 28).float().detach()
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    return x.reshape(1, 1, 28, 28).float().detach().to(device)
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, target: int, *, of_loss: bool = False) -> torch.Tensor:
@@ -54,12 +57,12 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: int, *, of_loss: b
 
     torch.autograd.grad asks for the input's gradient only, so the model's own .grad stay untouched
     (the model may be shared by other sessions)."""
-    x = _check(x, target).requires_grad_()
+    x = _check(model, x, target).requires_grad_()
     model.eval()
     logits = model(x)  # (1, 10)
     value = F.cross_entropy(logits, torch.tensor([target])) if of_loss else logits[0, target]
     (grad,) = torch.autograd.grad(value, x)
-    return grad[0, 0]  # (28, 28)
+    return grad[0, 0].cpu()  # (28, 28)
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str) -> torch.Tensor:
@@ -68,7 +71,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str) -> to
         return input_gradient(model, x, target)
     from captum.attr import IntegratedGradients, Occlusion  # imported when first asked: ~1 s
 
-    x = _check(x, target)
+    x = _check(model, x, target)
     model.eval()
     if method == "integrated_gradients":
         maps = IntegratedGradients(model).attribute(
@@ -82,7 +85,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str) -> to
         )  # fmt: skip
     else:
         raise StudioError(f"unknown attribution method {method!r}: choose one of {', '.join(METHODS)}")
-    return maps.detach()[0, 0]
+    return maps.detach()[0, 0].cpu()
 
 
 RAISES = torch.tensor([217.0, 72.0, 15.0])  # the theme's orange: the pixel raises the score

@@ -17,7 +17,13 @@ with st.container(border=True):
     loaded = predict.model_section()
 model = loaded.model if loaded is not None else None  # None: images are kept and shown until there is one
 
-k_col, _ = st.columns([1, 2])
+k_col, explain_col = st.columns([1, 2], vertical_alignment="center")
+explain = explain_col.toggle(
+    "Show which pixels mattered",
+    key="predict_explain",
+    help="For the top class: the input gradient from autograd, and Integrated Gradients and Occlusion from "
+    "Captum, painted over the 28×28 input.",
+)
 k = k_col.slider(
     "Classes to show (top-k)",
     min_value=1,
@@ -47,8 +53,9 @@ with images_tab:
     summary = st.container()
     results = []
     for position, upload in enumerate(uploads):
+        data = upload.getvalue()
         result = predict.render_upload(
-            upload.name, upload.getvalue(), model, k, file_id=upload.file_id, position=position
+            upload.name, data, model, k, file_id=upload.file_id, position=position, explain=explain
         )
         results.append((upload.name, result))
     if len(results) > 1 and model is not None:
@@ -64,6 +71,6 @@ with samples_tab:
         st.error(status.message)
     else:
         try:
-            predict.sample_section(model, k)
+            predict.sample_section(model, k, explain)
         except StudioError as exc:
             st.error(str(exc))

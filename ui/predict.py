@@ -15,12 +15,14 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from core import runs
+from core.attribution import METHODS, attribute, overlay
 from core.checkpoint import MAX_CHECKPOINT_BYTES, LoadedCheckpoint
 from core.data import CLASSES, dataset_status
 from core.errors import BadCheckpoint, BadImage, RunError, StudioError
 from core.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
 from core.train import preset
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file, split_tensors
+from ui.layout import cells
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 IMAGE_KINDS = "PNG, JPEG, WebP, BMP or GIF images"  # what the image drop zone takes, in words
@@ -357,7 +359,14 @@ def forget_images(keep: set[str]) -> None:
 
 
 def render_upload(
-    name: str, data: bytes, model: nn.Module | None, k: int, *, file_id: str | None = None, position: int = 0
+    name: str,
+    data: bytes,
+    model: nn.Module | None,
+    k: int,
+    *,
+    file_id: str | None = None,
+    position: int = 0,
+    explain: bool = False,
 ) -> list[Prediction] | str | None:
     """One image in its own box: original, the 28x28 input, the top-k chart. Returns the predictions,
     the error message shown in their place, or None when there is no model yet to ask."""
@@ -384,7 +393,27 @@ def render_upload(
                 chart = topk_figure(predictions)
                 st.plotly_chart(chart, width="stretch", key=f"predict_upload_chart_{position}")
         st.caption(prepped.steps)
+        if explain and predictions is not None:
+            render_attributions(model, prepped.tensor, predictions[0])
     return predictions
+
+
+ATTRIBUTION_PX = 168  # 28 px x 6
+
+
+def render_attributions(model: nn.Module, x: torch.Tensor, top: Prediction) -> None:
+    """Which pixels mattered for the top class, by each method, over the 28x28 input."""
+    st.markdown(f"**Which pixels mattered for “{top.label}”**: orange raised its score, blue lowered it.")
+    for cell, (key, method) in zip(cells(len(METHODS), ATTRIBUTION_PX + 40), METHODS.items(), strict=True):
+        with cell:
+            try:
+                heat = attribute(model, x, top.index, key)
+            except StudioError as exc:
+                st.error(str(exc))
+                continue
+            picture = Image.fromarray(overlay(x, heat).numpy())
+            st.image(upscale(picture, ATTRIBUTION_PX), caption=method.name)
+            st.caption(method.meaning)
 
 
 def summary_table(results: list[tuple[str, list[Prediction] | str]], k: int) -> pd.DataFrame:
@@ -462,7 +491,7 @@ def _new_sample() -> None:
     st.session_state.pop(SAMPLE_KEY, None)
 
 
-def sample_section(model: nn.Module, k: int) -> None:
+def sample_section(model: nn.Module, k: int, explain: bool = False) -> None:
     """A test-set image (random, or of one class) with the model's top-k next to the truth."""
     images, labels = split_tensors("test")
     class_col, button_col, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
@@ -496,3 +525,5 @@ def sample_section(model: nn.Module, k: int) -> None:
             f"Prediction: **{best.label}** · {best.prob:.1%} — truth: **{CLASSES[truth]}** · {verdict}"
         )
         st.plotly_chart(topk_figure(predictions, truth), width="stretch", key="predict_sample_chart")
+    if explain:
+        render_attributions(model, images[index].float().div(255), predictions[0])

@@ -306,3 +306,16 @@ def test_names_are_cleaned_shortened_and_escaped():
     long = display_name("a" * 100 + ".jpeg")
     assert len(long) == 60 and long.endswith("aaaaaaa.jpeg") and "…" in long
     assert escape_markdown("**x** [a](b) `c` <i>") == r"\*\*x\*\* \[a\]\(b\) \`c\` \<i\>"
+
+
+def test_which_pixels_mattered_shows_three_maps_for_an_upload_and_a_test_sample(store):
+    at = _page()
+    at.toggle(key="predict_explain").set_value(True).run()
+    at = _upload(at, "predict_images", ("boot.png", _test_sample_png(0)[0], "image/png"))
+    assert not at.exception and not _texts(at, "error")
+    captions = [c for image in at.image for c in image.captions]
+    methods = ["Input gradient (autograd)", "Integrated Gradients (Captum)", "Occlusion (Captum)"]
+    assert captions.count(methods[0]) == 2  # the upload's maps and the test-set sample's
+    assert all(captions.count(name) == 2 for name in methods)
+    assert sum("Which pixels mattered for" in m for m in _texts(at, "markdown")) == 2
+    assert any("blacked out" in c for c in _texts(at, "caption"))  # each map says what it means
