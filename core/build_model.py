@@ -177,16 +177,14 @@ def feature_mosaic(maps: torch.Tensor, columns: int, scale: int) -> np.ndarray:
     One min-max for the whole layer, so brighter means larger across all its channels; a 1 px white
     line separates the maps."""
     c, h, w = maps.shape
+    rows = -(-c // columns)
     low, high = float(maps.min()), float(maps.max())
     pixels = ((maps - low) / max(high - low, 1e-8) * 255).round().to(torch.uint8)
-    pixels = pixels.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)  # (C, H*s, W*s)
-    rows = -(-c // columns)
-    cell_h, cell_w = h * scale + 1, w * scale + 1
-    mosaic = np.full((rows * cell_h - 1, columns * cell_w - 1), 255, dtype=np.uint8)
-    for i in range(c):
-        top, left = (i // columns) * cell_h, (i % columns) * cell_w
-        mosaic[top : top + h * scale, left : left + w * scale] = pixels[i].numpy()
-    return mosaic
+    pixels = pixels[:, :, None, :, None].expand(c, h, scale, w, scale).reshape(c, h * scale, w * scale)
+    cells = torch.full((rows * columns, h * scale + 1, w * scale + 1), 255, dtype=torch.uint8)
+    cells[:c, : h * scale, : w * scale] = pixels  # each map with its separator below and to the right
+    grid = cells.reshape(rows, columns, h * scale + 1, w * scale + 1).permute(0, 2, 1, 3)
+    return grid.reshape(rows * (h * scale + 1), columns * (w * scale + 1))[:-1, :-1].contiguous().numpy()
 
 
 def diagram_dot(rows: list[LayerRow]) -> str:
@@ -292,6 +290,15 @@ def module_expression(name: str) -> str:
         parts.append(f"[{part}]" if part.isdigit() else f".{part}")
     return "".join(parts)
 
+
+PREDICT_CODE = (
+    "model.eval()\n"
+    "with torch.no_grad():\n"
+    "    logits = model(X)  # (1, 10)\n"
+    "pred_probab = nn.Softmax(dim=1)(logits)\n"
+    "y_pred = pred_probab.argmax(1)\n"
+    'print(f"Predicted class: {y_pred}")'
+)
 
 PARAMETERS_CODE = (
     'print(f"Model structure: {model}\\n\\n")\n\n'
