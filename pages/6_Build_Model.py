@@ -1,5 +1,94 @@
 """Build Model: the tutorial's NeuralNetwork and the CNN, layer by layer on a real FashionMNIST image."""
 
+import streamlit as st
+
+from core import build_model as bm
+from core.data import dataset_status
+from core.errors import StudioError
+from ui import build_model as view
+from ui.cache import split_tensors
+from ui.layout import side_by_side
 from ui.nav import title
 
 title("build_model")
+st.markdown(
+    "A neural network is made of layers, or modules, that perform operations on data; in PyTorch every one "
+    "of them subclasses `nn.Module`, and the network is itself a module made of other modules. The "
+    "tutorial's `NeuralNetwork` creates its layers in `__init__` and says in `forward` what they do to the "
+    "input. Here is that model as PyTorch prints it, its layers and their parameters, and one real test "
+    "image followed through `forward`, layer by layer, to the 10 logits and the probabilities "
+    "`nn.Softmax` makes of them. Pick a finished run's weights to compare with the untrained ones."
+)
+
+status = dataset_status()
+if not status.ready:
+    st.error(status.message)
+    st.stop()
+try:
+    images, labels = split_tensors("test")
+except StudioError as exc:
+    st.error(str(exc))
+    st.stop()
+
+controls = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+name, run, problems = view.model_controls(controls)
+index, sample_problems = view.sample_control(controls, len(labels))
+for problem in problems + sample_problems:
+    st.warning(problem)
+loaded = None
+if run is not None:
+    try:
+        loaded = view.load_run(run)
+    except StudioError as exc:
+        st.error(f"Run {run.id}'s weights cannot be used: {exc}")
+        st.stop()
+model = loaded.model if loaded is not None else view.untrained_model(name)
+checkpoint = run.checkpoint if run is not None else None
+view.keep_in_link(name, f"run:{run.id}" if run is not None else view.UNTRAINED, index)
+
+x = bm.to_input(images[index])  # (1, 1, 28, 28), as ToTensor gives it
+label = int(labels[index])
+traced = bm.trace(model, x)
+rows = bm.layer_table(model)
+untrained = bm.trace(view.untrained_model(name), x) if loaded is not None else None
+
+st.subheader("One image through the model")
+view.render_prediction(traced, index, label, untrained)
+st.code(bm.sample_code(index) + "\n\n" + bm.PREDICT_CODE, language="python", wrap_lines=True)
+
+structure_tab, layers_tab, params_tab = st.tabs(
+    [":material/account_tree: Structure", ":material/route: Layer by layer", ":material/tune: Parameters"]
+)
+
+with structure_tab:
+    st.code(bm.model_code(name, loaded.model_options if loaded else None, checkpoint), language="python")
+    st.caption(view.checkpoint_note(checkpoint))
+    st.code(str(model), language=None)
+    diagram_col, table_col = side_by_side("build_model_structure", 240, 420)
+    with diagram_col:
+        st.graphviz_chart(bm.diagram_dot(rows), width="content")
+    with table_col:
+        st.markdown("**Layers** · output shapes for one 1×28×28 image, parameters per layer")
+        view.layer_table(rows)
+
+with layers_tab:
+    st.caption(
+        "Each layer's output is caught by a forward hook (`module.register_forward_hook`) during one "
+        "`model(X)` call in eval mode under `torch.no_grad()`; the hooks are removed afterwards. The code "
+        "beside each layer calls it by hand, which gives the same tensor."
+    )
+    modules = dict(model.named_modules())
+    view.render_input(x, index)
+    for position, out in enumerate(traced.layers):
+        view.render_layer(position, out, modules[out.name])
+    with st.expander(":material/code: Show code: the whole forward pass, one layer at a time"):
+        st.code(bm.layers_code(rows), language="python")
+
+with params_tab:
+    st.code(bm.PARAMETERS_CODE, language="python")
+    st.code(bm.parameters_printout(model), language=None, height=320)
+    st.subheader("What the first layer looks for")
+    if name == "mlp":
+        view.render_unit(model, x)
+    else:
+        view.render_filters(model)
