@@ -34,9 +34,12 @@ PAGES = {
     "autograd": PageInfo("pages/7_Autograd.py", "Autograd", ":material/device_hub:",
                          "the graph autograd records, gradients checked by hand", LEARN,
                          "Automatic Differentiation with torch.autograd"),
+    "optimization": PageInfo("pages/8_Optimization.py", "Optimization", ":material/trending_down:",
+                             "the loss, the optimizer, one training step at a time", LEARN,
+                             "Optimizing Model Parameters"),
     "train": PageInfo("pages/3_Train.py", "Train", ":material/monitoring:",
                       "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
-                      "Quickstart and Optimization: the training loop"),
+                      "Quickstart: the whole training loop, in a worker"),
     "predict": PageInfo("pages/4_Predict.py", "Predict", ":material/image_search:",
                         "drop an image or a model.pth and see the prediction", TOOLS,
                         "Save & Load: a model.pth, loaded and asked"),
@@ -58,7 +61,7 @@ TUTORIAL = (
     Lesson("Transforms", "transforms", "from PIL images and labels to tensors"),
     Lesson("Build Model", "build_model", "nn.Module, layer by layer"),
     Lesson("Autograd", "autograd", "the graph behind .grad, and why no_grad"),
-    Lesson("Optimization", "train", "the train and test loops, hyperparameters, optimizers"),
+    Lesson("Optimization", "optimization", "hyperparameters, the loss, the optimizer, the loop"),
     Lesson("Save & Load", "predict", "model.pth in and out"),
 )
 

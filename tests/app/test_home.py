@@ -38,12 +38,13 @@ def test_home_lists_the_tutorials_eight_sections_in_order_with_their_pages(real_
     ]  # fmt: skip
     assert links["2. Tensors"] == "Tensors" and links["3. Datasets & DataLoaders"] == "Dataset_Explorer"
     assert links["5. Build Model"] == "Build_Model" and links["6. Autograd"] == "Autograd"
+    assert links["7. Optimization"] == "Optimization" and links["1. Quickstart"] == "Train"
 
 
 def test_the_sidebar_groups_learn_pages_in_the_tutorials_order_then_the_tools():
     from ui.nav import LEARN, TOOLS, sections
 
     grouped = sections()
-    learn = ["Tensors", "Dataset Explorer", "Transforms", "Build Model", "Autograd"]
+    learn = ["Tensors", "Dataset Explorer", "Transforms", "Build Model", "Autograd", "Optimization"]
     assert [p.title for p in grouped[LEARN]] == learn
     assert [p.title for p in grouped[TOOLS]] == ["Train", "Predict"]
