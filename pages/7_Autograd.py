@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.data import dataset_status
 from ui import autograd as view
 from ui.nav import title
 
@@ -28,3 +29,14 @@ view.backward_result(ex)
 
 st.subheader("4. Disabling gradient tracking")
 view.stop_tracking(ex)
+
+st.subheader("5. On a real model: the gradient for the pixels")
+st.caption(
+    "The same mechanism on the tutorial's network and a real test image: ask for the gradient of the loss "
+    "with respect to the 784 input pixels instead of the weights."
+)
+status = dataset_status()
+if status.ready:
+    view.real_model()
+else:
+    st.error(status.message)

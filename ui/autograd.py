@@ -1,9 +1,16 @@
 """Streamlit pieces of the Autograd page: the example, its graph, backward checked, stopping tracking."""
 
 import streamlit as st
+from PIL import Image
 
 from core import autograd as ag
+from core.attribution import input_gradient, overlay
+from core.data import CLASSES
 from core.errors import StudioError
+from ui.cache import split_tensors
+from ui.layout import cells
+from ui.model_picker import pick_model
+from ui.predict import upscale
 from ui.tensors import code_and_output
 
 EXAMPLE_KEY = "autograd_example"  # the session's Example: its tensors and gradients live across clicks
@@ -127,4 +134,39 @@ def stop_tracking(ex: ag.Example) -> None:
         "network);\n"
         "- to **speed up computations** when you only do the forward pass: operations on tensors that do "
         "not track gradients are more efficient."
+    )
+
+
+def real_model() -> None:
+    """d loss / d pixels for one test image and the chosen model, drawn over the image."""
+    images, labels = split_tensors("test")
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    picked = pick_model("autograd_model", row)
+    index = int(row.number_input("Test image", min_value=0, value=0, key="autograd_sample", width=150))
+    if picked is None:
+        return
+    if not 0 <= index < len(labels):
+        st.error(f"there is no test image {index:,}: the test split holds 0 to {len(labels) - 1:,}")
+        return
+    model, _label = picked
+    x, label = images[index].float().div(255), int(labels[index])  # (28, 28) in [0, 1], as ToTensor gives
+    grad = input_gradient(model, x, label, of_loss=True)
+    st.code(
+        f"X, y = test_data[{index}]  # a {CLASSES[label]}\n"
+        "X = X.unsqueeze(0).requires_grad_()  # (1, 1, 28, 28): the pixels become leaves too\n"
+        "loss = loss_fn(model(X), torch.tensor([y]))\n"
+        "loss.backward()\n"
+        "X.grad  # (1, 1, 28, 28): how the loss changes with each pixel",
+        language="python",
+    )
+    cols = cells(2, 240)
+    cols[0].image(
+        upscale(Image.fromarray(images[index].numpy()), 224), caption=f"Test image #{index}: {CLASSES[label]}"
+    )
+    cols[1].image(upscale(Image.fromarray(overlay(x, -grad).numpy()), 224), caption="−X.grad over the image")
+    st.caption(
+        "Orange: brightening the pixel would lower the loss (the model would be surer of the right class); "
+        "blue: it would raise it. The same autograd that fills `w.grad` fills `X.grad`: for the network, "
+        "pixels and weights are just leaves of the graph. Predict shows this map, and two from Captum, for "
+        "any image."
     )

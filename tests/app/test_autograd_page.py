@@ -80,3 +80,13 @@ def test_changing_the_seed_builds_a_new_example(at):
 def test_stopping_tracking_shows_requires_grad_turning_false(at):
     codes = _codes(at)
     assert "with torch.no_grad():" in codes[-2] and codes[-1] == "True\nFalse"
+
+
+def test_the_real_model_section_draws_the_pixel_gradient_and_refuses_a_bad_index(real_data, run_store):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    captions = [c for image in at.image for c in image.captions]
+    assert captions == ["Test image #0: Ankle boot", "−X.grad over the image"]
+    assert any("X.grad  # (1, 1, 28, 28)" in block.value for block in at.code)
+    at.number_input(key="autograd_sample").set_value(10_000).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["there is no test image 10,000: the test split holds 0 to 9,999"]
