@@ -43,6 +43,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.ui_speed
 	$(PY) -m bench.load --client-cpus 1
 	$(PY) -m bench.attribution
+	$(PY) -m bench.export
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh

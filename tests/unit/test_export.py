@@ -1,0 +1,70 @@
+"""core.export: every config becomes a standalone script that compiles; one trains for real and writes a
+model.pth that core and the tutorial's class both load."""
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from core.augment import Augment
+from core.checkpoint import load_checkpoint
+from core.data import PROJECT_ROOT
+from core.export import script
+from core.models import NeuralNetwork, build_model
+from core.train import OPTIMIZERS, SCHEDULES, TrainConfig, preset
+
+AUGMENTS = [Augment(), Augment(hflip=0.5, rotate=10.0, translate=0.1, scale=0.1, erase=0.25)]
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer", "schedule", "augment"),
+    list(itertools.product(["mlp", "cnn"], OPTIMIZERS, SCHEDULES, AUGMENTS)),
+)
+def test_every_combination_compiles(model, optimizer, schedule, augment):
+    config = TrainConfig(
+        model=model, optimizer=optimizer, lr_schedule=schedule, augment=augment, momentum=0.9
+    )
+    text = script(config)
+    compile(text, "exported.py", "exec")
+    assert 'torch.save(model.state_dict(), "model.pth")' in text
+    assert ("RandomAffine" in text) == augment.active and ("LambdaLR" in text) == (schedule == "cosine")
+    assert f"torch.manual_seed({config.seed})" in text
+    assert "import core" not in text and "from core" not in text  # standalone: torch and torchvision only
+
+
+@pytest.mark.parametrize("config", [preset("recommended"), TrainConfig(model="cnn", hidden=64, dropout=0.3)])
+def test_the_written_model_class_has_cores_keys_and_shapes(config):
+    namespace = {"__name__": "exported"}
+    text = script(config)
+    definitions = text.split("model = ")[0].split("test_dataloader = DataLoader(test_data, batch_size=1000)")[
+        1
+    ]
+    exec("import torch\nfrom torch import nn\n" + definitions, namespace)  # the class only, no training
+    cls = namespace["NeuralNetwork" if config.model == "mlp" else "SmallCNN"]
+    ours = build_model(config.model, **config.model_options()).state_dict()
+    theirs = cls().state_dict()
+    assert {k: v.shape for k, v in theirs.items()} == {k: v.shape for k, v in ours.items()}
+
+
+def test_an_exported_script_trains_and_its_model_pth_loads_in_core_and_the_tutorials_class(
+    real_data, tmp_path
+):
+    config = preset("recommended", limit_batches=3, epochs=1)
+    path = tmp_path / "train_export.py"
+    path.write_text(script(config, "a test"))
+    (tmp_path / "data").symlink_to(PROJECT_ROOT / "data")  # the script reads root="data", as the tutorial
+    env = {**os.environ, "PYTHONPATH": ""}  # nothing of the project on the path: it must stand alone
+    done = subprocess.run(
+        [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Accuracy:" in done.stdout and "Saved PyTorch Model State to model.pth" in done.stdout
+    loaded = load_checkpoint(tmp_path / "model.pth")
+    assert loaded.model_name == "mlp"
+    tutorial = NeuralNetwork()
+    tutorial.load_state_dict(torch.load(tmp_path / "model.pth", weights_only=True))
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(tutorial.eval()(x), loaded.model.eval()(x))
