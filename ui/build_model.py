@@ -158,8 +158,9 @@ def sample_control(row, count: int) -> tuple[int, list[str]]:
     return int(index), problems
 
 
-def keep_in_link(name: str, weights: str, index: int) -> None:
+def keep_in_link(name: str, run: runs.RunInfo | None, index: int) -> None:
     """The page's state in the URL, so a copied link reopens this model, these weights and this image."""
+    weights = f"run:{run.id}" if run is not None else UNTRAINED
     st.query_params.update({URL[MODEL_KEY]: name, URL[WEIGHTS_KEY]: weights, URL[SAMPLE_KEY]: str(index)})
 
 
