@@ -44,7 +44,7 @@ if run is not None:
         st.stop()
 model = loaded.model if loaded is not None else view.untrained_model(name)
 checkpoint = run.checkpoint if run is not None else None
-view.keep_in_link(name, f"run:{run.id}" if run is not None else view.UNTRAINED, index)
+view.keep_in_link(name, run, index)
 
 x = bm.to_input(images[index])  # (1, 1, 28, 28), as ToTensor gives it
 label = int(labels[index])

@@ -158,8 +158,9 @@ def sample_control(row, count: int) -> tuple[int, list[str]]:
     return int(index), problems
 
 
-def keep_in_link(name: str, weights: str, index: int) -> None:
+def keep_in_link(name: str, run: runs.RunInfo | None, index: int) -> None:
     """The page's state in the URL, so a copied link reopens this model, these weights and this image."""
+    weights = f"run:{run.id}" if run is not None else UNTRAINED
     st.query_params.update({URL[MODEL_KEY]: name, URL[WEIGHTS_KEY]: weights, URL[SAMPLE_KEY]: str(index)})
 
 
@@ -168,7 +169,7 @@ def keep_in_link(name: str, weights: str, index: int) -> None:
 
 def render_prediction(traced: bm.Trace, index: int, label: int, compare: bm.Trace | None) -> None:
     """The image, the predicted class against the true one, and all ten probabilities."""
-    image_col, result_col = side_by_side("build_model_prediction", IMAGE_PX + 20, 260)
+    image_col, result_col = side_by_side("build_model_prediction", IMAGE_PX + 20, 240)
     with image_col:
         st.image(
             display_array(traced.input[0], IMAGE_PX)[0],
@@ -179,7 +180,7 @@ def render_prediction(traced: bm.Trace, index: int, label: int, compare: bm.Trac
         predicted, prob = traced.predicted, float(traced.probs[0, traced.predicted])
         verdict = ":green[right]" if predicted == label else ":red[wrong]"
         st.markdown(
-            f"Predicted **{CLASSES[predicted]}** ({prob:.1%}) · true **{CLASSES[label]}** · {verdict}"
+            f"Predicted **{CLASSES[predicted]}** ({prob:.1%}) · true **{CLASSES[label]}** ✓ · {verdict}"
         )
         st.plotly_chart(probability_figure(traced.probs[0], label), width="stretch", key="build_model_probs")
         if compare is not None:
@@ -216,7 +217,7 @@ def probability_figure(probs: torch.Tensor, label: int) -> dict:
         "layout": {
             "height": 300,
             "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-            "title": {"text": "nn.Softmax(dim=1)(logits) · ✓ = the true class", "font": {"size": 13}},
+            "title": {"text": "nn.Softmax(dim=1)(logits)", "font": {"size": 13}},
             "xaxis": {"range": [0, 1.15], "tickformat": ".0%", "automargin": True},
             "yaxis": {"autorange": "reversed", "automargin": True},
         },
@@ -379,7 +380,7 @@ def render_unit(model: nn.Module, x: torch.Tensor) -> None:
         )
         st.caption(
             "Red pixels push the unit up where the image is bright, blue ones push it down. Untrained, the "
-            "weights are noise; after training, many units look like parts of clothing."
+            "weights are noise; after a few epochs of training, some show the outline of a piece of clothing."
         )
 
 
