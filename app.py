@@ -1,5 +1,6 @@
 """FashionMNIST Studio's entry point: page config, navigation, the shared sidebar and the home page."""
 
+import pandas  # noqa: F401  (see below)
 import streamlit as st
 
 from core import runs
@@ -7,6 +8,10 @@ from core.data import dataset_status
 from ui.cache import device_info
 from ui.nav import APP_ICON, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar
+
+# pandas is imported here, once, before any page runs: plotly looks it up in sys.modules without
+# waiting for its import, so a page importing pandas in one script thread while another thread drew a
+# chart gave "partially initialized module 'pandas'" (seen in the e2e run of the Learn pages).
 
 
 def home() -> None:

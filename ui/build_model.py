@@ -178,10 +178,10 @@ def render_prediction(traced: bm.Trace, index: int, label: int, compare: bm.Trac
         )
     with result_col:
         predicted, prob = traced.predicted, float(traced.probs[0, traced.predicted])
-        verdict = ":green[right]" if predicted == label else ":red[wrong]"
-        st.markdown(
-            f"Predicted **{CLASSES[predicted]}** ({prob:.1%}) · true **{CLASSES[label]}** ✓ · {verdict}"
-        )
+        right = ":green[:material/check_circle: right]"
+        verdict = right if predicted == label else ":red[:material/cancel: wrong]"
+        truth = CLASSES[label]
+        st.markdown(f"Predicted **{CLASSES[predicted]}** ({prob:.1%}) · true **{truth}** · {verdict}")
         st.plotly_chart(probability_figure(traced.probs[0], label), width="stretch", key="build_model_probs")
         if compare is not None:
             _compare_caption(traced, compare, label)

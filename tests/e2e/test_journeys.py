@@ -256,3 +256,66 @@ def test_two_users_share_the_device_but_not_their_uploads(server, trained_run, b
     finally:
         alice.context.close()
         bob.context.close()
+
+
+def _title(page: Page, name: str):
+    return page.get_by_role("heading", level=1, name=re.compile(f"{name}$"))
+
+
+LEARN_PAGES = ["Tensors", "Dataset Explorer", "Transforms", "Build Model", "Autograd", "Optimization"]
+
+
+def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: Page):
+    page.goto(server.url)
+    expect(page.get_by_role("heading", name="FashionMNIST Studio")).to_be_visible(timeout=15_000)
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_text("Learn the basics")).to_be_visible()
+    links = [text.split("\n")[-1] for text in nav.get_by_role("link").all_inner_texts()]  # after the icon
+    assert [name for name in links if name in LEARN_PAGES] == LEARN_PAGES
+    assert links.index("Optimization") < links.index("Train") < links.index("Predict")
+
+    nav.get_by_role("link", name="Tensors").click()
+    expect(_title(page, "Tensors")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text("Shape of tensor: torch.Size([3, 4])")).to_be_visible(timeout=15_000)
+    shape = page.locator(".st-key-tensors_shape input")
+    shape.fill("2x2x2")
+    shape.press("Enter")
+    expect(page.get_by_text("rand_tensor = torch.rand(shape, dtype=torch.float32)")).to_be_visible()
+    expect(page.get_by_text("shape = (2, 2, 2,)")).to_be_visible(timeout=10_000)
+    shot(page, "09-tensors")
+
+    nav.get_by_role("link", name="Dataset Explorer").click()
+    expect(_title(page, "Dataset Explorer")).to_be_visible(timeout=15_000)
+    nav.get_by_role("link", name="Transforms").click()
+    expect(_title(page, "Transforms")).to_be_visible(timeout=15_000)
+
+    nav.get_by_role("link", name="Build Model").click()
+    expect(_title(page, "Build Model")).to_be_visible(timeout=15_000)
+    try:
+        expect(page.get_by_text("669,706").first).to_be_visible(timeout=15_000)
+    finally:
+        shot(page, "10-build-model")
+    shot(page, "10-build-model")
+
+    nav.get_by_role("link", name="Autograd").click()
+    expect(_title(page, "Autograd")).to_be_visible(timeout=15_000)
+    expect(
+        page.get_by_text("Gradient function for loss = BinaryCrossEntropyWithLogitsBackward0")
+    ).to_be_visible()
+    page.get_by_role("button", name="loss.backward()").click()
+    expect(page.get_by_text(re.compile(r"Largest difference: .+ they agree"))).to_be_visible(timeout=15_000)
+    shot(page, "11-autograd")
+    page.get_by_role("button", name="loss.backward()").click()
+    expect(page.get_by_text(re.compile("^RuntimeError: Trying to backward through the graph"))).to_be_visible(
+        timeout=15_000
+    )
+
+    nav.get_by_role("link", name="Optimization").click()
+    expect(_title(page, "Optimization")).to_be_visible(timeout=15_000)
+    page.get_by_role("button", name="pred = model(X); loss = loss_fn(pred, y)").click()
+    expect(page.get_by_text(re.compile(r"loss = \d\.\d{4} on this batch"))).to_be_visible(timeout=15_000)
+    page.get_by_role("button", name="loss.backward()").click()
+    _idle(page)
+    page.get_by_role("button", name="optimizer.step()").click()
+    expect(page.get_by_text(re.compile(r"the loss on this batch went from"))).to_be_visible(timeout=15_000)
+    shot(page, "12-optimization")
