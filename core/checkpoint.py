@@ -181,11 +181,11 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, dic
     keys = set(state_dict)
     if keys == _keys_of("mlp"):
         # The tutorial's NeuralNetwork: Linear(784, hidden) at index 0; dropout has no weights.
-        hidden = state_dict["linear_relu_stack.0.weight"].shape[0]  # (hidden, 784)
+        hidden = _rows(state_dict, "linear_relu_stack.0.weight", 2)  # (hidden, 784)
         return "mlp", {**MODELS["mlp"].defaults, "hidden": hidden, "dropout": 0.0}
     if keys == _keys_of("cnn"):
-        channels = state_dict["features.0.weight"].shape[0]  # (channels, 1, 3, 3)
-        hidden = state_dict["classifier.1.weight"].shape[0]  # (hidden, 2 * channels * 7 * 7)
+        channels = _rows(state_dict, "features.0.weight", 4)  # (channels, 1, 3, 3)
+        hidden = _rows(state_dict, "classifier.1.weight", 2)  # (hidden, 2 * channels * 7 * 7)
         return "cnn", {**MODELS["cnn"].defaults, "channels": channels, "hidden": hidden}
     closest = max(MODELS, key=lambda name: len(keys & _keys_of(name)))
     if not keys & _keys_of(closest):
@@ -197,6 +197,13 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, dic
         f"the weights look like model {closest!r} but do not fit it: "
         + _key_diff(_keys_of(closest) - keys, keys - _keys_of(closest))
     )
+
+
+def _rows(state_dict: Mapping[str, torch.Tensor], key: str, dims: int) -> int:
+    shape = tuple(state_dict[key].shape)
+    if len(shape) != dims:
+        raise BadCheckpoint(f"layer {key} has shape {shape}, but that layer's weights have {dims} dimensions")
+    return shape[0]  # a size the option ranges then check, before anything of that size is built
 
 
 @cache

@@ -263,6 +263,13 @@ def test_a_cnn_counter_in_floating_point_is_refused(tmp_path):
     )
 
 
+@pytest.mark.parametrize(("shape", "expected"), [((), "has shape (), but"), ((10**6, 784), "not 1000000")])
+def test_a_layer_of_the_wrong_rank_or_width_is_named(tmp_path, shape, expected):
+    state = _mlp_state()
+    state[FIRST_LAYER] = torch.zeros(()).expand(shape)  # one float: its shape is all the pickle says
+    assert expected in _refused(_saved(state, tmp_path / "m.pth"))
+
+
 def test_a_key_that_is_not_a_name_is_named_for_what_it_is(tmp_path):
     message = _refused(_saved({1: torch.zeros(2)}, tmp_path / "m.pth"))
     assert "its keys must be layer names (text), but one is an int" in message
