@@ -79,17 +79,47 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+# The widest each size option may be, checked before anything is allocated: a checkpoint's sidecar
+# or a bare state_dict's shapes choose these numbers, and hidden=10_000_000 would ask for 400 TB.
+# `hidden` matches what the Train form (TrainConfig) allows.
+SIZE_LIMITS = {"hidden": 4096, "channels": 256}
+
+
 def build_model(name: str, **cfg) -> nn.Module:
     """Create a registered model; unknown names or options raise ValueError naming the choices."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: choose one of {sorted(MODELS)}")
+    check_options(name, cfg)
+    spec = MODELS[name]
+    return spec.factory(**{**spec.defaults, **cfg})
+
+
+def check_options(name: str, cfg: dict) -> None:
+    """Raise ValueError, in one line, for an unknown model, an unknown option or a value out of range."""
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"unknown model {_shown(name)}: choose one of {sorted(MODELS)}")
     spec = MODELS[name]
     unknown = set(cfg) - set(spec.defaults)
     if unknown:
+        shown = ", ".join(_shown(option) for option in sorted(unknown))
+        raise ValueError(f"model {name!r} has no option(s) {shown}: it takes {sorted(spec.defaults)}")
+    for option, value in cfg.items():
+        _check_option(option, value)
+
+
+def _check_option(option: str, value: object) -> None:
+    # bool is an int subclass, and NaN fails every comparison, so both land in the refusals.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{option} must be a number, not {_shown(value)}")
+    if option == "dropout" and not 0 <= value < 1:
+        raise ValueError(f"dropout must be in [0, 1), not {_shown(value)}")
+    if option in SIZE_LIMITS and not (isinstance(value, int) and 1 <= value <= SIZE_LIMITS[option]):
         raise ValueError(
-            f"model {name!r} has no option(s) {sorted(unknown)}: it takes {sorted(spec.defaults)}"
+            f"{option} must be a whole number from 1 to {SIZE_LIMITS[option]}, not {_shown(value)}"
         )
-    return spec.factory(**{**spec.defaults, **cfg})
+
+
+def _shown(value: object) -> str:
+    text = repr(value) if isinstance(value, int | float | str) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def model_options(name: str, **cfg) -> dict:
