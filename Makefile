@@ -44,6 +44,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.load --client-cpus 1
 	$(PY) -m bench.attribution
 	$(PY) -m bench.export
+	$(PY) -m bench.learn_pages
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh

@@ -63,14 +63,48 @@ def _build_model_switch(at: AppTest, i: int) -> None:
     at.radio(key="build_model_model").set_value("cnn" if i % 2 else "mlp")
 
 
+def _tensors_seed(at: AppTest, i: int) -> None:
+    at.number_input(key="tensors_seed").set_value(i)
+
+
+def _tensors_sample(at: AppTest, i: int) -> None:
+    at.number_input(key="tensors_sample").set_value(i * 11)
+
+
+def _autograd_backward(at: AppTest, i: int) -> None:
+    at.button(key="autograd_backward" if i % 2 else "autograd_reset").click()
+
+
+def _autograd_seed(at: AppTest, i: int) -> None:
+    at.number_input(key="autograd_seed").set_value(i)
+
+
+STEPS = ("forward", "backward", "step", "zero_grad")
+
+
+def _optimization_step(at: AppTest, i: int) -> None:
+    at.button(key=f"optimization_do_{STEPS[(i - 1) % len(STEPS)]}").click()
+
+
 def main() -> None:
     prepare(allow_download=False)
-    warm = ("ui.build_model", "core.build_model")
+    warm = ("ui.build_model", "core.build_model", "ui.tensors", "ui.autograd", "ui.optimization")
     report = {
+        "tensors": {
+            "new_seed": time_page("pages/5_Tensors.py", _tensors_seed, warm=warm),
+            "another_image": time_page("pages/5_Tensors.py", _tensors_sample, warm=warm),
+        },
         "build_model": {
             "another_test_image": time_page("pages/6_Build_Model.py", _build_model_sample, warm=warm),
             "mlp_cnn_switch": time_page("pages/6_Build_Model.py", _build_model_switch, warm=warm),
-        }
+        },
+        "autograd": {
+            "backward_and_reset": time_page("pages/7_Autograd.py", _autograd_backward, warm=warm),
+            "new_seed": time_page("pages/7_Autograd.py", _autograd_seed, warm=warm),
+        },
+        "optimization": {
+            "step_buttons": time_page("pages/8_Optimization.py", _optimization_step, warm=warm, repeats=12),
+        },
     }
     print(json.dumps(report, indent=2))
 
