@@ -354,7 +354,7 @@ def _curve(figure: dict, key: str, live: bool) -> None:
 
 def render_outcome(run: runs.RunInfo) -> None:
     """A run that is no longer training: its result, curves, downloads and how to go on."""
-    if run.status == "failed":
+    if run.status in ("failed", runs.DAMAGED):
         st.error(run.error or "the run failed without an error message")
     elif run.status == "stopped":
         st.warning("Stopped before the end; the checkpoint holds the weights at that moment.")
@@ -521,6 +521,9 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         },
     )
+    for run in all_runs:  # what is wrong with each damaged run, without having to open it
+        if run.status == runs.DAMAGED:
+            st.warning(f"Run {run.id}: {run.error}", icon=":material/warning:")
 
 
 def render_comparison(chosen: list[runs.RunInfo]) -> None:
