@@ -253,7 +253,11 @@ def _current_status(directory: Path) -> dict:
     """status.json, marking an active run whose worker died as failed (and tidying after it)."""
     status = read_status(directory)
     if status.get("status") in ACTIVE and _worker_gone(status):
-        status = _write_status(directory, status="failed", error=_gone_message(status.get("pid")))
+        failed = {"status": "failed", "error": _gone_message(status.get("pid"))}
+        try:
+            status = _write_status(directory, **failed)
+        except OSError:  # a read-only store: still say what happened; a writer records it later
+            return {**status, **failed}
         if isinstance(status.get("pid"), int):  # killed mid-write (SIGKILL, the OOM killer): tidy after it
             remove_stale_temps(directory, pid=status["pid"])
     return status

@@ -194,6 +194,18 @@ def test_a_read_only_run_store_is_one_clear_error(runs_dir, monkeypatch):
         runs.start(QUICK, runs_dir=runs_dir)
 
 
+def test_a_read_only_store_still_lists_a_run_whose_worker_died_as_failed(runs_dir, monkeypatch):
+    directory = runs.create_run(QUICK, runs_dir / "r1")
+    runs._write_status(directory, status="running", pid=2**22 + 1)  # above pid_max: no such process
+
+    def read_only(path, data, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(fsutil, "atomic_write_bytes", read_only)
+    (run,) = runs.list_runs(runs_dir)
+    assert run.status == "failed" and "ended unexpectedly" in run.error  # said, though not recorded
+
+
 def test_a_full_disk_while_creating_a_run_leaves_no_folder_behind(runs_dir, tmp_path, monkeypatch):
     real_write = fsutil.atomic_write_bytes
 
