@@ -25,7 +25,7 @@ from pathlib import Path
 from core.errors import StudioError
 from core.fsutil import atomic_write_bytes
 from core.priority import lower_priority
-from core.procs import pid_alive
+from core.procs import pid_alive, process_started
 from core.runfiles import MARKER, parse_object, read_object
 
 IDLE_S = 15 * 60.0  # an unclaimed spare exits after this (it holds about 700 MB, as a worker does)
@@ -47,11 +47,25 @@ def _socket_path(root: Path, pid: int) -> Path:
 
 
 def _read_pid(root: Path) -> int | None:
+    """The pid in PID_FILE if that process is still the spare that wrote it (not a reused pid)."""
+    pid, started = _recorded(root)
+    return pid if pid is not None and pid_alive(pid, started=started) else None
+
+
+def _recorded(root: Path) -> tuple[int | None, float | None]:
+    """PID_FILE's "PID STARTED" (STARTED: when that process began, or absent)."""
     try:
-        pid = int((root / PID_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+        fields = (root / PID_FILE).read_text().split()
+        return int(fields[0]), float(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return None, None
+
+
+def _forget(root: Path, pid: int) -> None:
+    """Remove PID_FILE if it still names `pid`: that spare is taken or gone, the next one is new."""
+    if _recorded(root)[0] == pid:
+        with contextlib.suppress(OSError):
+            (root / PID_FILE).unlink()
 
 
 def ensure(root: Path) -> int | None:
@@ -75,7 +89,7 @@ def ensure(root: Path) -> int | None:
             start_new_session=True,  # like a worker: a run it becomes outlives the server's Ctrl-C
         )
     runs.adopt_child(proc)
-    atomic_write_bytes(root / PID_FILE, str(proc.pid).encode())
+    atomic_write_bytes(root / PID_FILE, f"{proc.pid} {process_started(proc.pid) or ''}".encode())
     return proc.pid
 
 
@@ -109,9 +123,7 @@ def claim(root: Path, pid: int, directory: Path, init_from: Path | None, lock_fd
             conn.sendall(b"go")
     except OSError:
         return False
-    with contextlib.suppress(OSError, ValueError):  # taken: the next start needs a new spare
-        if int((root / PID_FILE).read_text()) == pid:
-            (root / PID_FILE).unlink()
+    _forget(root, pid)  # taken: the next start needs a new spare
     return True
 
 
@@ -150,9 +162,7 @@ def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path 
         server.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        with contextlib.suppress(OSError, ValueError):
-            if int((root / PID_FILE).read_text()) == os.getpid():
-                (root / PID_FILE).unlink()
+        _forget(root, os.getpid())
 
 
 def _wait_for_claim(server: socket.socket, root: Path, idle_s: float, parent: int, claimed: list) -> None:

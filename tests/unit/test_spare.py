@@ -11,7 +11,7 @@ import pytest
 
 from core import runs, spare
 from core.errors import RunError
-from core.procs import pid_alive
+from core.procs import pid_alive, process_started
 from core.train import TrainConfig
 from tests.conftest import wait_for
 
@@ -197,6 +197,14 @@ def test_a_claim_answered_after_the_claimant_gave_up_is_dropped(runs_dir, monkey
     assert runs.read_status(directory)["status"] == "queued"  # the spare never took it
 
 
+def _answer(conn: socket.socket) -> bytes:
+    """The spare's reply; closed without one (a reset, when it left part of a long message unread) is b""."""
+    try:
+        return conn.recv(16)
+    except ConnectionResetError:
+        return b""
+
+
 def test_junk_on_the_socket_never_kills_the_spare(runs_dir):
     thread, result = _serve_in_thread(runs_dir, 5.0)
     path = str(runs_dir / f".spare-{os.getpid()}.sock")
@@ -204,12 +212,20 @@ def test_junk_on_the_socket_never_kills_the_spare(runs_dir):
     try:
         for junk in (b"[" * 16_000, b"\xff not json", b'{"run_dir": 5}', b"[]", b'{"run_dir": "\\u0000"}'):
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(10.0)  # a spare that died mid-warm-up would leave this waiting
                 conn.connect(path)  # refused, if the spare had died of the one before
                 socket.send_fds(conn, [junk], [lock])
-                assert conn.recv(16) == b""
+                assert _answer(conn) == b""
     finally:
         os.close(lock)
     assert _lock_is_free(runs_dir)
     assert thread.is_alive()
     thread.join(timeout=30)
     assert result == {"job": None}
+
+
+def test_a_spare_record_whose_pid_now_belongs_to_another_process_is_stale(runs_dir):
+    (runs_dir / spare.PID_FILE).write_text(f"{os.getpid()} 1000000.0")  # alive and ours, started another time
+    assert spare.ready_pid(runs_dir) is None
+    (runs_dir / spare.PID_FILE).write_text(f"{os.getpid()} {process_started(os.getpid())}")
+    assert spare.ready_pid(runs_dir) == os.getpid()
