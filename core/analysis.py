@@ -177,7 +177,9 @@ def metrics_csv(rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *per_class])
     for row in rows:
-        accs = row.get("per_class_acc") or [None] * NUM_CLASSES
+        accs = row.get("per_class_acc")
+        if not (isinstance(accs, list) and len(accs) == NUM_CLASSES):  # absent, or not what a worker wrote
+            accs = [None] * NUM_CLASSES
         writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS] + [_cell(a) for a in accs])
     return out.getvalue()
 

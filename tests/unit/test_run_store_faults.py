@@ -87,7 +87,7 @@ def test_the_reader_bounds_size_and_depth(tmp_path):
 
 
 def test_metrics_lines_that_are_not_rows_are_skipped_everywhere(runs_dir):
-    from core.analysis import MetricsReader, epoch_rows
+    from core.analysis import MetricsReader, epoch_rows, metrics_csv
 
     directory = runs.create_run(QUICK, runs_dir / "r1")
     runs._write_status(directory, total_steps=10)
@@ -101,6 +101,8 @@ def test_metrics_lines_that_are_not_rows_are_skipped_everywhere(runs_dir):
     where = runs.progress(runs.get_run("r1", runs_dir))  # its last line is no row: the last good one counts
     assert (where.epoch, where.step) == (1, 2)
     assert epoch_rows([1, [], "x", None, good[1]]) == [good[1]]
+    odd = {"kind": "epoch", "epoch": 2, "per_class_acc": 5}  # numbers where numbers go, a number for a list
+    assert metrics_csv([*good, odd]).splitlines()[-1].startswith("epoch,2,")
     assert parse_row(b'{"kind": "batch", "loss": true}') is None
 
 
