@@ -60,6 +60,9 @@ def _latest_runs() -> None:
             "No training runs yet. Start one on the Train page: the MLP trains an epoch in seconds on a CPU."
         )
     for run in latest:
+        if run.status == runs.DAMAGED:  # listed with what is wrong; the other runs show as usual
+            st.markdown(f"`{run.id}` · **{run.status}** · {run.error}")
+            continue
         accuracy = f"{run.best_test_acc:.1%}" if run.best_test_acc is not None else "—"
         model = run.config.model.upper() if run.config else "?"
         st.markdown(f"`{run.id}` · {model} · **{run.status}** · best test accuracy {accuracy}")

@@ -2,7 +2,6 @@
 
 import csv
 import io
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from torch import nn
 
 from core.checkpoint import load_checkpoint
 from core.data import CLASSES, load_split
+from core.runfiles import parse_row
 
 NUM_CLASSES = len(CLASSES)
 PREDICT_BATCH = 1000  # the test split in 10 batches: fast, and small enough for any device
@@ -131,21 +131,23 @@ class MetricsReader:
             f.seek(self._offset)
             chunk = f.read(size - self._offset)
         end = chunk.rfind(b"\n") + 1  # only whole lines; 0 when none is complete yet
-        for line in chunk[:end].splitlines():
-            try:
-                self.rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a damaged line is skipped, as core.runs.read_metrics does
+        rows = (parse_row(line) for line in chunk[:end].splitlines())
+        self.rows.extend(row for row in rows if row is not None)  # damaged lines skipped, like read_metrics
         self._offset += end
         return self.rows
 
 
-def batch_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r.get("kind") == "batch"]
+def batch_rows(rows: list) -> list[dict]:
+    return _of_kind(rows, "batch")
 
 
-def epoch_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r.get("kind") == "epoch"]
+def epoch_rows(rows: list) -> list[dict]:
+    return _of_kind(rows, "epoch")
+
+
+def _of_kind(rows: list, kind: str) -> list[dict]:
+    # Rows come through core.runfiles.parse_row; a list built elsewhere may still hold non-objects.
+    return [r for r in rows if isinstance(r, dict) and r.get("kind") == kind]
 
 
 def series(rows: list[dict], x: str, y: str) -> tuple[list, list]:
@@ -175,7 +177,9 @@ def metrics_csv(rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *per_class])
     for row in rows:
-        accs = row.get("per_class_acc") or [None] * NUM_CLASSES
+        accs = row.get("per_class_acc")
+        if not (isinstance(accs, list) and len(accs) == NUM_CLASSES):  # absent, or not what a worker wrote
+            accs = [None] * NUM_CLASSES
         writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS] + [_cell(a) for a in accs])
     return out.getvalue()
 

@@ -1,14 +1,12 @@
 """Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs."""
 
 import argparse
-import os
-import signal
 import sys
+import warnings
 from pathlib import Path
 
 from core.errors import StudioError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, stop_on_signals
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,8 +32,31 @@ def _number(convert, kind: str, ok, rule: str):
 
 
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
-_positive_float = _number(float, "a number", lambda v: v > 0, "above 0")
-_nonneg_float = _number(float, "a number", lambda v: v >= 0, "zero or more")
+
+
+def _limited(field: str):
+    """The argparse type of a TrainConfig field, with TrainConfig's own range (core.train.LIMITS)."""
+    from core.train import LIMITS
+
+    limit = LIMITS[field]
+    if limit.whole:
+        return _number(int, "a whole number", limit.allows, limit.describe())
+    return _number(float, "a number", limit.allows, limit.describe())
+
+
+def _run_folder(text: str) -> Path:
+    """--run-dir: a new or empty folder (core.runs.create_run checks again when it makes the run)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name is not a folder: name a new or empty folder")
+    path = Path(text)
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a folder: name a new or empty folder")
+        if path.is_dir() and any(path.iterdir()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not empty: a run goes into a new or empty folder")
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be used: {exc.strerror or exc}") from None
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,16 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model and write a run directory")
     train.add_argument("--preset", choices=sorted(PRESETS), default="tutorial")
     train.add_argument("--model", choices=sorted(MODELS))
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--lr", type=_positive_float)
+    train.add_argument("--epochs", type=_limited("epochs"))
+    train.add_argument("--batch-size", type=_limited("batch_size"))
+    train.add_argument("--lr", type=_limited("lr"))
     train.add_argument("--optimizer", choices=OPTIMIZERS)
-    train.add_argument("--momentum", type=_nonneg_float)
-    train.add_argument("--weight-decay", type=_nonneg_float)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--momentum", type=_limited("momentum"))
+    train.add_argument("--weight-decay", type=_limited("weight_decay"))
+    train.add_argument("--seed", type=_limited("seed"))
     train.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps, ...")
-    train.add_argument("--limit-batches", type=_positive_int, help="cap on training batches per epoch")
-    train.add_argument("--run-dir", type=Path, help="where to write the run (default data/runs/<id>)")
+    train.add_argument("--limit-batches", type=_limited("limit_batches"), help="training batches per epoch")
+    train.add_argument("--run-dir", type=_run_folder, help="a new or empty folder (default data/runs/<id>)")
 
     predict = sub.add_parser("predict", help="classify image files with a checkpoint")
     predict.add_argument("images", nargs="+", type=Path)
@@ -76,15 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_warnings()
     args = build_parser().parse_args(argv)
     try:
         return {"data": _data, "train": _train, "predict": _predict, "worker": _worker}[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # a file or folder the command could not use: one line, as for our own errors
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_STOPPED
+
+
+def _quiet_warnings() -> None:
+    """Library warnings would break the one-line-per-result promise on stderr; -W or PYTHONWARNINGS
+    (sys.warnoptions) still show them to whoever asks."""
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
 
 
 def _data(args) -> int:
@@ -111,10 +144,10 @@ def _train(args) -> int:
     config = preset(args.preset, **overrides)
     directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
     with runs.device_lock(runs.device_key(config)):  # the same lock the dashboard's runs take
-        runs.create_run(config, directory)
+        runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
         stop_on_signals(directory)
         status = runs.run_worker(directory, echo=print)
-    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+    return exit_code(status)
 
 
 def _predict(args) -> int:
@@ -134,24 +167,7 @@ def _predict(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def stop_on_signals(directory: Path) -> None:
-    """Ctrl-C or SIGTERM become a cooperative stop: the epoch's batch ends and a checkpoint is saved."""
-    from core.runs import STOP_FILE
-
-    def request_stop(_signum, _frame):
-        (directory / STOP_FILE).touch()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
-
 def _worker(args) -> int:
-    from core import runs
+    from core.worker import work
 
-    # The lock descriptor came from the parent; keeping it open keeps the device reserved.
-    if args.lock_fd is not None:
-        os.set_inheritable(args.lock_fd, False)
-    stop_on_signals(args.run_dir)
-    # A background job: once it trains, clicks in the dashboard get the CPU first.
-    status = runs.run_worker(args.run_dir, init_from=args.init_from, echo=print, nice=runs.WORKER_NICE)
-    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+    return work(args.run_dir, lock_fd=args.lock_fd, init_from=args.init_from)

@@ -38,6 +38,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise BadConfig(
             f"device {name!r} is not available on this machine: choose one of {available_devices()}"
         )
+    count = 1 if device.type == "cpu" else torch.accelerator.device_count()  # torch counts the CPU as one
+    if device.index is not None and device.index >= count:
+        raise BadConfig(
+            f"device {name!r} does not exist: this machine has {count} {device.type} device(s), "
+            f"numbered from 0; choose one of {available_devices()}"
+        )
     return device
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, make_parents: bool = True) -> None:
     """Write `data` to a temp file beside `path`, fsync it, then `os.replace` it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     # The writer's pid in the name (.<name>.<pid>.<random>.tmp) lets whoever finds the writer dead delete
     # exactly its leftovers, never a temp file another process is writing right now.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX)
@@ -27,8 +28,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def atomic_write_json(path: str | os.PathLike, obj, *, make_parents: bool = True) -> None:
+    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write_bytes(path, data, make_parents=make_parents)
 
 
 def remove_stale_temps(folder: str | os.PathLike, *, pid: int | None = None) -> list[Path]:

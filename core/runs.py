@@ -4,6 +4,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import secrets
 import subprocess
@@ -17,14 +18,17 @@ from pathlib import Path
 from core.checkpoint import save_checkpoint
 from core.data import DATA_DIR, PROJECT_ROOT
 from core.device import resolve_device
-from core.errors import RunError, StudioError
-from core.fsutil import atomic_write_json, remove_stale_temps
+from core.errors import BadConfig, RunError, StudioError
+from core.fsutil import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from core.priority import lower_priority
-from core.procs import pid_alive
+from core.procs import pid_alive, process_started
+from core.runfiles import MARKER, DamagedRunFile, is_number, last_row, read_object, read_rows
 from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
+STATUSES = (*ACTIVE, "finished", "stopped", "failed")
+DAMAGED = "damaged"  # a run whose config.json or status.json is not what the store wrote; never active
 STOP_FILE = "STOP"
 CHECKPOINT = "model.pth"
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
@@ -37,8 +41,8 @@ _children: list[subprocess.Popen] = []  # workers this process started; polled s
 class RunInfo:
     id: str
     dir: Path
-    status: str  # queued / running / finished / stopped / failed
-    error: str | None
+    status: str  # queued / running / finished / stopped / failed / damaged
+    error: str | None  # for failed and damaged runs: what went wrong
     pid: int | None
     config: TrainConfig | None
     created: str | None
@@ -72,42 +76,113 @@ def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
 
 
 def create_run(config: TrainConfig, directory: Path) -> Path:
-    """Lay out a new run directory holding config.json and a queued status.json."""
-    if (directory / "config.json").exists():
-        raise RunError(f"{directory} already holds a run: choose another --run-dir")
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(directory / "config.json", config.to_dict())
-    _write_status(directory, status="queued", created=_now())
+    """Lay out a new run in `directory` (config.json, a queued status.json, the marker).
+
+    Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
+    deleted as a stale temp file. If writing fails (a full disk), the half-made run is removed again.
+    """
+    made = _claim_folder(directory)
+    try:
+        atomic_write_bytes(directory / MARKER, directory.name.encode())
+        atomic_write_json(directory / "config.json", config.to_dict())
+        _write_status(directory, status="queued", created=_now())
+    except OSError as exc:
+        _unmake(directory, made)
+        raise RunError(f"could not create the run in {directory}: {_reason(exc)}") from None
     return directory
 
 
-def read_status(directory: Path) -> dict:
+def _claim_folder(directory: Path) -> bool:
+    """Make `directory` (True), or accept it as it is, an empty folder (False); RunError otherwise."""
     try:
-        return json.loads((directory / "status.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir()
+        return True
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RunError(f"cannot create the run folder {directory}: {_reason(exc)}") from None
+    if (directory / "config.json").exists():
+        raise RunError(f"{directory} already holds a run: choose another --run-dir")
+    try:
+        empty = directory.is_dir() and not any(directory.iterdir())
+    except OSError as exc:
+        raise RunError(f"cannot use {directory} for a run: {_reason(exc)}") from None
+    if not empty:
+        what = "a folder that is not empty" if directory.is_dir() else "not a folder"
+        raise RunError(f"{directory} is {what}: a run is only written into a new or empty folder")
+    return False
+
+
+def _unmake(directory: Path, made: bool) -> None:
+    """Undo a create_run that failed half-way: its own files only, then the folder if it made it."""
+    for name in (MARKER, "config.json", "status.json"):
+        with contextlib.suppress(OSError):
+            (directory / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        remove_stale_temps(directory, pid=os.getpid())
+        if made:
+            directory.rmdir()
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full: free some space and try again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror}: set STUDIO_RUNS_DIR (or --run-dir) to a folder you can write to"
+    return exc.strerror or str(exc)
+
+
+def require_run(directory: Path, *, fresh: bool = False) -> None:
+    """RunError unless `directory` is a run create_run made (with `fresh`: one nobody has trained yet).
+
+    Checked before a worker writes anything, so a worker pointed at any other folder leaves it as it is.
+    """
+    if not (directory / MARKER).is_file():
+        raise RunError(f"{directory} is not a run folder made by the run store: nothing was written there")
+    if fresh and read_status(directory).get("status") != "queued":
+        raise RunError(f"the run in {directory} has been trained already: start a new run instead")
+
+
+# The type each status.json field must have when it is there; None stands for "not known yet".
+_STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float, "created": str,
+                  "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
+                  "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
+                  "last_test_acc": float}  # fmt: skip
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
+
+
+def read_status(directory: Path) -> dict:
+    """status.json; {} while there is none, DamagedRunFile when it is not one the store wrote."""
+    try:
+        status = read_object(directory / "status.json")
+    except FileNotFoundError:
         return {}
+    for name, kind in _STATUS_FIELDS.items():
+        value = status.get(name)
+        if value is not None and not _has_type(value, kind):
+            raise DamagedRunFile(f"status.json: {name} is {value!r:.40}, not {_TYPE_WORDS[kind]}")
+    if status.get("status", "queued") not in STATUSES:
+        raise DamagedRunFile(f"status.json: {status['status']!r:.40} is not a run status")
+    return status
+
+
+def _has_type(value, kind: type) -> bool:
+    if kind is float:
+        return is_number(value)
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def _write_status(directory: Path, **changes) -> dict:
     status = {**read_status(directory), **changes, "updated": _now()}
-    atomic_write_json(directory / "status.json", status)
+    atomic_write_json(directory / "status.json", status, make_parents=False)  # never remake a deleted run
     return status
 
 
 def read_metrics(run_id: str, runs_dir: Path | None = None) -> list[dict]:
-    """Every complete line of metrics.jsonl; a partial last line (writer killed mid-line) is skipped."""
-    path = run_dir(run_id, runs_dir) / "metrics.jsonl"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    """Every good row of metrics.jsonl; a partial last line (writer killed mid-line) or a damaged one is
+    skipped (core.runfiles.parse_row)."""
+    return read_rows(run_dir(run_id, runs_dir) / "metrics.jsonl")
 
 
 @dataclass(frozen=True)
@@ -125,45 +200,30 @@ class Progress:
 
 def progress(run: RunInfo) -> Progress:
     """Where a run is, from the tail of metrics.jsonl: cheap enough to call every second."""
-    last = _last_row(run.dir / "metrics.jsonl")
-    step = last.get("step", run.step) if last else run.step
-    speed = last.get("samples_per_s") if last else None
+    last = last_row(run.dir / "metrics.jsonl") or {}
+    step = _finite(last.get("step"), run.step)
+    speed = _finite(last.get("samples_per_s"), None)
     eta = None
-    if speed and run.total_steps and run.config:
-        eta = (run.total_steps - step) * run.config.batch_size / speed
-    epoch = last.get("epoch", run.epoch) if last else max(run.epoch, 1)
-    return Progress(epoch, step, run.total_steps, speed, eta)
+    if speed and speed > 0 and run.total_steps and run.config:
+        eta = max(run.total_steps - step, 0) * run.config.batch_size / speed
+    epoch = _finite(last.get("epoch"), run.epoch if last else max(run.epoch, 1))
+    return Progress(int(epoch), int(step), run.total_steps, speed, eta)
 
 
-def _last_row(path: Path, window: int = 4096) -> dict | None:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - window, 0))
-            lines = f.read().decode(errors="replace").splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            continue
-    return None
+def _finite(value, default):
+    return value if is_number(value) and math.isfinite(value) else default
 
 
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
+    """One run as its files describe it; a run whose files are damaged comes back with status "damaged"."""
     directory = run_dir(run_id, runs_dir)
     if not (directory / "config.json").is_file():
         raise RunError(f"there is no run {run_id!r} in {directory.parent}")
-    status = read_status(directory)
-    if status.get("status") in ACTIVE and _worker_gone(status):
-        status = _write_status(directory, status="failed", error=_gone_message(status.get("pid")))
-        if isinstance(status.get("pid"), int):  # killed mid-write (SIGKILL, the OOM killer): tidy after it
-            remove_stale_temps(directory, pid=status["pid"])
     try:
-        config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
-    except (json.JSONDecodeError, StudioError, TypeError):
-        config = None
+        config = _read_config(directory)
+        status = _current_status(directory)
+    except DamagedRunFile as exc:
+        return _damaged(directory, str(exc))
     return RunInfo(
         id=directory.name,
         dir=directory,
@@ -172,22 +232,62 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
         pid=status.get("pid"),
         config=config,
         created=status.get("created"),
-        epoch=status.get("epoch", 0),
-        step=status.get("step", 0),
+        epoch=status.get("epoch") or 0,
+        step=status.get("step") or 0,
         total_steps=status.get("total_steps"),
         best_test_acc=status.get("best_test_acc"),
         last_test_acc=status.get("last_test_acc"),
     )
 
 
+def _read_config(directory: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(read_object(directory / "config.json"))
+    except FileNotFoundError:
+        raise DamagedRunFile("config.json is missing") from None
+    except (BadConfig, TypeError) as exc:
+        raise DamagedRunFile(f"config.json is not a training configuration: {exc}") from None
+
+
+def _current_status(directory: Path) -> dict:
+    """status.json, marking an active run whose worker died as failed (and tidying after it)."""
+    status = read_status(directory)
+    if status.get("status") in ACTIVE and _worker_gone(status):
+        failed = {"status": "failed", "error": _gone_message(status.get("pid"))}
+        try:
+            status = _write_status(directory, **failed)
+        except OSError:  # a read-only store: still say what happened; a writer records it later
+            return {**status, **failed}
+        if isinstance(status.get("pid"), int):  # killed mid-write (SIGKILL, the OOM killer): tidy after it
+            remove_stale_temps(directory, pid=status["pid"])
+    return status
+
+
+def _damaged(directory: Path, why: str) -> RunInfo:
+    """A run the store cannot read: listed with what is wrong, and its files left as they are."""
+    return RunInfo(directory.name, directory, DAMAGED, f"damaged run: {why}", None, None, None, 0, 0,
+                   None, None, None)  # fmt: skip
+
+
 def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
-    """All runs, newest first."""
+    """All runs, newest first; one that cannot be read is listed as damaged, never hides the others."""
     _reap_children()
     root = Path(runs_dir or RUNS_DIR)
-    if not root.is_dir():
+    try:
+        ids = sorted((p.name for p in root.iterdir() if (p / "config.json").is_file()), reverse=True)
+    except OSError:  # no store yet, or one this user cannot list
         return []
-    ids = sorted((p.name for p in root.iterdir() if (p / "config.json").is_file()), reverse=True)
-    return [get_run(i, root) for i in ids]
+    listed = (_listed(i, root) for i in ids)
+    return [run for run in listed if run is not None]
+
+
+def _listed(run_id: str, root: Path) -> RunInfo | None:
+    try:
+        return get_run(run_id, root)
+    except RunError:  # deleted since the folder was listed, or a name that is no run id (".x")
+        return None
+    except OSError as exc:  # e.g. status.json unwritable while marking a dead worker's run failed
+        return _damaged(root / run_id, f"cannot be read: {exc.strerror or exc}")
 
 
 def active_run(device: str | None = None, runs_dir: Path | None = None) -> RunInfo | None:
@@ -203,7 +303,9 @@ def active_run(device: str | None = None, runs_dir: Path | None = None) -> RunIn
 def device_key(config: TrainConfig) -> str:
     """One lock per physical device: "cpu", "cuda:0", ..."""
     device = resolve_device(config.device)
-    if device.type != "cpu" and device.index is None:
+    if device.type == "cpu":  # "cpu:0" is the same CPU
+        return "cpu"
+    if device.index is None:
         return f"{device.type}:0"
     return str(device)
 
@@ -223,8 +325,11 @@ def device_lock(key: str, runs_dir: Path | None = None):
     whole life and the kernel releases it when the worker dies, however it dies.
     """
     root = Path(runs_dir or RUNS_DIR)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
+        raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
     try:
         if not _try_lock(fd, key, root):
             busy = active_run(key, root)
@@ -270,7 +375,7 @@ def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path 
                 start_new_session=True,  # survives the server's reruns and its Ctrl-C
             )
         _children.append(proc)
-        _write_status(directory, pid=proc.pid)
+        _write_status(directory, **_pid_fields(proc.pid))
     return run_id
 
 
@@ -281,7 +386,7 @@ def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd:
     pid = spare.ready_pid(root)
     if pid is None:
         return False
-    _write_status(directory, pid=pid)  # first, so the worker's own "running" is never overwritten
+    _write_status(directory, **_pid_fields(pid))  # first, so the worker's own "running" is never overwritten
     return spare.claim(root, pid, directory, init_from, lock_fd)
 
 
@@ -324,7 +429,12 @@ def _worker_gone(status: dict) -> bool:
         except (KeyError, TypeError, ValueError):
             return True
         return age > QUEUED_GRACE_S
-    return not _pid_alive(status.get("pid"))
+    return not _pid_alive(status.get("pid"), status.get("pid_started"))
+
+
+def _pid_fields(pid: int) -> dict:
+    """The pid and when that process started: after a reboot the same pid may be another process."""
+    return {"pid": pid, "pid_started": process_started(pid)}
 
 
 def _gone_message(pid) -> str:
@@ -340,9 +450,9 @@ def _reap_children() -> None:
     _children[:] = [p for p in _children if p.poll() is None]
 
 
-def _pid_alive(pid) -> bool:
+def _pid_alive(pid, started: float | None = None) -> bool:
     _reap_children()  # a worker this process started is a zombie until collected
-    return pid_alive(pid)
+    return pid_alive(pid, started=started)
 
 
 def _now() -> str:
@@ -365,9 +475,11 @@ def train_run(
     and keeps status.json current. A failure leaves the last good checkpoint in place. With `nice`,
     the process lowers its CPU priority once its first loss is logged (a fast start, then it yields).
     """
+    require_run(directory)
+    home = _RunHome(directory)
     remove_stale_temps(directory)
-    config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text()))
-    _write_status(directory, status="running", pid=os.getpid(), error=None)
+    config = _read_config(directory)
+    _write_status(directory, status="running", error=None, **_pid_fields(os.getpid()))
     model = None
     if init_from is not None:
         from core.checkpoint import load_checkpoint
@@ -376,7 +488,8 @@ def train_run(
     stop_file = directory / STOP_FILE
     best = None
     with open(directory / "metrics.jsonl", "a", buffering=1) as metrics:
-        for event in fit(config, model=model, should_stop=stop_file.exists):
+        for event in fit(config, model=model, should_stop=lambda: stop_file.exists() or home.gone()):
+            home.check()  # before anything is written: a deleted folder must not be recreated in part
             if isinstance(event, Started):
                 model = event.model
                 _write_status(
@@ -448,20 +561,64 @@ def _save(directory: Path, model, config: TrainConfig, event: EpochEnd | None) -
     )
 
 
+class RunFolderGone(RunError):
+    """The run's folder was deleted (or replaced) while its worker trained."""
+
+
+class _RunHome:
+    """The run folder as the worker found it; deleted or replaced mid-run, the worker stops writing."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._identity = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.directory)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def gone(self) -> bool:
+        return self._stat() != self._identity
+
+    def check(self) -> None:
+        if self.gone():
+            raise RunFolderGone(f"the run folder {self.directory} was deleted while training: stopped")
+
+
 def run_worker(
     directory: Path, *, init_from: Path | None = None, echo=lambda _line: None, nice: int = 0
 ) -> str:
-    """train_run, with any unexpected error recorded in status.json instead of lost in a log."""
+    """train_run, with any unexpected error recorded in status.json instead of lost in a log.
+
+    A folder that is not a run is refused (RunError) before anything is written to it.
+    """
+    require_run(directory)
     try:
         return train_run(directory, init_from=init_from, echo=echo, nice=nice)
+    except RunFolderGone as exc:
+        echo(f"failed: {exc}")  # nowhere to record it: writing would make the folder again
+        return "failed"
     except OSError as exc:
         full = exc.errno == errno.ENOSPC
         error = "disk full while saving: free some space and start again" if full else str(exc)
+    except DamagedRunFile as exc:
+        error = f"{exc} (damaged while training, so training stopped; the last saved checkpoint is kept)"
     except StudioError as exc:
         error = str(exc)
     except Exception as exc:  # a bug: still tell the user rather than leave "running" behind
         error = f"unexpected error: {type(exc).__name__}: {exc}"
     with contextlib.suppress(OSError):
-        _write_status(directory, status="failed", error=error)
+        _record_failure(directory, error)
     echo(f"failed: {error}")
     return "failed"
+
+
+def _record_failure(directory: Path, error: str) -> None:
+    """The worker's last word; a damaged status.json is replaced by it (the worker owns that file)."""
+    try:
+        _write_status(directory, status="failed", error=error)
+    except DamagedRunFile:
+        fresh = {"status": "failed", "error": error, **_pid_fields(os.getpid()), "updated": _now()}
+        atomic_write_json(directory / "status.json", fresh, make_parents=False)

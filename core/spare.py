@@ -22,12 +22,17 @@ import threading
 import time
 from pathlib import Path
 
+from core.errors import StudioError
 from core.fsutil import atomic_write_bytes
 from core.priority import lower_priority
-from core.procs import pid_alive
+from core.procs import pid_alive, process_started
+from core.runfiles import MARKER, parse_object, read_object
 
 IDLE_S = 15 * 60.0  # an unclaimed spare exits after this (it holds about 700 MB, as a worker does)
 READY_WAIT_S = 5.0  # how long a start waits for a just-started spare to listen
+CLAIM_WAIT_S = 5.0  # how long a start waits for the spare's "ok" before it starts a worker itself
+MESSAGE_WAIT_S = 1.0  # a claimant sends at once: a silent connection must not hold up a real claim
+GO_WAIT_S = 2 * CLAIM_WAIT_S  # the spare waits longer for "go" than a claimant waits for "ok"
 PID_FILE = ".spare.pid"
 _MESSAGE_MAX = 16_384
 
@@ -42,11 +47,25 @@ def _socket_path(root: Path, pid: int) -> Path:
 
 
 def _read_pid(root: Path) -> int | None:
+    """The pid in PID_FILE if that process is still the spare that wrote it (not a reused pid)."""
+    pid, started = _recorded(root)
+    return pid if pid is not None and pid_alive(pid, started=started) else None
+
+
+def _recorded(root: Path) -> tuple[int | None, float | None]:
+    """PID_FILE's "PID STARTED" (STARTED: when that process began, or absent)."""
     try:
-        pid = int((root / PID_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+        fields = (root / PID_FILE).read_text().split()
+        return int(fields[0]), float(fields[1]) if len(fields) > 1 else None
+    except (OSError, ValueError, IndexError):
+        return None, None
+
+
+def _forget(root: Path, pid: int) -> None:
+    """Remove PID_FILE if it still names `pid`: that spare is taken or gone, the next one is new."""
+    if _recorded(root)[0] == pid:
+        with contextlib.suppress(OSError):
+            (root / PID_FILE).unlink()
 
 
 def ensure(root: Path) -> int | None:
@@ -70,7 +89,7 @@ def ensure(root: Path) -> int | None:
             start_new_session=True,  # like a worker: a run it becomes outlives the server's Ctrl-C
         )
     runs.adopt_child(proc)
-    atomic_write_bytes(root / PID_FILE, str(proc.pid).encode())
+    atomic_write_bytes(root / PID_FILE, f"{proc.pid} {process_started(proc.pid) or ''}".encode())
     return proc.pid
 
 
@@ -94,16 +113,17 @@ def claim(root: Path, pid: int, directory: Path, init_from: Path | None, lock_fd
     message = json.dumps({"run_dir": str(directory), "init_from": str(init_from) if init_from else None})
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(5.0)
+            conn.settimeout(CLAIM_WAIT_S)
             conn.connect(str(path))
             socket.send_fds(conn, [message.encode()], [lock_fd])
             if conn.recv(16) != b"ok":
                 return False
+            # The last word is ours: a spare that answered too late finds this socket closed, no "go",
+            # and lets the run (and its copy of the lock) go, while this start launches a worker.
+            conn.sendall(b"go")
     except OSError:
         return False
-    with contextlib.suppress(OSError, ValueError):  # taken: the next start needs a new spare
-        if int((root / PID_FILE).read_text()) == pid:
-            (root / PID_FILE).unlink()
+    _forget(root, pid)  # taken: the next start needs a new spare
     return True
 
 
@@ -131,7 +151,8 @@ def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path 
             os.umask(old_umask)
         server.listen(4)
         claimed: list = []
-        waiter = threading.Thread(target=_wait_for_claim, args=(server, idle_s, parent, claimed), daemon=True)
+        args = (server, root, idle_s, parent, claimed)
+        waiter = threading.Thread(target=_wait_for_claim, args=args, daemon=True)
         waiter.start()
         lower_priority(nice)  # before the imports: warming up must not slow the page the user is on
         _warm_up()
@@ -141,12 +162,10 @@ def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path 
         server.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        with contextlib.suppress(OSError, ValueError):
-            if int((root / PID_FILE).read_text()) == os.getpid():
-                (root / PID_FILE).unlink()
+        _forget(root, os.getpid())
 
 
-def _wait_for_claim(server: socket.socket, idle_s: float, parent: int, claimed: list) -> None:
+def _wait_for_claim(server: socket.socket, root: Path, idle_s: float, parent: int, claimed: list) -> None:
     server.settimeout(1.0)
     deadline = time.monotonic() + idle_s
     while time.monotonic() < deadline and os.getppid() == parent:
@@ -155,35 +174,66 @@ def _wait_for_claim(server: socket.socket, idle_s: float, parent: int, claimed: 
         except TimeoutError:
             continue
         with conn:
-            job = _receive(conn)
+            job = _receive(conn, root)
         if job is not None:
             claimed.append(job)
             return
 
 
-def _receive(conn: socket.socket) -> tuple[Path, Path | None] | None:
-    """One claim: a JSON message and the lock's descriptor, from a process of this same user."""
-    conn.settimeout(5.0)
+def _receive(conn: socket.socket, root: Path) -> tuple[Path, Path | None] | None:
+    """One claim: a JSON message and the lock's descriptor, from a process of this same user.
+
+    Any claim it refuses, or that is not confirmed, has its descriptors closed at once: a spare that
+    kept a copy of the device lock would keep every later start out.
+    """
+    fds: list[int] = []
+    log = None
     try:
+        conn.settimeout(MESSAGE_WAIT_S)
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", creds)
         if uid != os.getuid():
             return None
-        data, fds, _flags, _addr = socket.recv_fds(conn, _MESSAGE_MAX, 1)
-        message = json.loads(data)
-        directory = Path(message["run_dir"])
-        init_from = Path(message["init_from"]) if message.get("init_from") else None
-        if not fds or not (directory / "config.json").is_file():
-            raise ValueError("not a run")
+        data, fds, flags, _addr = socket.recv_fds(conn, _MESSAGE_MAX, 1)
+        if len(fds) != 1 or flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+            raise ValueError("a claim carries one descriptor and a short message")
+        directory, init_from = _job(parse_object(data), root)
+        log = os.open(directory / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
         conn.sendall(b"ok")
-    except (OSError, ValueError, KeyError, TypeError):
+        conn.settimeout(GO_WAIT_S)
+        if _read_exactly(conn, 2) != b"go":
+            raise ValueError("the claimant gave up")
+    except (OSError, ValueError, KeyError, TypeError, StudioError):
+        for fd in [*fds, *([log] if log is not None else [])]:
+            os.close(fd)
         return None
     os.set_inheritable(fds[0], False)  # held (never closed) until this process exits
-    log = os.open(directory / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
     return directory, init_from
+
+
+def _job(message: dict, root: Path) -> tuple[Path, Path | None]:
+    """The run a claim names, if it is a queued run of this store that its starter gave to this spare."""
+    directory = Path(message["run_dir"])
+    init_from = Path(message["init_from"]) if message.get("init_from") else None
+    if directory.resolve().parent != root.resolve() or not (directory / MARKER).is_file():
+        raise ValueError("not a run of this store")
+    status = read_object(directory / "status.json")
+    if status.get("status") != "queued" or status.get("pid") != os.getpid():
+        raise ValueError("not a run handed to this spare")
+    return directory, init_from
+
+
+def _read_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _warm_up() -> None:
@@ -203,12 +253,12 @@ def main(argv: list[str]) -> int:
     if job is None:
         return 0
     from core import runs
-    from core.cli import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, stop_on_signals
+    from core.worker import exit_code, stop_on_signals
 
     directory, init_from = job
     stop_on_signals(directory)
     status = runs.run_worker(directory, init_from=init_from, echo=print)  # its priority is lowered already
-    return {"finished": EXIT_OK, "stopped": EXIT_STOPPED}.get(status, EXIT_FAILED)
+    return exit_code(status)
 
 
 if __name__ == "__main__":

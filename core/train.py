@@ -22,6 +22,55 @@ EVAL_BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
+class Limit:
+    """The values a numeric TrainConfig field may take; the form and the CLI check against these too."""
+
+    low: float
+    high: float
+    whole: bool = False  # a whole number (int) rather than any number
+    low_open: bool = False  # `low` itself is excluded
+    high_open: bool = False
+
+    def allows(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else int | float):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self) -> str:
+        """ "between 1 and 1000", "above 0 and at most 1e+06", ..."""
+        low, high = self._show(self.low), self._show(self.high)
+        if not (self.low_open or self.high_open):
+            return f"between {low} and {high}"
+        low = f"above {low}" if self.low_open else f"at least {low}"
+        high = f"below {high}" if self.high_open else f"at most {high}"
+        return f"{low} and {high}"
+
+    def _show(self, bound: float) -> str:
+        return str(int(bound)) if self.whole else f"{bound:g}"
+
+
+# One source for every range: TrainConfig, `python -m core train`'s arguments and the Train form.
+# lr and weight_decay reach float32 optimizer state; far below its 3.4e38 limit, any value that trains.
+LIMITS: dict[str, Limit] = {
+    "epochs": Limit(1, 1000, whole=True),
+    "batch_size": Limit(1, 65536, whole=True),
+    "lr": Limit(0, 1e6, low_open=True),
+    "momentum": Limit(0, 1, high_open=True),
+    "weight_decay": Limit(0, 1),
+    "seed": Limit(0, 2**32 - 1, whole=True),  # what numpy accepts too; torch overflows past 2**63
+    "limit_batches": Limit(1, 10**9, whole=True),
+    "log_every": Limit(1, 10**9, whole=True),
+    "hidden": Limit(1, 4096, whole=True),
+    "dropout": Limit(0, 1, high_open=True),
+}
+OPTIONAL = ("limit_batches", "hidden", "dropout")  # None: no cap, or the model's own default
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run; flows unchanged from the form to the worker to the sidecar."""
 
@@ -46,16 +95,14 @@ class TrainConfig:
             (self.model in MODELS, f"model must be one of {sorted(MODELS)}, not {self.model!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}"),
-            (1 <= self.epochs <= 1000, "epochs must be between 1 and 1000"),
-            (1 <= self.batch_size <= 65536, "batch_size must be between 1 and 65536"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay must be zero or positive"),
-            (self.limit_batches is None or self.limit_batches >= 1, "limit_batches must be at least 1"),
-            (self.log_every >= 1, "log_every must be at least 1"),
-            (self.hidden is None or 1 <= self.hidden <= 4096, "hidden must be between 1 and 4096"),
-            (self.dropout is None or 0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (isinstance(self.device, str), "device must be a device name such as cpu or cuda"),
+            (isinstance(self.augment, Augment), "augment must be an augmentation setting"),
         ]
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if not (value is None and name in OPTIONAL) and not limit.allows(value):
+                kind = "a whole number" if limit.whole else "a number"
+                checks.append((False, f"{name} must be {kind} {limit.describe()}, not {value!r:.40}"))
         for ok, message in checks:
             if not ok:
                 raise BadConfig(message)

@@ -35,7 +35,11 @@ def render_sidebar() -> None:
 # The Train page's own live view is the one refreshed every second.
 @st.fragment(run_every=5)
 def _active_run(dataset_ready: bool) -> None:
-    run = runs.active_run()
+    all_runs = runs.list_runs()
+    damaged = [r.id for r in all_runs if r.status == runs.DAMAGED]
+    if damaged:
+        st.caption(f":orange[:material/warning:] Damaged run: {', '.join(damaged)} (see Train)")
+    run = next((r for r in all_runs if r.active), None)
     if run is None:
         if dataset_ready:  # a worker warms up in the background, so Start trains within a second
             runs.prepare_worker()

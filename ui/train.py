@@ -14,7 +14,7 @@ from core.data import CLASSES, DatasetStatus, dataset_status
 from core.device import available_devices
 from core.errors import StudioError
 from core.models import MODELS
-from core.train import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from core.train import LIMITS, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from ui import charts
 from ui.cache import split_tensors
 from ui.layout import cells
@@ -81,6 +81,11 @@ def _apply_preset() -> None:
             st.session_state[_key(name)] = getattr(chosen, name)
 
 
+def _most(field: str) -> int:
+    """The largest whole value TrainConfig accepts for `field` (core.train.LIMITS, the CLI's too)."""
+    return int(LIMITS[field].high)
+
+
 def _with(options: tuple, value) -> list:
     """`options` plus the current value, so a value set elsewhere (a preset, a saved form) is selectable."""
     return sorted({*options, value}) if value is not None else list(options)
@@ -121,7 +126,7 @@ def render_form(status: DatasetStatus) -> None:
 def _model_fields() -> None:
     st.selectbox("Model", list(MODELS), key=_key("model"), format_func=lambda m: MODEL_NAMES.get(m, m))
     left, right = st.columns(2)
-    left.number_input("Epochs", min_value=1, max_value=1000, step=1, key=_key("epochs"))
+    left.number_input("Epochs", min_value=1, max_value=_most("epochs"), step=1, key=_key("epochs"))
     right.select_slider(
         "Batch size", _with(BATCH_SIZES, st.session_state[_key("batch_size")]), key=_key("batch_size")
     )
@@ -137,7 +142,7 @@ def _model_fields() -> None:
         st.number_input(
             "Hidden units",
             min_value=1,
-            max_value=4096,
+            max_value=_most("hidden"),
             key=_key("hidden"),
             placeholder="model default",
             help="Width of the hidden layers (512 in the tutorial's MLP, 128 in the CNN's head).",
@@ -177,7 +182,9 @@ def _optimizer_fields() -> None:
         format_func=lambda v: f"{v:g}",
     )
     left, right = st.columns(2)
-    left.number_input("Seed", min_value=0, step=1, key=_key("seed"), help="Same seed, same run.")
+    left.number_input(
+        "Seed", min_value=0, max_value=_most("seed"), step=1, key=_key("seed"), help="Same seed, same run."
+    )
     devices = available_devices()
     if st.session_state[_key("device")] not in devices:
         st.session_state[_key("device")] = "auto"
@@ -354,7 +361,7 @@ def _curve(figure: dict, key: str, live: bool) -> None:
 
 def render_outcome(run: runs.RunInfo) -> None:
     """A run that is no longer training: its result, curves, downloads and how to go on."""
-    if run.status == "failed":
+    if run.status in ("failed", runs.DAMAGED):
         st.error(run.error or "the run failed without an error message")
     elif run.status == "stopped":
         st.warning("Stopped before the end; the checkpoint holds the weights at that moment.")
@@ -471,7 +478,12 @@ def _continue(run: runs.RunInfo) -> None:
     """More epochs from the saved weights, at the same or another learning rate (lower after a divergence)."""
     row = st.container(horizontal=True, vertical_alignment="bottom")
     more = row.number_input(
-        "More epochs", min_value=1, max_value=1000, value=run.config.epochs, key="train_more", width=120
+        "More epochs",
+        min_value=1,
+        max_value=_most("epochs"),
+        value=run.config.epochs,
+        key="train_more",
+        width=120,
     )
     lr = row.select_slider(
         "Learning rate",
@@ -521,6 +533,9 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
             "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         },
     )
+    for run in all_runs:  # what is wrong with each damaged run, without having to open it
+        if run.status == runs.DAMAGED:
+            st.warning(f"Run {run.id}: {run.error}", icon=":material/warning:")
 
 
 def render_comparison(chosen: list[runs.RunInfo]) -> None:

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from core import cli as cli_module
 from core.data import PROJECT_ROOT, load_split
+from core.device import resolve_device
+from core.errors import BadConfig
+from core.train import LIMITS, TrainConfig
 
 
 def cli(*args, env_extra=None, timeout=180):
@@ -106,3 +110,73 @@ def test_data_status_reports_ready(real_data):
     result = cli("data", "status", timeout=60)
     assert result.returncode == 0 and "ready" in result.stdout
     assert Path(PROJECT_ROOT / "data" / "FashionMNIST" / "raw").is_dir()
+
+
+OUT_OF_RANGE = [
+    ("--epochs", "1001"), ("--epochs", "0"), ("--batch-size", "65537"), ("--lr", "inf"), ("--lr", "nan"),
+    ("--lr", "1e308"), ("--momentum", "1"), ("--weight-decay", "1e300"), ("--weight-decay", "inf"),
+    ("--seed", str(10**23)), ("--seed", "-1"), ("--limit-batches", "0"), ("--run-dir", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flag", "value"), OUT_OF_RANGE)
+def test_out_of_range_training_values_exit_2_with_one_line(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main(["train", flag, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {flag}" in err
+
+
+def test_the_cli_ranges_are_trainconfigs_own(capsys):
+    for field, limit in LIMITS.items():
+        flag = "--" + field.replace("_", "-")
+        if flag not in ("--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--seed"):
+            continue
+        above = str(int(limit.high) + 1) if limit.whole else str(limit.high * 2 or 2)
+        with pytest.raises(BadConfig):
+            TrainConfig(**{field: int(above) if limit.whole else float(above)})
+        with pytest.raises(SystemExit):
+            cli_module.main(["train", flag, above])
+    assert capsys.readouterr().err.count("\n") == 6
+
+
+def test_a_device_index_that_does_not_exist_is_refused():
+    with pytest.raises(BadConfig, match="does not exist"):
+        resolve_device("cpu:5")
+    assert str(resolve_device("cpu")) == "cpu"
+
+
+@pytest.mark.parametrize("target", ["a file", "/dev/null", "/proc/self", "a folder with files"])
+def test_run_dir_must_be_a_new_or_empty_folder(target, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "model.pth").write_bytes(b"mine")
+    (folder / ".x.tmp").write_bytes(b"draft")
+    (tmp_path / "file").write_text("mine")
+    path = {"a file": tmp_path / "file", "a folder with files": folder}.get(target, target)
+    result = cli("train", "--epochs", "1", "--run-dir", path, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".x.tmp", "model.pth"]
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_internal_worker_command_refuses_a_folder_it_did_not_make(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / ".x.tmp").write_bytes(b"draft")
+    (folder / "config.json").write_text("{}")
+    result = cli("worker", folder, timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "not a run folder" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".x.tmp", "config.json"]  # no status.json, no cleanup
+
+
+def test_python_warnings_do_not_add_lines_to_stderr(real_data):
+    code = (
+        "import sys, warnings; from core import cli, data; real = data.dataset_status; "
+        "data.dataset_status = lambda: (warnings.warn('noise from a library'), real())[1]; "
+        "sys.exit(cli.main(['data', 'status']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and "noise" not in result.stderr, result.stderr

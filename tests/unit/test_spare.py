@@ -1,5 +1,6 @@
 """The spare worker (core.spare): a warmed-up process that takes the next run, or steps aside."""
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from core import runs, spare
 from core.errors import RunError
-from core.procs import pid_alive
+from core.procs import pid_alive, process_started
 from core.train import TrainConfig
 from tests.conftest import wait_for
 
@@ -109,3 +110,122 @@ def test_no_spare_when_turned_off(runs_dir, monkeypatch):
     monkeypatch.setenv("STUDIO_SPARE_WORKER", "0")
     assert runs.prepare_worker(runs_dir) is None
     assert not (runs_dir / spare.PID_FILE).exists()
+
+
+# ---- claims the spare must refuse, and what it must never keep: a copy of the device lock ------------
+
+
+def _serve_in_thread(runs_dir, idle_s: float):
+    """serve() in this process (its pid is this test's), as a spare runs it; returns (thread, result)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(job=spare.serve(runs_dir, nice=0, idle_s=idle_s)))
+    thread.start()
+    assert _ready(runs_dir, os.getpid())
+    return thread, result
+
+
+def _held_lock(runs_dir) -> int:
+    fd = os.open(runs_dir / ".lock-test", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _lock_is_free(runs_dir) -> bool:
+    """Once the claimant closed its own descriptor, the lock is free unless the spare kept a copy."""
+    fd = os.open(runs_dir / ".lock-test", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _handed_to_us(directory):
+    """What runs.start writes before it claims the spare: this (test) process is the spare."""
+    runs._write_status(directory, pid=os.getpid())
+    return directory
+
+
+def test_a_run_outside_the_run_store_is_refused_and_the_lock_copy_closed(runs_dir, tmp_path):
+    thread, result = _serve_in_thread(runs_dir, 4.0)
+    elsewhere = _handed_to_us(runs.create_run(QUICK, tmp_path / "elsewhere" / "r1"))  # a run, elsewhere
+    lock = _held_lock(runs_dir)
+    try:
+        assert not spare.claim(runs_dir, os.getpid(), elsewhere, None, lock)
+    finally:
+        os.close(lock)
+    assert _lock_is_free(runs_dir)
+    thread.join(timeout=30)
+    assert result == {"job": None}
+    assert "worker.log" not in {p.name for p in elsewhere.iterdir()}
+
+
+def test_a_refused_claim_leaves_no_copy_of_the_lock(runs_dir, tmp_path):
+    thread, result = _serve_in_thread(runs_dir, 4.0)
+    not_a_run = runs_dir / "not-a-run"
+    not_a_run.mkdir()
+    lock = _held_lock(runs_dir)
+    try:
+        assert not spare.claim(runs_dir, os.getpid(), not_a_run, None, lock)
+    finally:
+        os.close(lock)
+    assert _lock_is_free(runs_dir)
+    thread.join(timeout=30)
+    assert result == {"job": None}
+
+
+def test_a_claim_answered_after_the_claimant_gave_up_is_dropped(runs_dir, monkeypatch):
+    monkeypatch.setattr(spare, "CLAIM_WAIT_S", 0.5)
+    thread, result = _serve_in_thread(runs_dir, 8.0)
+    directory = _handed_to_us(runs.create_run(QUICK, runs_dir / "r1"))
+    path = str(runs_dir / f".spare-{os.getpid()}.sock")
+    silent = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    lock = _held_lock(runs_dir)
+    try:
+        for conn in silent:  # connected, saying nothing: the spare waits on them first
+            conn.connect(path)
+        assert not spare.claim(runs_dir, os.getpid(), directory, None, lock)  # gave up: starts a worker
+    finally:
+        os.close(lock)
+    assert wait_for(lambda: _lock_is_free(runs_dir), timeout=15)  # the late claim was read and let go
+    for conn in silent:
+        conn.close()
+    thread.join(timeout=30)
+    assert result == {"job": None}
+    assert runs.read_status(directory)["status"] == "queued"  # the spare never took it
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """The spare's reply; closed without one (a reset, when it left part of a long message unread) is b""."""
+    try:
+        return conn.recv(16)
+    except ConnectionResetError:
+        return b""
+
+
+def test_junk_on_the_socket_never_kills_the_spare(runs_dir):
+    thread, result = _serve_in_thread(runs_dir, 5.0)
+    path = str(runs_dir / f".spare-{os.getpid()}.sock")
+    lock = _held_lock(runs_dir)
+    try:
+        for junk in (b"[" * 16_000, b"\xff not json", b'{"run_dir": 5}', b"[]", b'{"run_dir": "\\u0000"}'):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(10.0)  # a spare that died mid-warm-up would leave this waiting
+                conn.connect(path)  # refused, if the spare had died of the one before
+                socket.send_fds(conn, [junk], [lock])
+                assert _answer(conn) == b""
+    finally:
+        os.close(lock)
+    assert _lock_is_free(runs_dir)
+    assert thread.is_alive()
+    thread.join(timeout=30)
+    assert result == {"job": None}
+
+
+def test_a_spare_record_whose_pid_now_belongs_to_another_process_is_stale(runs_dir):
+    (runs_dir / spare.PID_FILE).write_text(f"{os.getpid()} 1000000.0")  # alive and ours, started another time
+    assert spare.ready_pid(runs_dir) is None
+    (runs_dir / spare.PID_FILE).write_text(f"{os.getpid()} {process_started(os.getpid())}")
+    assert spare.ready_pid(runs_dir) == os.getpid()
