@@ -5,6 +5,7 @@ import re
 from streamlit.testing.v1 import AppTest
 
 import core.data
+import core.paths
 from core.data import CLASSES, PROJECT_ROOT, load_split
 
 PAGE = str(PROJECT_ROOT / "pages" / "2_Transforms.py")
@@ -157,7 +158,7 @@ def test_pipeline_is_handed_to_training_with_what_is_left_out(real_data):
 
 
 def test_missing_dataset_shows_the_fix_instead_of_the_page(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.data, "DATA_DIR", tmp_path)  # dataset_status() reads it at call time
+    monkeypatch.setattr(core.paths, "DATA_DIR", tmp_path)  # raw_dir() reads it at call time
     at = _page()
     assert not at.exception
     assert [e.value for e in at.error] == [core.data.dataset_status().message]
