@@ -4,7 +4,10 @@ import contextlib
 import io
 import math
 import os
+import re
+import stat
 import struct
+import time
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -28,10 +31,21 @@ MASK_SIDE = 512  # the item is located on a copy at most this long: fast, and av
 LIGHT_BACKGROUND = 127  # a border median above this means a light background (the item gets inverted)
 ITEM_THRESHOLD = 20  # a pixel differing from the background by more than this (of 255) belongs to the item
 NOISE_FLOOR = 8  # differences up to this are background in the output, as FashionMNIST's are 0
+# What decoding one image may cost. A real image needs a few hundred reads and well under 0.5 s.
+DECODE_CPU_SECONDS = 2.0  # CPU time of the decoding thread, checked between Pillow's reads of the file
+MAX_READS = 50_000  # 10 MB of PNG in 1 KB chunks takes about 30,000 reads; tiny-chunk floods take millions
+MAX_JPEG_SCANS = 100  # libjpeg writes 10 progressive scans in colour, 6 in grey, 18 in CMYK
+MAX_SCAN_PIXELS = 1_000_000_000  # scans x pixels: 25 scans at 40 megapixels, 0.6-1.1 s of libjpeg here
+MAX_JPEG_SEGMENTS = 2_000  # a real JPEG has tens; 255 ICC chunks and a few hundred more still pass
 
 _UNREADABLE = "not an image this app can read (PNG, JPEG, WebP, BMP or GIF)"
 _DAMAGED = "cannot decode this image (it is truncated or damaged)"
+_METADATA = "image carries a text or colour-profile block too large to unpack; re-save it without metadata"
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+# A JPEG marker: 0xFF then a code that is not stuffing (00), a restart (D0-D7) or another fill byte (FF).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_SOS, _EOI = 0xDA, 0xD9
+_STANDALONE = (0x01, 0xD8)  # TEM and SOI carry no length
 
 
 @dataclass(frozen=True)
@@ -64,37 +78,43 @@ def load_image(
 ) -> Image.Image:
     """Decode the first frame of an allowed image, upright; anything unusable raises BadImage.
 
-    Limits are checked cheapest first: byte size, then the header's dimensions, then decoding.
+    Limits are checked cheapest first: byte size, then the header's dimensions and the file's structure,
+    then decoding, which stops once it has cost more than its budget.
     """
     data = _read_bytes(source, max_bytes)
     if not data:
         raise BadImage("the file is empty")
+    with _pillow_warnings_silenced():
+        stream = _BudgetedStream(data)
+        image = _open(stream, max_pixels)
+        _check_dimensions(image.size, max_pixels)
+        if image.format in ("JPEG", "MPO"):  # MPO: a JPEG with more images after it, seen by Pillow
+            _check_jpeg_scans(data, image.size)
+        image.seek(0)  # first frame only; never walk the frames of an animation
+        image.draft(image.mode, (DECODE_SIDE, DECODE_SIDE))  # JPEG only: decode at a reduced scale
+        _decode(image, stream)
+        return _upright(image)
+
+
+@contextlib.contextmanager
+def _pillow_warnings_silenced():
+    """Pillow's warnings (damaged EXIF, odd palettes or APNG chunks) are noise: it carries on and so do
+    we. Its decompression-bomb warning alone becomes an error, so that the image is refused.
+
+    catch_warnings is process-wide before Python 3.14: two sessions decoding at once can let a warning
+    through for a moment, and at worst leave these same filters in place, which is harmless here.
+    """
     with warnings.catch_warnings():
-        # Pillow only warns between its own limit and twice it; treat both as "too large".
+        warnings.filterwarnings("ignore", module=r"PIL\.")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = _open(data)
-            _check_dimensions(image.size, max_pixels)
-            image.seek(0)  # first frame only; never walk the frames of an animation
-            image.draft(image.mode, (DECODE_SIDE, DECODE_SIDE))  # JPEG only: decode at a reduced scale
-            _decode(image)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise BadImage(
-                f"image too large: over {Image.MAX_IMAGE_PIXELS:,} pixels; the limit is {_limits(max_pixels)}"
-            ) from exc
-    return _upright(image)
+        yield
 
 
 def _read_bytes(source: bytes | str | os.PathLike | BinaryIO, max_bytes: int) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     elif isinstance(source, str | os.PathLike):
-        path = Path(source)
-        try:
-            _check_bytes(path.stat().st_size, max_bytes)
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BadImage(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+        data = _read_path(Path(source), max_bytes)
     else:
         if source.seekable():  # an upload buffer: know its size without reading it
             start = source.tell()
@@ -103,6 +123,27 @@ def _read_bytes(source: bytes | str | os.PathLike | BinaryIO, max_bytes: int) ->
         data = source.read(max_bytes + 1)  # one byte past the limit is enough to know it is over
     _check_bytes(len(data), max_bytes)
     return data
+
+
+def _read_path(path: Path, max_bytes: int) -> bytes:
+    """At most max_bytes + 1 bytes of a regular file; /dev/zero never ends and a FIFO never answers."""
+    try:
+        info = path.stat()
+        _check_regular(path, info.st_mode)
+        _check_bytes(info.st_size, max_bytes)
+        # O_NONBLOCK: should the path have become a FIFO since stat, opening it must not wait for a writer.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+            _check_regular(path, os.fstat(file.fileno()).st_mode)
+            return file.read(max_bytes + 1)
+    except OSError as exc:
+        raise BadImage(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise BadImage(f"{path} is a folder, not an image file")
+    if not stat.S_ISREG(mode):
+        raise BadImage(f"{path} is not a regular file (a device, pipe or socket is no image)")
 
 
 def _check_bytes(size: int, max_bytes: int) -> None:
@@ -118,14 +159,65 @@ def _limits(max_pixels: int) -> str:
     return f"{max_pixels / 1e6:g} megapixels and {MAX_SIDE:,} pixels a side"
 
 
-def _open(data: bytes) -> Image.Image:
+class _BudgetedStream(io.BytesIO):
+    """The file as Pillow reads it: each read first checks what decoding has cost so far.
+
+    Pillow reads between every chunk, segment or block it parses (in Python) and between the pieces it
+    hands its decoders, so a file built of millions of tiny parts, or one slow to decode, is stopped
+    within one piece of the budget. CPU time of this thread is counted: other users' load does not
+    make an image fail.
+    """
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.reads_left = MAX_READS
+        self.deadline = time.thread_time() + DECODE_CPU_SECONDS
+        self.refusal: BadImage | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads_left -= 1
+        if self.reads_left < 0:
+            self._refuse(f"image is made of too many small parts (over {MAX_READS:,} reads)")
+        if time.thread_time() > self.deadline:
+            self._refuse(f"image took over {DECODE_CPU_SECONDS:g} s of CPU time to decode")
+        return super().read(size)
+
+    def _refuse(self, problem: str) -> None:
+        self.refusal = BadImage(f"{problem}; re-save it as an ordinary PNG or JPEG")
+        raise self.refusal
+
+
+def _open(stream: _BudgetedStream, max_pixels: int) -> Image.Image:
     try:
         # `formats` makes Pillow sniff only these, so a PDF, EPS or TIFF renamed .png is refused.
-        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        return Image.open(stream, formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        # Pillow's own guard (above 89 megapixels) runs inside Image.open, before our check can.
+        limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+        size = _declared_size(stream, exc)
+        raise BadImage(f"image too large: {size}; the limit is {_limits(limit)}") from exc
     except Image.UnidentifiedImageError as exc:  # no allowed format recognised the content
-        raise BadImage(_UNREADABLE) from exc
+        raise stream.refusal or BadImage(_UNREADABLE) from exc
+    except ValueError as exc:
+        if "MAX_TEXT" in str(exc):  # Pillow's caps on unpacked PNG text and ICC chunks (1 MB, 64 MB in all)
+            raise BadImage(_METADATA) from exc
+        raise stream.refusal or BadImage(_DAMAGED) from exc
     except _DECODE_ERRORS as exc:  # recognised, but its header is cut short or broken (e.g. WebP)
-        raise BadImage(_DAMAGED) from exc
+        raise stream.refusal or BadImage(_DAMAGED) from exc
+
+
+def _declared_size(stream: io.BytesIO, refusal: Exception) -> str:
+    """The width x height a header declares, read by the format's own plugin without Image.open's bomb
+    check; else the pixel count in Pillow's refusal (WebP's plugin runs the check itself)."""
+    data = stream.getvalue()
+    for name in ALLOWED_FORMATS:
+        factory, accept = Image.OPEN[name]
+        if accept is None or accept(data[:16]) is True:
+            with contextlib.suppress(Exception):
+                width, height = factory(io.BytesIO(data), "").size
+                return f"{width} x {height} pixels"
+    pixels = re.search(r"\((\d+) pixels\)", str(refusal))
+    return f"{int(pixels[1]):,} pixels" if pixels else f"over {Image.MAX_IMAGE_PIXELS:,} pixels"
 
 
 def _check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
@@ -134,12 +226,46 @@ def _check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
         raise BadImage(f"image too large: {width} x {height} pixels; the limit is {_limits(max_pixels)}")
 
 
-def _decode(image: Image.Image) -> None:
+def _check_jpeg_scans(data: bytes, size: tuple[int, int]) -> None:
+    """Refuse a JPEG with more scans than a real one would have.
+
+    libjpeg decodes every scan over every block of the image, so the work grows with scans x pixels: a
+    4096 x 4096 JPEG with its last scan repeated 2,000 times (165 KB) costs 20 s of CPU. A progressive
+    JPEG has about 10 scans, a baseline one 1 to 4.
+    """
+    limit = max(1, min(MAX_JPEG_SCANS, MAX_SCAN_PIXELS // (size[0] * size[1])))
+    scans = _count_jpeg_scans(data, stop_after=limit)
+    if scans > limit:
+        raise BadImage(
+            f"JPEG has over {limit} scans, the limit for {size[0]} x {size[1]} pixels (an ordinary "
+            "progressive JPEG has about 10); re-save it as an ordinary JPEG"
+        )
+
+
+def _count_jpeg_scans(data: bytes, stop_after: int) -> int:
+    """Start-of-scan segments up to the first EOI, walking the marker segments; stops past stop_after."""
+    scans, pos = 0, 2  # past SOI
+    for _ in range(MAX_JPEG_SEGMENTS):
+        marker = _JPEG_MARKER.search(data, pos)  # skips the entropy-coded data after each scan header
+        code = data[marker.start() + 1] if marker else _EOI
+        if code == _EOI:
+            return scans
+        pos = marker.end()
+        if code in _STANDALONE:
+            continue
+        pos += int.from_bytes(data[pos : pos + 2], "big")  # the length counts itself, not the marker
+        scans += code == _SOS
+        if scans > stop_after:
+            return scans
+    raise BadImage(f"JPEG has over {MAX_JPEG_SEGMENTS:,} marker segments; re-save it as an ordinary JPEG")
+
+
+def _decode(image: Image.Image, stream: _BudgetedStream) -> None:
     # ImageFile.LOAD_TRUNCATED_IMAGES stays off: a half image would be classified as if whole.
     try:
         image.load()
     except _DECODE_ERRORS as exc:
-        raise BadImage(_DAMAGED) from exc
+        raise stream.refusal or BadImage(_DAMAGED) from exc
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -162,7 +288,8 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
 
 
 def _transform(image: Image.Image) -> tuple[torch.Tensor, bool, tuple[int, int, int, int] | None]:
-    gray = _to_gray(image)
+    with _pillow_warnings_silenced():  # e.g. a palette's transparency given as bytes
+        gray = _to_gray(image)
     background = _border_median(gray)
     light = background > LIGHT_BACKGROUND
     if gray.size == (SIZE, SIZE) and not light:

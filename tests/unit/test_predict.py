@@ -1,8 +1,14 @@
 """core.predict: uploads become FashionMNIST-like 28x28 inputs; bad uploads become BadImage."""
 
 import io
+import os
+import re
 import struct
+import subprocess
+import sys
+import threading
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -10,7 +16,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.data import CLASSES, load_split
+from core.data import CLASSES, PROJECT_ROOT, load_split
 from core.errors import BadImage
 from core.models import build_model
 from core.predict import (
@@ -172,10 +178,28 @@ def test_big_jpeg_is_decoded_reduced_and_boxed_in_its_own_pixels():
 def test_damaged_exif_does_not_refuse_the_photo(tmp_path):
     exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00" + b"\xff" * 40  # cut short
     path = _save(_boot(), tmp_path / "bad_exif.jpg", quality=95, exif=exif)
-    with pytest.warns(UserWarning):  # Pillow notices the damage, and carries on
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # Pillow notices the damage and warns: none may reach stderr
         prepared = prepare(path)
+    assert not caught, [str(w.message) for w in caught]
     assert prepared.original.size == (300, 200)
     _assert_visible_item(prepared.tensor)
+
+
+def test_damaged_exif_prints_nothing_from_the_command_line(tmp_path, trained):
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00" + b"\xff" * 40
+    image = _save(_boot(), tmp_path / "bad_exif.jpg", quality=95, exif=exif)
+    checkpoint = tmp_path / "model.pth"
+    torch.save(trained.state_dict(), checkpoint)
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "predict", str(image), "--checkpoint", str(checkpoint)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.startswith(f"{image}: ")
+    assert not done.stderr
 
 
 def test_odd_leftover_pixel_goes_left_as_in_fashion_mnist(tmp_path):
@@ -393,9 +417,15 @@ def test_real_image_of_a_format_not_allowed_is_refused_by_content(tmp_path):
 def test_decompression_bombs_are_refused_fast(side):
     # Even with our own pixel limit lifted, Pillow's bomb guard (a warning below 2x its limit) refuses.
     start = time.perf_counter()
-    with pytest.raises(BadImage, match="too large"):
+    with pytest.raises(BadImage, match=f"too large: {side} x {side} pixels; the limit is 89.4785 megapixels"):
         load_image(_png_with_header(side, side), max_pixels=10**9)
     assert time.perf_counter() - start < 0.5
+
+
+def test_the_size_message_gives_the_images_own_size_however_large():
+    # 2.5 gigapixels: Pillow refuses it before our own check runs, and its message has no size.
+    with pytest.raises(BadImage, match="image too large: 50000 x 50000 pixels; the limit is 40 megapixels"):
+        load_image(_png_with_header(50_000, 50_000))
 
 
 @pytest.mark.parametrize(("width", "height"), [(8000, 8000), (MAX_SIDE + 1, 10)])
@@ -441,6 +471,57 @@ def test_empty_and_missing_files_are_refused(tmp_path):
         load_image(b"")
     with pytest.raises(BadImage, match="cannot read"):
         load_image(tmp_path / "nope.png")
+
+
+def test_a_folder_is_refused_by_name(tmp_path):
+    with pytest.raises(BadImage, match=f"^{re.escape(str(tmp_path))} is a folder, not an image file$"):
+        load_image(tmp_path)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def read():
+        try:
+            load_image(fifo)
+        except BadImage as exc:
+            outcome.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    if reader.is_alive():  # blocked opening the FIFO: a writer that closes at once lets it go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=5)
+        pytest.fail("reading a FIFO waited for a writer")
+    assert outcome == [f"{fifo} is not a regular file (a device, pipe or socket is no image)"]
+
+
+_READ_DEV_ZERO = """
+import resource
+from core.errors import BadImage
+from core.predict import load_image
+
+size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, size + 2**30))  # a MemoryError, not the OOM killer
+try:
+    load_image("/dev/zero")
+except BadImage as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux's /dev/zero and /proc")
+def test_an_endless_device_is_refused_without_reading_it():
+    # Run apart: reading /dev/zero to its end would fill this process's memory.
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_DEV_ZERO], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout == "/dev/zero is not a regular file (a device, pipe or socket is no image)\n", (
+        done.stderr
+    )
 
 
 def test_flat_image_has_no_item(tmp_path):

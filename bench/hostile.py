@@ -1,0 +1,176 @@
+"""While one user uploads JPEGs built to cost minutes of CPU on Predict, another shuffles the explorer.
+
+The files are 4096x4096 progressive JPEGs with their last scan repeated 2,000 times (165 KB each):
+before core.predict counted scans, each cost about 20 s of CPU to decode. Prints JSON: the other
+user's Shuffle latencies before and during the uploads (each should stay within 1 s), how long the
+uploader waited for its error lines, the server's CPU, and any failure.
+Usage: python -m bench.hostile [--copies N] [--rounds N] [--pillow-alone] [--client-cpus LIST]
+`--pillow-alone` also times Pillow decoding one such file with no limits, in this process.
+`--client-cpus 1` keeps both browsers on one CPU at the lowest priority, as in bench.load.
+"""
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+from bench.load import (
+    ACTION_TIMEOUT_MS,
+    Record,
+    _explore,
+    _grid,
+    _open,
+    _shuffle,
+    cpu_seconds,
+    pinned_chromium,
+)
+from core import runs
+from core.data import prepare
+from core.train import preset
+from tests.unit.test_hostile_images import HOSTILE_SCANS, repeated_scan_jpeg
+
+COPIES = 5  # files in one upload
+ROUNDS = 4  # uploads, one after the other, each from a fresh page
+BASELINE_SHUFFLES = 8  # before the uploads start
+SHUFFLE_LIMIT_S = 1.0
+
+
+async def _attacker(browser, url: str, files: list[list[Path]], record: Record) -> None:
+    """Each round: open Predict in a new page, drop every file at once, wait for one error per file."""
+    for round_, paths in enumerate(files):
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        page = await context.new_page()
+        try:
+            await page.goto(url)
+            await _open(page, "Predict", "Predict")
+            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Drop images of clothing here")
+            drop = uploader.get_by_test_id("stFileUploaderDropzoneInput")
+            await drop.set_input_files([str(p) for p in paths])
+            await record.timed(round_, "upload_until_every_error_shows", _errors_shown(page, len(paths)))
+        finally:
+            await context.close()
+
+
+async def _errors_shown(page, count: int) -> None:
+    errors = page.get_by_text("Cannot classify this file: JPEG has over ")
+    deadline = time.monotonic() + ACTION_TIMEOUT_MS / 1000
+    while await errors.count() < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{await errors.count()} of {count} error lines after {ACTION_TIMEOUT_MS} ms")
+        await asyncio.sleep(0.05)
+
+
+async def _shuffle_timed(page, record: Record, name: str) -> None:
+    """One Shuffle, timed until the new grid shows; then a short pause, as a user clicking briskly."""
+    before = time.monotonic()
+    await record.timed(0, name, _shuffle(page, await _grid(page)))
+    await asyncio.sleep(max(0.0, 0.2 - (time.monotonic() - before)))
+
+
+async def _measure(url: str, files: list[list[Path]], launcher: str) -> tuple[Record, dict]:
+    from playwright.async_api import async_playwright
+
+    record = Record()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=launcher, args=CHROMIUM_FLAGS)
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        page = await context.new_page()
+        await page.goto(url)
+        await _explore(page)
+        for _ in range(BASELINE_SHUFFLES):
+            await _shuffle_timed(page, record, "shuffle_before")
+        cpu_before, start = cpu_seconds(), time.monotonic()
+        attack = asyncio.ensure_future(_attacker(browser, url, files, record))
+        while not attack.done():
+            await _shuffle_timed(page, record, "shuffle_during_uploads")
+        await attack
+        seconds = time.monotonic() - start
+        server_cpu = cpu_seconds()["server"] - cpu_before["server"]
+        await browser.close()
+    return record, {"uploads_seconds": round(seconds, 1), "server_cpu_s_during_uploads": round(server_cpu, 1)}
+
+
+def _pillow_alone(data: bytes) -> float:
+    """CPU seconds Pillow takes to decode the file with no limit of ours, as core.predict would (draft)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.draft(image.mode, (1024, 1024))
+    start = time.process_time()
+    image.load()
+    return round(time.process_time() - start, 1)
+
+
+def run(copies: int, rounds: int, folder: Path, pillow_alone: bool, client_cpus: str | None) -> dict:
+    store = folder / "runs"
+    small = runs.create_run(
+        preset("recommended", epochs=1, limit_batches=20, device="cpu"), store / "0-model"
+    )
+    assert runs.train_run(small) == "finished"  # a model, so that Predict shows its uploader
+    data = repeated_scan_jpeg()
+    files = _write_copies(data, copies, rounds, folder)
+    load_before = os.getloadavg()[0]  # the machine may be shared: other work slows both users too
+    with streamlit_server(store, folder / "streamlit.log") as server:
+        launcher = pinned_chromium(client_cpus, folder) if client_cpus else CHROMIUM
+        record, totals = asyncio.run(_measure(server.url, files, launcher))
+    log = (folder / "streamlit.log").read_text(errors="replace")
+    during = record.latencies.get("shuffle_during_uploads", [])
+    report = {
+        "file": {"kb": round(len(data) / 1024), "scans": HOSTILE_SCANS + 10},
+        "copies": copies,
+        "rounds": rounds,
+        "client_cpus": client_cpus or "all",
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        **totals,
+        "actions": {name: _summary(times) for name, times in record.latencies.items()},
+        "failures": record.failures,
+        "server_tracebacks": log.count("Traceback"),
+        "shuffle_within_1s": bool(during) and max(during) < SHUFFLE_LIMIT_S,
+    }
+    if pillow_alone:
+        report["pillow_alone_cpu_s_per_file"] = _pillow_alone(data)
+    return report
+
+
+def _write_copies(data: bytes, copies: int, rounds: int, folder: Path) -> list[list[Path]]:
+    """`copies` files per round, each under a name of its own: a new name is a new upload."""
+    files = [[folder / f"scans-r{r}-{i}.jpg" for i in range(copies)] for r in range(rounds)]
+    for path in (path for paths in files for path in paths):
+        path.write_bytes(data)
+    return files
+
+
+def _summary(times: list[float]) -> dict:
+    return {
+        "count": len(times),
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+        "all_s": [round(t, 3) for t in times],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=COPIES, help="files in one upload")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="uploads, one after the other")
+    parser.add_argument("--pillow-alone", action="store_true", help="also time Pillow alone on one file")
+    parser.add_argument("--client-cpus", help='run Chromium on these CPUs only, e.g. "1", at nice 19')
+    args = parser.parse_args()
+    prepare(allow_download=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run(args.copies, args.rounds, Path(tmp), args.pillow_alone, args.client_cpus)
+    print(json.dumps(report, indent=2))
+    sys.exit(0 if report["shuffle_within_1s"] and not report["failures"] else 1)
+
+
+if __name__ == "__main__":
+    main()
