@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -83,6 +84,9 @@ MODELS: dict[str, ModelSpec] = {
 # or a bare state_dict's shapes choose these numbers, and hidden=10_000_000 would ask for 400 TB.
 # `hidden` matches what the Train form (TrainConfig) allows.
 SIZE_LIMITS = {"hidden": 4096, "channels": 256}
+# All of a model's float32 weights must fit one checkpoint (core.checkpoint.MAX_CHECKPOINT_BYTES, 64 MB)
+# with room for the archive: an MLP with hidden=4096 (20 M parameters, 80 MB) could train but not load.
+MAX_PARAMS = 15_000_000
 
 
 def build_model(name: str, **cfg) -> nn.Module:
@@ -103,6 +107,21 @@ def check_options(name: str, cfg: dict) -> None:
         raise ValueError(f"model {name!r} has no option(s) {shown}: it takes {sorted(spec.defaults)}")
     for option, value in cfg.items():
         _check_option(option, value)
+    count = parameter_count(name, tuple(sorted(cfg.items())))
+    if count > MAX_PARAMS:
+        raise ValueError(
+            f"this {name.upper()} would have {count:,} parameters ({count * 4 / 2**20:.0f} MB of weights), "
+            f"more than a checkpoint can hold ({MAX_PARAMS:,}): choose a smaller size"
+        )
+
+
+@lru_cache(maxsize=256)
+def parameter_count(name: str, options: tuple[tuple[str, object], ...] = ()) -> int:
+    """How many parameters the model would have, counted on the meta device (nothing is allocated)."""
+    spec = MODELS[name]
+    with torch.device("meta"):
+        model = spec.factory(**{**spec.defaults, **dict(options)})
+    return sum(p.numel() for p in model.parameters())
 
 
 def _check_option(option: str, value: object) -> None:

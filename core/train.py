@@ -13,7 +13,7 @@ from core.augment import Augment
 from core.data import CLASSES, TensorBatches, load_split
 from core.device import resolve_device
 from core.errors import BadConfig, StudioError
-from core.models import MODELS, build_model
+from core.models import MODELS, SIZE_LIMITS, build_model, check_options
 from core.threads import CpuThreads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -64,7 +64,7 @@ LIMITS: dict[str, Limit] = {
     "seed": Limit(0, 2**32 - 1, whole=True),  # what numpy accepts too; torch overflows past 2**63
     "limit_batches": Limit(1, 10**9, whole=True),
     "log_every": Limit(1, 10**9, whole=True),
-    "hidden": Limit(1, 4096, whole=True),
+    "hidden": Limit(1, SIZE_LIMITS["hidden"], whole=True),
     "dropout": Limit(0, 1, high_open=True),
 }
 OPTIONAL = ("limit_batches", "hidden", "dropout")  # None: no cap, or the model's own default
@@ -106,6 +106,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise BadConfig(message)
+        try:  # the options together, e.g. a hidden size whose weights would not fit a checkpoint
+            check_options(self.model, self.model_options())
+        except ValueError as exc:
+            raise BadConfig(str(exc)) from exc
 
     def model_options(self) -> dict:
         """Options for build_model: the model's defaults, overridden by what this config sets."""

@@ -58,3 +58,31 @@ def test_unknown_model_or_option_names_the_choices():
     with pytest.raises(ValueError, match="no option"):
         build_model("mlp", channels=3)
     assert model_options("mlp", hidden=64) == {"hidden": 64, "dropout": 0.0}
+
+
+def test_a_model_too_big_for_a_checkpoint_is_refused_before_training():
+    from core.errors import BadConfig
+    from core.models import MAX_PARAMS, check_options
+    from core.train import TrainConfig
+
+    with pytest.raises(BadConfig, match="more than a checkpoint can hold"):
+        TrainConfig(hidden=4096)  # 20 M parameters: 80 MB of weights
+    with pytest.raises(ValueError, match="more than a checkpoint can hold"):
+        check_options("cnn", {"channels": 256, "hidden": 2048})
+    from core.checkpoint import MAX_CHECKPOINT_BYTES
+
+    assert MAX_PARAMS * 4 < MAX_CHECKPOINT_BYTES
+
+
+def test_the_largest_mlp_the_form_allows_saves_and_loads_back(tmp_path):
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    from core.models import MAX_PARAMS, parameter_count
+    from core.train import TrainConfig
+
+    hidden = max(h for h in range(3000, 4097, 16) if parameter_count("mlp", (("hidden", h),)) <= MAX_PARAMS)
+    config = TrainConfig(hidden=hidden)  # the form's TrainConfig accepts it
+    options = config.model_options()
+    path = save_checkpoint(
+        build_model("mlp", **options), tmp_path / "model.pth", model_name="mlp", model_options=options
+    )
+    assert load_checkpoint(path).model_options["hidden"] == hidden
