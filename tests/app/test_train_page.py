@@ -2,7 +2,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, data, runs
+from core import analysis, paths, runs
 from core.checkpoint import save_checkpoint
 from core.data import CLASSES, PROJECT_ROOT
 from core.models import build_model
@@ -159,7 +159,7 @@ def test_a_missing_dataset_shows_the_fix_and_disables_start(run_store, monkeypat
     directory = runs.create_run(TrainConfig(), run_store / "20260101-000000-cafe")
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
     runs._write_status(directory, status="finished")
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "nowhere")  # raw_dir reads it at call time
     at = _page()
     assert not at.exception
     fixes = [e for e in _errors(at) if "FashionMNIST is not prepared yet" in e and "make data" in e]
