@@ -1,6 +1,7 @@
 """The run store on disk (data/runs/<id>/) and the worker process that trains one run."""
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -22,6 +23,7 @@ from core.errors import BadConfig, RunError, StudioError
 from core.fsutil import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from core.priority import lower_priority
 from core.procs import pid_alive, process_started
+from core.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
 from core.runfiles import MARKER, DamagedRunFile, is_number, last_row, read_object, read_rows
 from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
 
@@ -44,7 +46,7 @@ class RunInfo:
     status: str  # queued / running / finished / stopped / failed / damaged
     error: str | None  # for failed and damaged runs: what went wrong
     pid: int | None
-    config: TrainConfig | None
+    config: TrainConfig | RaceConfig | None  # a RaceConfig only in lists asked for races (list_races)
     created: str | None
     epoch: int  # epochs completed
     step: int
@@ -75,7 +77,7 @@ def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
     return Path(runs_dir or RUNS_DIR) / run_id
 
 
-def create_run(config: TrainConfig, directory: Path) -> Path:
+def create_run(config: TrainConfig | RaceConfig, directory: Path) -> Path:
     """Lay out a new run in `directory` (config.json, a queued status.json, the marker).
 
     Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
@@ -240,9 +242,12 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
     )
 
 
-def _read_config(directory: Path) -> TrainConfig:
+def _read_config(directory: Path) -> TrainConfig | RaceConfig:
     try:
-        return TrainConfig.from_dict(read_object(directory / "config.json"))
+        data = read_object(directory / "config.json")
+        if data.get("kind") == "race":
+            return RaceConfig.from_dict(data)
+        return TrainConfig.from_dict(data)
     except FileNotFoundError:
         raise DamagedRunFile("config.json is missing") from None
     except (BadConfig, TypeError) as exc:
@@ -269,8 +274,9 @@ def _damaged(directory: Path, why: str) -> RunInfo:
                    None, None, None)  # fmt: skip
 
 
-def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
-    """All runs, newest first; one that cannot be read is listed as damaged, never hides the others."""
+def list_runs(runs_dir: Path | None = None, *, races: bool = False) -> list[RunInfo]:
+    """All training runs, newest first (with `races`, optimizer races too); one that cannot be read is
+    listed as damaged, never hides the others."""
     _reap_children()
     root = Path(runs_dir or RUNS_DIR)
     try:
@@ -278,7 +284,12 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
     except OSError:  # no store yet, or one this user cannot list
         return []
     listed = (_listed(i, root) for i in ids)
-    return [run for run in listed if run is not None]
+    return [run for run in listed if run is not None and (races or not isinstance(run.config, RaceConfig))]
+
+
+def list_races(runs_dir: Path | None = None) -> list[RunInfo]:
+    """The optimizer races in the store (core.race), newest first."""
+    return [run for run in list_runs(runs_dir, races=True) if isinstance(run.config, RaceConfig)]
 
 
 def _listed(run_id: str, root: Path) -> RunInfo | None:
@@ -290,8 +301,10 @@ def _listed(run_id: str, root: Path) -> RunInfo | None:
         return _damaged(root / run_id, f"cannot be read: {exc.strerror or exc}")
 
 
-def active_run(device: str | None = None, runs_dir: Path | None = None) -> RunInfo | None:
-    for run in list_runs(runs_dir):
+def active_run(
+    device: str | None = None, runs_dir: Path | None = None, *, races: bool = False
+) -> RunInfo | None:
+    for run in list_runs(runs_dir, races=races):
         if run.active and (device is None or _device_key_of(run) == device):
             return run
     return None
@@ -300,7 +313,7 @@ def active_run(device: str | None = None, runs_dir: Path | None = None) -> RunIn
 # ---- starting and stopping ----------------------------------------------------------------------------
 
 
-def device_key(config: TrainConfig) -> str:
+def device_key(config: TrainConfig | RaceConfig) -> str:
     """One lock per physical device: "cpu", "cuda:0", ..."""
     device = resolve_device(config.device)
     if device.type == "cpu":  # "cpu:0" is the same CPU
@@ -332,7 +345,7 @@ def device_lock(key: str, runs_dir: Path | None = None):
         raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
     try:
         if not _try_lock(fd, key, root):
-            busy = active_run(key, root)
+            busy = active_run(key, root, races=True)
             which = f" (run {busy.id})" if busy else ""
             raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
         yield fd
@@ -348,13 +361,16 @@ def _try_lock(fd: int, key: str, root: Path, grace: float = LOCK_GRACE_S) -> boo
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if active_run(key, root) is not None or time.monotonic() > deadline:
+            if active_run(key, root, races=True) is not None or time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
 
 
-def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path | None = None) -> str:
-    """Start a worker process training `config`; returns the run id. One active run per device."""
+def start(
+    config: TrainConfig | RaceConfig, *, runs_dir: Path | None = None, init_from: Path | None = None
+) -> str:
+    """Start a worker process training `config` (or running a race); returns the run id. One active run
+    (or race) per device."""
     root = Path(runs_dir or RUNS_DIR)
     with device_lock(device_key(config), root) as fd:
         run_id = new_run_id()
@@ -480,6 +496,8 @@ def train_run(
     remove_stale_temps(directory)
     config = _read_config(directory)
     _write_status(directory, status="running", error=None, **_pid_fields(os.getpid()))
+    if isinstance(config, RaceConfig):
+        return _train_race(directory, config, home, echo, nice)
     model = None
     if init_from is not None:
         from core.checkpoint import load_checkpoint
@@ -539,6 +557,52 @@ def train_run(
                 echo(f"failed: {event.error}")
                 return "failed"
     return "failed"
+
+
+RESULTS = "results.json"  # a race's final table
+
+
+def _train_race(directory: Path, config: RaceConfig, home, echo, nice: int) -> str:
+    """A race in this worker: one metrics row per logged step (every contender's loss), then RESULTS."""
+    stop_file = directory / STOP_FILE
+    with open(directory / "metrics.jsonl", "a", buffering=1) as metrics:
+        for event in run_race(config, should_stop=lambda: stop_file.exists() or home.gone()):
+            home.check()
+            if isinstance(event, RaceStarted):
+                _write_status(directory, device=event.device, total_steps=config.steps)
+                echo(f"race of {len(event.labels)} on {event.device}: {', '.join(event.labels)}")
+            elif isinstance(event, RaceLogged):
+                row = {"kind": "race", "step": event.step, "losses": event.losses, "time": time.time()}
+                metrics.write(json.dumps(row) + "\n")
+                if nice:
+                    lower_priority(nice)
+                    nice = 0
+            elif isinstance(event, RaceFinished):
+                results = [dataclasses.asdict(r) for r in event.results]
+                atomic_write_json(directory / RESULTS, {"results": results, "stopped": event.stopped})
+                status = "stopped" if event.stopped else "finished"
+                stop_file.unlink(missing_ok=True)
+                best = max((r.test_acc for r in event.results if r.test_acc is not None), default=None)
+                _write_status(directory, status=status, step=_last_step(directory), best_test_acc=best)
+                echo(f"race {status}")
+                return status
+    return "failed"
+
+
+def _last_step(directory: Path) -> int:
+    last = last_row(directory / "metrics.jsonl") or {}
+    return int(last["step"]) if is_number(last.get("step")) else 0
+
+
+def read_results(directory: Path) -> dict | None:
+    """A race's results.json ({"results": [...], "stopped": bool}), or None before the race ends."""
+    try:
+        data = read_object(directory / RESULTS)
+    except FileNotFoundError:
+        return None
+    if not isinstance(data.get("results"), list) or not all(isinstance(r, dict) for r in data["results"]):
+        raise DamagedRunFile(f"{RESULTS} does not hold a list of results")
+    return data
 
 
 def _fields(event) -> dict:

@@ -105,3 +105,37 @@ def test_a_race_config_round_trips_through_json():
     assert RaceConfig.from_dict(config.to_dict()) == config
     with pytest.raises(BadConfig):
         RaceConfig.from_dict({"kind": "race", "contenders": [{"nonsense": 1}]})
+
+
+def test_a_race_runs_in_a_worker_and_lands_in_the_run_store(real_data, runs_dir):
+    from core import runs
+    from core.errors import RunError
+    from core.train import TrainConfig
+
+    config = RaceConfig(READY["Optimizers"][:2], steps=30, device="cpu")
+    race_id = runs.start(config, runs_dir=runs_dir)
+    with pytest.raises(RunError, match="already training on cpu"):  # one thing at a time per device
+        runs.start(TrainConfig(device="cpu", limit_batches=1, epochs=1), runs_dir=runs_dir)
+    race = runs.wait(race_id, runs_dir, timeout=120)
+    assert race.status == "finished", race.error
+    assert [r.id for r in runs.list_races(runs_dir)] == [race_id]
+    assert runs.list_runs(runs_dir) == []  # races are not training runs: no model.pth to offer
+    rows = runs.read_metrics(race_id, runs_dir)
+    assert [row["step"] for row in rows] == [1, 10, 20, 30] and all(len(row["losses"]) == 2 for row in rows)
+    results = runs.read_results(race.dir)
+    assert [r["label"] for r in results["results"]] == ["SGD", "SGD + momentum 0.9"]
+    assert all(0 < r["test_acc"] <= 1 for r in results["results"]) and not results["stopped"]
+    assert race.best_test_acc == max(r["test_acc"] for r in results["results"])
+
+
+def test_a_race_can_be_stopped_from_the_store(real_data, runs_dir):
+    from core import runs
+
+    race_id = runs.start(RaceConfig(READY["Optimizers"], steps=2000, device="cpu"), runs_dir=runs_dir)
+    wait_until = time.monotonic() + 60
+    while not runs.read_metrics(race_id, runs_dir) and time.monotonic() < wait_until:
+        time.sleep(0.1)
+    runs.stop(race_id, runs_dir)
+    race = runs.wait(race_id, runs_dir, timeout=120)
+    assert race.status == "stopped"
+    assert runs.read_results(race.dir)["stopped"] is True
