@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.data import dataset_status
 from ui import optimization as view
+from ui import race as race_view
 from ui.nav import title
 
 title("optimization")
@@ -36,3 +37,10 @@ stepper = view.step_controls()
 if stepper is not None:
     view.step_buttons(stepper)
     view.step_result()
+
+st.subheader("4. Optimizer races")
+race_view.limits_caption()
+race_view.setup()
+race = race_view.shown_race()
+if race is not None:
+    race_view.live(race.id)

@@ -27,6 +27,11 @@ def _click(at: AppTest, key: str) -> AppTest:
     return at
 
 
+def _step_table(at: AppTest):
+    """The one-step panel's table (parameter by parameter), whatever else the page shows."""
+    return next(d.value for d in at.dataframe if "Parameter" in d.value.columns)
+
+
 def test_the_budget_follows_the_batch_size(at):
     assert [m.value for m in at.metric][:3] == ["938", "4,690", "300,000"]
     at.select_slider(key="optimization_batch").set_value(256).run()
@@ -54,10 +59,10 @@ def test_each_step_button_does_its_line(at):
     assert "loss = 2.3" in at.success[0].value
     assert "pred = model(X)  # <- this step" in at.code[-1].value
     at = _click(at, "optimization_do_backward")
-    norms = at.dataframe[-1].value
+    norms = _step_table(at)
     assert list(norms.columns) == ["Parameter", "‖grad‖"] and (norms["‖grad‖"] > 0).all()
     at = _click(at, "optimization_do_step")
-    moved = at.dataframe[-1].value
+    moved = _step_table(at)
     assert (moved["‖change‖ made by step()"] > 0).all()
     before, after = (float(v) for v in at.success[0].value.split("went from ")[1].split(" to "))
     assert after < before
@@ -76,3 +81,42 @@ def test_the_steps_never_change_the_shared_model(at):
 
     assert torch.equal(_untrained("mlp").linear_relu_stack[0].weight, before)
     assert opt.HERE in at.code[-1].value
+
+
+def test_a_ready_made_race_started_on_the_page_finishes_with_a_table(at, run_store):
+    from core import runs
+
+    at.slider(key="race_steps").set_value(20).run()
+    at = _click(at, "race_start")
+    assert not at.error
+    race_id = at.session_state["race_shown"]
+    race = runs.wait(race_id, timeout=120)
+    assert race.status == "finished", race.error
+    at.run()
+    table = at.dataframe[-1].value
+    assert list(table["Contender"]) == ["SGD", "SGD + momentum 0.9", "Adam", "AdamW"]
+    assert table["Test accuracy"].between(0, 100).all()
+    chart = [c for c in at.get("plotly_chart") if "Batch loss, every contender" in c.proto.spec]
+    assert chart and all(name in chart[0].proto.spec for name in table["Contender"])
+
+
+def test_a_race_on_a_busy_device_is_refused_with_a_message(at, run_store):
+    from core import runs
+    from core.train import TrainConfig
+
+    run_id = runs.start(TrainConfig(epochs=1, limit_batches=2000, device="cpu"))
+    try:
+        at = _click(at, "race_start")
+        assert any("already training on cpu" in e.value for e in at.error)
+    finally:
+        runs.stop(run_id)
+        runs.wait(run_id, timeout=60)
+
+
+def test_the_custom_race_table_starts_from_the_optimizers_race_and_bad_rows_are_refused():
+    from ui.race import _contender
+
+    assert _contender({"label": " fast ", "optimizer": "adam", "lr": 0.01, "momentum": None,
+                       "weight_decay": None, "batch_size": 32.0}).label == "fast"  # fmt: skip
+    with pytest.raises((TypeError, ValueError)):
+        _contender({"label": "x", "optimizer": "sgd", "lr": None, "batch_size": 64})
