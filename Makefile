@@ -45,6 +45,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.attribution
 	$(PY) -m bench.export
 	$(PY) -m bench.learn_pages
+	$(PY) -m bench.race
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh

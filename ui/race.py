@@ -12,7 +12,7 @@ from core.train import OPTIMIZERS
 RACE_KEY = "race_shown"  # the id of the race this session shows
 ERROR_KEY = "race_error"
 CUSTOM = "Custom"
-COLORS = ["#D9480F", "#1F6FEB", "#2B8A3E", "#7048E8", "#E8590C", "#495057"]
+COLORS = ["#D9480F", "#1F6FEB", "#2B8A3E", "#7048E8", "#C2255C", "#495057"]  # one hue each
 COLUMNS = ["label", "optimizer", "lr", "momentum", "weight_decay", "batch_size"]
 
 
@@ -66,7 +66,13 @@ def _contender(row: dict) -> Contender:
 
 
 def _table(contenders) -> pd.DataFrame:
-    return pd.DataFrame([vars(c) for c in contenders], columns=COLUMNS)
+    shown = {
+        "label": "contender",
+        "lr": "learning rate",
+        "weight_decay": "weight decay",
+        "batch_size": "batch size",
+    }
+    return pd.DataFrame([vars(c) for c in contenders], columns=COLUMNS).rename(columns=shown)
 
 
 def _start(contenders, model: str, steps: int, seed: int) -> None:
