@@ -25,13 +25,25 @@ from core.priority import lower_priority
 from core.procs import pid_alive, process_started
 from core.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
 from core.runfiles import MARKER, DamagedRunFile, is_number, last_row, read_object, read_rows
-from core.train import BatchLogged, EpochEnd, Failed, Finished, Started, Stopped, TrainConfig, fit
+from core.train import (
+    LIMITS,
+    BatchLogged,
+    EpochEnd,
+    Failed,
+    Finished,
+    LrChanged,
+    Started,
+    Stopped,
+    TrainConfig,
+    fit,
+)
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
 STATUSES = (*ACTIVE, "finished", "stopped", "failed")
 DAMAGED = "damaged"  # a run whose config.json or status.json is not what the store wrote; never active
 STOP_FILE = "STOP"
+LR_FILE = "lr.json"  # a new learning rate for a running run: written by the page, read by the worker
 CHECKPOINT = "model.pth"
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
 QUEUED_GRACE_S = 30.0  # how long a run may be queued before its worker's pid is recorded
@@ -150,7 +162,7 @@ def require_run(directory: Path, *, fresh: bool = False) -> None:
 _STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float, "created": str,
                   "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
                   "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
-                  "last_test_acc": float}  # fmt: skip
+                  "last_test_acc": float, "lr": float}  # fmt: skip
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
 
 
@@ -426,6 +438,46 @@ def stop(run_id: str, runs_dir: Path | None = None) -> None:
     (directory / STOP_FILE).touch()
 
 
+def set_lr(run_id: str, lr: object, runs_dir: Path | None = None) -> float:
+    """Ask a running run to train at `lr` from its next batch on; BadConfig for a value it cannot take."""
+    limit = LIMITS["lr"]
+    if not limit.allows(lr):
+        raise BadConfig(
+            f"the learning rate must be a number {limit.describe()}, not {lr!r:.40}: the run goes on"
+        )
+    run = get_run(run_id, runs_dir)
+    if not run.active or not isinstance(run.config, TrainConfig):
+        raise RunError(f"run {run_id} is not training: a new learning rate applies only while it trains")
+    atomic_write_json(run.dir / LR_FILE, {"lr": float(lr), "asked": _now()}, make_parents=False)
+    return float(lr)
+
+
+class _LrRequests:
+    """The worker's side of set_lr: a new value in LR_FILE is returned once, at the next batch."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / LR_FILE
+        self._seen = self._stamp()
+
+    def _stamp(self):
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def __call__(self) -> float | None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return None
+        self._seen = stamp
+        try:
+            lr = read_object(self.path).get("lr")
+        except (OSError, DamagedRunFile):
+            return None
+        return float(lr) if LIMITS["lr"].allows(lr) else None  # the page checked it; a hand edit may not
+
+
 def wait(run_id: str, runs_dir: Path | None = None, timeout: float = 60.0) -> RunInfo:
     """Poll until the run is no longer active (for the CLI and tests)."""
     deadline = time.monotonic() + timeout
@@ -505,8 +557,13 @@ def train_run(
         model = load_checkpoint(init_from).model
     stop_file = directory / STOP_FILE
     best = None
+    lr_history: list[list[float]] = []  # [step, lr] for each change made while training
     with open(directory / "metrics.jsonl", "a", buffering=1) as metrics:
-        for event in fit(config, model=model, should_stop=lambda: stop_file.exists() or home.gone()):
+        events = fit(
+            config, model=model, should_stop=lambda: stop_file.exists() or home.gone(),
+            new_lr=_LrRequests(directory),
+        )  # fmt: skip
+        for event in events:
             home.check()  # before anything is written: a deleted folder must not be recreated in part
             if isinstance(event, Started):
                 model = event.model
@@ -521,6 +578,12 @@ def train_run(
                     f"training {config.model} on {event.device}: {config.epochs} epoch(s) of "
                     f"{event.steps_per_epoch} batches, run dir {directory}"
                 )
+            elif isinstance(event, LrChanged):
+                metrics.write(json.dumps({"kind": "lr", **_fields(event), "time": time.time()}) + "\n")
+                lr_history.append([event.step, event.lr])
+                config = config.replace(lr=event.lr)  # saved with the next checkpoint, for a continuation
+                _write_status(directory, lr=event.lr, lr_history=lr_history)
+                echo(f"learning rate {event.lr:g} from step {event.step}")
             elif isinstance(event, BatchLogged):
                 metrics.write(json.dumps({"kind": "batch", **_fields(event), "time": time.time()}) + "\n")
                 if nice:

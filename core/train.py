@@ -170,6 +170,15 @@ class Started:
 
 
 @dataclass(frozen=True)
+class LrChanged:
+    """The learning rate was changed while training; it applies from `step` on."""
+
+    epoch: int
+    step: int
+    lr: float  # the new base learning rate (a schedule still scales it)
+
+
+@dataclass(frozen=True)
 class BatchLogged:
     epoch: int
     step: int  # global step, counting from 1
@@ -208,7 +217,7 @@ class Failed:
     step: int
 
 
-Event = Started | BatchLogged | EpochEnd | Finished | Stopped | Failed
+Event = Started | BatchLogged | LrChanged | EpochEnd | Finished | Stopped | Failed
 
 
 # Cross-entropy over 10 classes starts near ln(10) = 2.3; a batch loss above this has blown up even if
@@ -253,8 +262,12 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     threads: CpuThreads | None = None,
-) -> Generator[BatchLogged, None, EpochStats]:
-    """Yield BatchLogged every `log_every` batches (and on the first); return the epoch's stats."""
+    new_lr: Callable[[], float | None] = lambda: None,
+) -> Generator[BatchLogged | LrChanged, None, EpochStats]:
+    """Yield BatchLogged every `log_every` batches (and on the first); return the epoch's stats.
+
+    `new_lr` is asked before every batch: a number it returns becomes the learning rate from that batch
+    on (announced by LrChanged)."""
     model.train()
     if threads is not None:
         threads.restart()
@@ -267,9 +280,13 @@ def train_one_epoch(
         if should_stop():
             done -= 1
             return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=True)
+        step = first_step + done - 1
+        lr = new_lr()
+        if lr is not None:
+            set_lr(optimizer, scheduler, lr)
+            yield LrChanged(epoch, step, lr)
         logits = model(x)  # (B, 10)
         loss = loss_fn(logits, y)
-        step = first_step + done - 1
         value = loss.item()  # one sync per batch: also what makes NaN detection exact
         if not math.isfinite(value) or value > DIVERGED_LOSS:
             raise _Diverged(step, value)
@@ -289,6 +306,17 @@ def train_one_epoch(
             mark_time, mark_seen = now, seen
             yield BatchLogged(epoch, step, value, rate)
     return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=False)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, scheduler, lr: float) -> None:
+    """Make `lr` the base learning rate from the next step on; a schedule keeps scaling it (LambdaLR
+    multiplies its base_lrs by the schedule's factor at every step)."""
+    factor = 1.0
+    if scheduler is not None:
+        scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * factor
 
 
 def evaluate(model: nn.Module, batches: TensorBatches) -> EvalResult:
@@ -355,10 +383,12 @@ def fit(
     should_stop: Callable[[], bool] = lambda: False,
     data: tuple[TensorBatches, TensorBatches] | None = None,
     adapt_threads: bool = True,
+    new_lr: Callable[[], float | None] = lambda: None,
 ) -> Iterator[Event]:
     """Train `config.epochs` epochs, yielding events; the caller prints, plots and saves.
 
-    Ends with exactly one of Finished, Stopped or Failed. Pass `model` to continue training it.
+    Ends with exactly one of Finished, Stopped or Failed. Pass `model` to continue training it, and
+    `new_lr` to let the learning rate change while it trains (see train_one_epoch).
     On a CPU, `adapt_threads` lets the thread count follow what else the machine runs (core.threads).
     """
     step = 0
@@ -398,6 +428,7 @@ def fit(
                 scheduler=scheduler,
                 should_stop=should_stop,
                 threads=threads,
+                new_lr=new_lr,
             )
             step += stats.batches
             if stats.stopped:
