@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -319,3 +320,32 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
     page.get_by_role("button", name="optimizer.step()").click()
     expect(page.get_by_text(re.compile(r"the loss on this batch went from"))).to_be_visible(timeout=15_000)
     shot(page, "12-optimization")
+
+
+RACE_JS = """() => {
+  const plot = [...document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot')]
+    .find((p) => p.layout && p.layout.title && String(p.layout.title.text).includes('Batch loss, every'));
+  return plot ? plot.data.map((t) => (t.x ? t.x.length : 0)) : [];
+}"""
+
+
+def test_a_ready_made_race_grows_its_curves_together_live(server, page: Page):
+    page.goto(f"{server.url}/Optimization")
+    expect(_title(page, "Optimization")).to_be_visible(timeout=15_000)
+    page.get_by_text("Learning rates", exact=True).click()
+    _idle(page)
+    page.get_by_role("button", name="Start the race").click()
+    deadline, seen = time.monotonic() + 120, []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(PlaywrightError):
+            seen.append(page.evaluate(RACE_JS))
+        if len(seen) > 1 and seen[-1] and len(seen[-1]) == 5 and min(seen[-1]) >= 3:
+            break
+        time.sleep(0.5)
+    counts = seen[-1] if seen else []
+    assert len(counts) == 5 and min(counts) >= 3, f"the race's curves did not grow: {seen[-5:]}"
+    assert max(counts) - min(counts) <= 1  # together: every contender has the same logged steps
+    page.get_by_text("Batch loss, every contender").scroll_into_view_if_needed()
+    shot(page, "13-race")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile("^stopped · step"))).to_be_visible(timeout=60_000)
