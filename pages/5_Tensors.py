@@ -10,8 +10,8 @@ from ui.nav import title
 title("tensors")
 st.caption(
     "Tensors are like NumPy arrays that can also live on an accelerator and record how they were computed "
-    "for automatic differentiation. Every panel below runs real PyTorch as you change its controls: the code "
-    "on the left, exactly what it prints on the right. Each snippet starts with:"
+    "for automatic differentiation. Every panel below runs real PyTorch as you change its controls: its "
+    "code, then exactly what that code prints. Each snippet starts with:"
 )
 st.code(PRELUDE.rstrip("\n"), language="python")
 

@@ -158,6 +158,7 @@ def real_model() -> None:
         "loss.backward()\n"
         "X.grad  # (1, 1, 28, 28): how the loss changes with each pixel",
         language="python",
+        wrap_lines=True,
     )
     cols = cells(2, 240)
     cols[0].image(

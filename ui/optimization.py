@@ -71,6 +71,7 @@ def loss_function() -> None:
         f"p_truth = probs[range({LOSS_SAMPLES}), y]  # the probability given to the right answer\n"
         "print((-p_truth.log()).mean(), loss_fn(pred, y))",
         language="python",
+        wrap_lines=True,
     )
     st.dataframe(_loss_table(parts), hide_index=True, column_config=_loss_columns())
     st.markdown(
@@ -172,7 +173,7 @@ def _restart() -> None:
 
 def step_result() -> None:
     report: opt.StepReport | None = st.session_state.get(REPORT_KEY)
-    st.code(opt.train_loop_code(report.stage if report else None), language="python")
+    st.code(opt.train_loop_code(report.stage if report else None), language="python", wrap_lines=True)
     if report is None:
         st.info(
             "Press the buttons in the loop's order, starting with the forward pass, and watch each one act."

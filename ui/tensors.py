@@ -23,7 +23,7 @@ MAX_SEED = 2**31 - 1
 
 def code_and_output(snippet: tn.Snippet) -> None:
     """The code, then what it prints; one above the other, so neither is cut at the side."""
-    st.code(snippet.code, language="python")
+    st.code(snippet.code, language="python", wrap_lines=True)  # a long line wraps in a narrow window
     st.caption("Output, as Python prints it")
     st.code(snippet.output.rstrip("\n"), language="text")
 
