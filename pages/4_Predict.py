@@ -18,7 +18,9 @@ with st.container(border=True):
     loaded = predict.model_section()
 model = loaded.model if loaded is not None else None  # None: images are kept and shown until there is one
 
-k_col, explain_col = st.columns([1, 2], vertical_alignment="center")
+# A wrapping row: in columns, a narrow window squeezed the slider's label onto two lines.
+options = st.container(horizontal=True, vertical_alignment="center", gap="large")
+k_col, explain_col = options.container(width=240), options.container(width="content")
 explain = explain_col.toggle(
     "Show which pixels mattered",
     key="predict_explain",

@@ -668,18 +668,18 @@ def _new_sample() -> None:
 def sample_section(model: nn.Module, k: int, explain: bool = False) -> None:
     """A test-set image (random, or of one class) with the model's top-k next to the truth."""
     images, labels = split_tensors("test")
-    class_col, button_col, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
-    choice = class_col.selectbox(
+    # A wrapping row of content-sized controls: columns squeezed the button to "An…" at 800 px.
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    choice = row.selectbox(
         "Class",
         [ANY_CLASS, *range(len(CLASSES))],
         format_func=lambda c: "Any class" if c == ANY_CLASS else CLASSES[c],
         key="predict_sample_class",
         on_change=_new_sample,
+        width=220,
     )
     label = None if choice == ANY_CLASS else choice
-    button_col.button(
-        "Another sample", icon=":material/casino:", key="predict_next_sample", on_click=_new_sample
-    )
+    row.button("Another sample", icon=":material/casino:", key="predict_next_sample", on_click=_new_sample)
     index = st.session_state.get(SAMPLE_KEY)
     if index is None or (label is not None and int(labels[index]) != label):
         index = random_index(labels, label, random.Random())
