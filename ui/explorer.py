@@ -201,6 +201,7 @@ def render_grid(source: Source, indices: list[int], side: int) -> None:
                         type="tertiary",
                         help=f"#{index} · {source.label_text(index)}: inspect it on the right",
                     )
+    st.caption("Click the label under an image to inspect it.")
 
 
 def grid_label(source: Source, index: int, side: int) -> str:
