@@ -198,11 +198,15 @@ def keep(params: Iterable[Param], values: Mapping[str, object] | None = None, wh
     shown = {}
     for param in params:
         value = (values or {}).get(param.key, st.session_state.get(param.key))
-        if value is None:
+        try:
+            text = None if value is None else param.write(value)
+        except (KeyError, TypeError, ValueError):  # a value the link has no word for: left out of it
+            text = None
+        if text is None:
             st.query_params.pop(param.name, None)
             memory.pop(param.key, None)
             continue
-        shown[param.name] = memory[param.key] = param.write(value)
+        shown[param.name] = memory[param.key] = text
     st.query_params.update(shown)
     if where is not None:
         copy_link(where)
@@ -219,4 +223,7 @@ def copy_link(where) -> None:
     """A "Copy link" popover in `where`: the address in a code box, whose icon copies it."""
     with where.popover("Copy link", icon=":material/link:", help="A link that opens this page as it is now"):
         st.code(current_url(), language=None, wrap_lines=True)
-        st.caption("Copy it with the icon at the box's right; whoever opens it sees this view.")
+        st.caption(
+            "Copy it with the icon at the box's right; whoever opens it sees this view. "
+            "The address bar always holds the same link."
+        )

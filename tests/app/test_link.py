@@ -93,3 +93,20 @@ def test_the_copy_link_shows_the_query():
     at = _run(seed="42", split="test")
     code = [c.value for c in at.code]
     assert code and "seed=42" in code[0] and "split=test" in code[0]
+
+
+def _unwritable() -> None:
+    import streamlit as st
+
+    from ui import link
+
+    st.session_state["t_split"] = "valid"  # not one of the choices the link can name
+    link.keep([link.choice("split", "t_split", ["train", "test"]), link.whole("seed", "t_seed", 0, 9)])
+    st.write("drawn")
+
+
+def test_a_value_the_link_cannot_name_is_left_out_not_an_exception():
+    at = AppTest.from_function(_unwritable)
+    at.query_params["split"] = "train"
+    at.run()
+    assert not at.exception and "split" not in at.query_params
