@@ -69,7 +69,7 @@ async def _open(page, link: str, heading: str) -> None:
 
 
 async def _grid(page) -> list[str]:
-    return await page.get_by_test_id("stImageCaption").filter(has_text=CLASS_CAPTION).all_inner_texts()
+    return await page.get_by_role("button", name=CLASS_CAPTION).all_inner_texts()  # the grid labels
 
 
 async def _wait_grid(page, unlike: list[str] | None = None) -> list[str]:

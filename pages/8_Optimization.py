@@ -3,11 +3,12 @@
 import streamlit as st
 
 from core.data import dataset_status
+from ui import link
 from ui import optimization as view
 from ui import race as race_view
 from ui.nav import title
 
-title("optimization")
+heading = title("optimization")
 st.caption(
     "Training is an iterative process: in each step the model guesses, the loss function measures how wrong "
     "the guess is, autograd computes the gradients of that loss, and the optimizer moves the weights a "
@@ -37,6 +38,7 @@ stepper = view.step_controls()
 if stepper is not None:
     view.step_buttons(stepper)
     view.step_result()
+link.keep(view.LINK, where=heading)
 
 st.subheader("4. Optimizer races")
 race_view.limits_caption()

@@ -45,13 +45,11 @@ def test_home_shows_device_and_dataset(server, page: Page):
 
 
 def _grid(page: Page) -> list[str]:
-    return page.get_by_test_id("stImageCaption").filter(has_text=CLASS_CAPTION).all_inner_texts()
+    return page.get_by_role("button", name=CLASS_CAPTION).all_inner_texts()  # the label under each image
 
 
 def _grid_captions(page: Page, count: int = 9) -> list[str]:
-    expect(page.get_by_test_id("stImageCaption").filter(has_text=CLASS_CAPTION)).to_have_count(
-        count, timeout=20_000
-    )
+    expect(page.get_by_role("button", name=CLASS_CAPTION)).to_have_count(count, timeout=20_000)
     return _grid(page)
 
 

@@ -1,0 +1,105 @@
+"""Predict's other inputs in Chromium (a drawing made with the mouse, the fake camera) and a shared link."""
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from bench.harness import CHROMIUM, CHROMIUM_FLAGS
+from core.data import CLASSES
+from tests.e2e.conftest import shot
+
+GRID_LABEL = re.compile(r"^#\d+ · [A-Z]")  # the label under each explorer grid image
+TOP1 = re.compile(r"Top-1: (.+) · [\d.]+%")
+# The waist, then the two legs, in canvas pixels (the canvas is 280 x 280).
+TROUSER_STROKES = [((95, 40), (185, 40)), ((105, 40), (95, 255)), ((175, 40), (185, 255))]
+
+
+def _stroke(page: Page, origin: dict, start: tuple, end: tuple, release: bool = True) -> None:
+    page.mouse.move(origin["x"] + start[0], origin["y"] + start[1])
+    page.mouse.down()
+    for step in range(1, 13):
+        t = step / 12
+        page.mouse.move(
+            origin["x"] + start[0] + (end[0] - start[0]) * t, origin["y"] + start[1] + (end[1] - start[1]) * t
+        )
+    if release:
+        page.mouse.up()
+
+
+def _top1(page: Page) -> str:
+    line = page.get_by_text(TOP1).first
+    expect(line).to_be_visible(timeout=20_000)
+    return TOP1.search(line.inner_text())[1]
+
+
+def test_a_trouser_drawn_with_the_mouse_is_classified(server, trained_run, page: Page):
+    page.goto(f"{server.url}/Predict?input=draw")
+    canvas = page.locator("canvas.upper-canvas").first  # fabric.js draws on the upper canvas
+    expect(canvas).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Sketch a piece of clothing")).to_be_visible()
+    origin = canvas.bounding_box()
+    first, *rest = TROUSER_STROKES
+    _stroke(page, origin, *first, release=False)
+    page.wait_for_timeout(1_000)
+    expect(page.get_by_text(TOP1)).to_have_count(0)  # nothing is sent while the pen is down
+    page.mouse.up()
+    for start, end in rest:
+        _stroke(page, origin, start, end)
+        page.wait_for_timeout(700)
+    expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=20_000)
+    page.wait_for_timeout(2_000)  # the last stroke's rerun
+    assert _top1(page) == "Trouser"
+    shot(page, "predict-draw")
+
+
+@pytest.fixture
+def camera_page(browser: Browser):
+    """A Chromium of its own whose camera is the fake one, allowed without asking (launched through the
+    session's Playwright: a second sync Playwright cannot start inside the first)."""
+    flags = [*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    camera_browser = browser.browser_type.launch(executable_path=CHROMIUM, args=flags)
+    context = camera_browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"])
+    yield context.new_page()
+    camera_browser.close()
+
+
+def test_the_fake_camera_gives_a_prediction(server, trained_run, camera_page: Page):
+    page = camera_page
+    page.goto(f"{server.url}/Predict?input=camera")
+    take = page.get_by_role("button", name="Take Photo")
+    expect(take).to_be_enabled(timeout=30_000)
+    page.wait_for_timeout(1_500)  # a few frames from the fake device
+    take.click()
+    expect(page.get_by_text("File: camera photo")).to_be_visible(timeout=20_000)
+    assert _top1(page) in CLASSES
+
+
+def _grid(page: Page) -> list[str]:
+    labels = page.get_by_role("button", name=GRID_LABEL)
+    expect(labels).to_have_count(9, timeout=20_000)
+    return labels.all_inner_texts()
+
+
+def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page: Page):
+    page.goto(f"{server.url}/Dataset_Explorer")
+    before = _grid(page)
+    page.get_by_text("Test (10,000)").click()
+    page.get_by_role("button", name="Shuffle").click()
+    expect(page.get_by_role("button", name=GRID_LABEL).first).not_to_have_text(before[0], timeout=20_000)
+    seed = page.locator(".st-key-explorer_seed input")
+    seed.fill("4242")
+    seed.press("Enter")
+    expect(page).to_have_url(re.compile(r"seed=4242"), timeout=20_000)
+    shown = _grid(page)
+    page.get_by_role("button", name="Copy link").click()
+    url = page.get_by_test_id("stCode").filter(has_text="seed=4242").inner_text().strip()
+    assert url.startswith(server.url) and "split=test" in url
+    fresh = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        other = fresh.new_page()
+        other.goto(url)
+        assert _grid(other) == shown
+        expect(other.get_by_role("radio", name="Test (10,000)")).to_be_checked()
+    finally:
+        fresh.close()
