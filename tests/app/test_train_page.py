@@ -9,7 +9,8 @@ from core.models import build_model
 from core.train import TrainConfig
 from tests.conftest import wait_for
 from ui import live_chart
-from ui.train import GALLERY_SIZE, progress_text
+from ui.train_live import progress_text
+from ui.train_outcome import GALLERY_SIZE
 
 PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
 
