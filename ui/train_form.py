@@ -8,9 +8,9 @@ from core import runs
 from core.augment import Augment
 from core.data import DatasetStatus
 from core.device import available_devices
-from core.errors import StudioError
+from core.errors import BadConfig, StudioError
 from core.models import MODELS
-from core.train import LIMITS, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
 from ui.train import MODEL_NAMES, OPTIMIZER_NAMES
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
@@ -20,9 +20,23 @@ PRESET_HELP = {
     "tutorial": "the quickstart as is: SGD, learning rate 0.001, batch 64, 5 epochs (about 65% accuracy)",
     "recommended": "AdamW with a cosine schedule: about 89% (MLP) or 92% (CNN) in 5 epochs on a CPU",
 }
+# Typed as text and checked on Start: a number box rounds "1.5" to 1, turns "1e30" into 1 and refills a
+# cleared optional field with its minimum, all without a word.
+NUMBER_FIELDS = {
+    "epochs": "Epochs",
+    "limit_batches": "Batches per epoch cap",
+    "hidden": "Hidden units",
+    "dropout": "Dropout",
+    "seed": "Seed",
+    "log_every": "Log the loss every N batches",
+}
+SIZE_SECTION = "train_section_size"  # the "Model size" expander's key: Start opens it when it holds a problem
+_SIZE_FIELDS = ("hidden", "dropout")
 _FORM_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name != "augment")  # every other field
 _AUGMENT_FIELDS = tuple(f.name for f in fields(Augment))
 _SAVED = "train_form_saved"  # plain (non-widget) copy of the form, so it survives page switches
+_TRIED = "train_start_tried"  # Start was pressed with problems: list them until they are fixed
+_REFUSED = "train_start_refused"  # why core.runs refused the last Start, shown once
 
 
 def _key(name: str) -> str:
@@ -33,12 +47,55 @@ def _aug_key(name: str) -> str:
     return f"train_aug_{name}"
 
 
+def shown(value) -> str:
+    """A config value as its text field shows it; None (no cap, the model's default) is an empty field."""
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _widget_value(name: str, value):
+    return shown(value) if name in NUMBER_FIELDS else value
+
+
+def parse_number(name: str, text: str) -> int | float | None:
+    """The value typed into field `name`, checked against core.train.LIMITS; ValueError says what is wrong."""
+    label, limit, text = NUMBER_FIELDS[name], LIMITS[name], str(text).strip()
+    if not text:
+        if name in OPTIONAL:
+            return None
+        raise ValueError(f"{label} is empty: type a number")
+    try:
+        value = int(text) if limit.whole else float(text)
+    except ValueError:
+        value = _number(label, text, whole=limit.whole)
+    if not limit.allows(value):
+        kind = "a whole number " if limit.whole else ""
+        raise ValueError(f"{label} must be {kind}{limit.describe()}, not {text}")
+    return value
+
+
+def _number(label: str, text: str, *, whole: bool) -> int | float:
+    """`text` as a number ("1e3" is a whole number too); ValueError for "1.5" where one is needed."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{label}: {text!r} is not a number") from None
+    if whole and not value.is_integer():
+        raise ValueError(f"{label} must be a whole number, not {text}")
+    return int(value) if whole else value
+
+
+# ---- the form state ----------------------------------------------------------------------------------
+
+
 def _init_form_state() -> None:
     """Give every form widget a value: what this user last had, else the tutorial preset."""
     saved = st.session_state.get(_SAVED, {})
     tutorial = PRESETS["tutorial"]
     for name in _FORM_FIELDS:
-        st.session_state.setdefault(_key(name), saved.get(name, getattr(tutorial, name)))
+        default = _widget_value(name, getattr(tutorial, name))
+        st.session_state.setdefault(_key(name), saved.get(name, default))
     for name in _AUGMENT_FIELDS:
         st.session_state.setdefault(_aug_key(name), saved.get(f"aug_{name}", 0.0))
     _take_transforms_augment()
@@ -61,10 +118,51 @@ def _take_transforms_augment() -> None:
 
 def _apply_preset() -> None:
     """on_change of the preset: fill the form with it, keeping the chosen model, device and augmentation."""
-    chosen = PRESETS[st.session_state[_key("preset")]]
+    chosen = PRESETS.get(st.session_state[_key("preset")])
+    if chosen is None:  # the highlighted preset clicked again: nothing to fill
+        return
+    for name in _PRESET_FIELDS:
+        st.session_state[_key(name)] = _widget_value(name, getattr(chosen, name))
+
+
+_PRESET_FIELDS = tuple(name for name in _FORM_FIELDS if name not in ("model", "device"))
+
+
+def _matching_preset() -> str | None:
+    """The preset the fields hold now, so the control never highlights one the user has changed."""
+    values, _problems = _field_values()
+    for name, preset in PRESETS.items():
+        if all(name_ in values and values[name_] == getattr(preset, name_) for name_ in _PRESET_FIELDS):
+            return name
+    return None
+
+
+def _field_values() -> tuple[dict, dict[str, str]]:
+    """The form's values by TrainConfig field (augmentation aside), and a problem for each bad field."""
+    values, problems = {}, {}
     for name in _FORM_FIELDS:
-        if name not in ("model", "device"):
-            st.session_state[_key(name)] = getattr(chosen, name)
+        raw = st.session_state[_key(name)]
+        if name not in NUMBER_FIELDS:
+            values[name] = raw
+            continue
+        try:
+            values[name] = parse_number(name, raw)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    return values, problems
+
+
+def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
+    """The TrainConfig the form describes, or None and every problem by field (one message each)."""
+    values, problems = _field_values()
+    if problems:
+        return None, problems
+    augment = Augment(**{name: float(st.session_state[_aug_key(name)]) for name in _AUGMENT_FIELDS})
+    try:
+        return TrainConfig(**values, augment=augment), {}
+    except (BadConfig, ValueError) as exc:  # fields together, e.g. a model too big for a checkpoint
+        field = next((name for name in NUMBER_FIELDS if name in str(exc)), "config")
+        return None, {field: str(exc)}
 
 
 def most(field: str) -> int:
@@ -77,70 +175,106 @@ def with_value(options: tuple, value) -> list:
     return sorted({*options, value}) if value is not None else list(options)
 
 
+# ---- drawing it --------------------------------------------------------------------------------------
+
+
 def render_form(status: DatasetStatus) -> None:
-    """The new-run form; Start launches a worker through core.runs and shows any refusal as an error."""
+    """The new-run form. No st.form: Enter in a field only applies it; Start alone starts a run."""
     _init_form_state()
     st.subheader("New run")
-    st.session_state.setdefault(_key("preset"), st.session_state.get(_SAVED, {}).get("preset", "tutorial"))
+    st.session_state[_key("preset")] = _matching_preset()
     st.segmented_control(
         "Preset",
         list(PRESETS),
         key=_key("preset"),
-        required=True,
         on_change=_apply_preset,
         help="Fills the form; change any field afterwards.",
     )
-    st.caption(PRESET_HELP.get(st.session_state[_key("preset")], ""))
+    preset = st.session_state[_key("preset")]
+    st.caption(PRESET_HELP[preset] if preset else "Your own settings: no preset matches the fields.")
     if not status.ready:
         st.error(status.message)
-    with st.form("train_form", border=True):
+    with st.container(border=True, key="train_form"):
         _model_fields()
         _optimizer_fields()
         _augment_fields()
-        submitted = st.form_submit_button(
-            "Start training", type="primary", key=_key("start"), disabled=not status.ready, width="stretch"
+        st.button(
+            "Start training",
+            type="primary",
+            key=_key("start"),
+            disabled=not status.ready,
+            width="stretch",
+            on_click=_start,
         )
+        _report_problems()
     st.session_state[_SAVED] = {
-        "preset": st.session_state[_key("preset")],
         **{name: st.session_state[_key(name)] for name in _FORM_FIELDS},
         **{f"aug_{name}": st.session_state[_aug_key(name)] for name in _AUGMENT_FIELDS},
     }
-    if submitted:
-        _start()
+
+
+def _report_problems() -> None:
+    """After a refused Start: one message listing every field to fix (updated as they are fixed)."""
+    refused = st.session_state.pop(_REFUSED, None)
+    if refused:
+        st.error(refused)
+    if not st.session_state.get(_TRIED):
+        return
+    _config, problems = check_form()
+    if not problems:
+        st.session_state[_TRIED] = False
+        return
+    lines = "\n".join(f"- {message}" for message in problems.values())
+    st.error(f"Not started. Fix {'this' if len(problems) == 1 else 'these'} first:\n{lines}")
+
+
+def _start() -> None:
+    """on_click of Start (before the page is drawn, so the section holding a problem can be opened)."""
+    config, problems = check_form()
+    if problems:
+        st.session_state[_TRIED] = True
+        if any(name in problems for name in _SIZE_FIELDS):
+            st.session_state[SIZE_SECTION] = True
+        return
+    st.session_state[_TRIED] = False
+    try:
+        st.session_state["train_run_id"] = runs.start(config)
+    except (StudioError, ValueError) as exc:
+        st.session_state[_REFUSED] = str(exc)
+
+
+def _number_field(where, name: str, label: str | None = None, **kwargs) -> None:
+    """A text field for a number of TrainConfig; what is typed stays as typed until Start checks it."""
+    where.text_input(label or NUMBER_FIELDS[name], key=_key(name), autocomplete="off", **kwargs)
 
 
 def _model_fields() -> None:
     st.selectbox("Model", list(MODELS), key=_key("model"), format_func=lambda m: MODEL_NAMES.get(m, m))
     left, right = st.columns(2)
-    left.number_input("Epochs", min_value=1, max_value=most("epochs"), step=1, key=_key("epochs"))
+    _number_field(left, "epochs", help=f"Passes over the training set ({LIMITS['epochs'].describe()}).")
     right.select_slider(
         "Batch size", with_value(BATCH_SIZES, st.session_state[_key("batch_size")]), key=_key("batch_size")
     )
-    st.number_input(
+    _number_field(
+        st,
+        "limit_batches",
         "Batches per epoch cap, for quick tries",
-        min_value=1,
-        step=10,
-        key=_key("limit_batches"),
         placeholder="all batches",
         help="Train on only this many batches each epoch; leave empty to use the whole training set.",
     )
-    with st.expander("Model size"):
-        st.number_input(
-            "Hidden units",
-            min_value=1,
-            max_value=most("hidden"),
-            key=_key("hidden"),
+    with st.expander("Model size", key=SIZE_SECTION, on_change="rerun"):
+        _number_field(
+            st,
+            "hidden",
             placeholder="model default",
-            help="Width of the hidden layers (512 in the tutorial's MLP, 128 in the CNN's head).",
+            help="Width of the hidden layers (512 in the tutorial's MLP, 128 in the CNN's head); "
+            f"{LIMITS['hidden'].describe()}.",
         )
-        st.number_input(
-            "Dropout",
-            min_value=0.0,
-            max_value=0.95,
-            step=0.05,
-            key=_key("dropout"),
+        _number_field(
+            st,
+            "dropout",
             placeholder="model default",
-            help="Fraction of activations zeroed while training (0 in the tutorial).",
+            help="Fraction of activations zeroed while training (0 in the tutorial), e.g. 0.1.",
         )
 
 
@@ -168,19 +302,13 @@ def _optimizer_fields() -> None:
         format_func=lambda v: f"{v:g}",
     )
     left, right = st.columns(2)
-    left.number_input(
-        "Seed", min_value=0, max_value=most("seed"), step=1, key=_key("seed"), help="Same seed, same run."
-    )
+    _number_field(left, "seed", help=f"Same seed, same run ({LIMITS['seed'].describe()}).")
     devices = available_devices()
     if st.session_state[_key("device")] not in devices:
         st.session_state[_key("device")] = "auto"
     right.selectbox("Device", devices, key=_key("device"))
-    st.number_input(
-        "Log the loss every N batches",
-        min_value=1,
-        max_value=10_000,
-        key=_key("log_every"),
-        help="The tutorial prints every 100 batches; smaller means a denser training-loss chart.",
+    _number_field(
+        st, "log_every", help="The tutorial prints every 100 batches; fewer gives a denser loss chart."
     )
 
 
@@ -192,19 +320,3 @@ def _augment_fields() -> None:
         st.slider("Shift (fraction of the side)", 0.0, 1.0, step=0.01, key=_aug_key("translate"))
         st.slider("Zoom (± fraction)", 0.0, 1.0, step=0.01, key=_aug_key("scale"))
         st.slider("Random erasing probability", 0.0, 1.0, step=0.05, key=_aug_key("erase"))
-
-
-def form_config() -> TrainConfig:
-    """The TrainConfig the form describes; raises BadConfig or ValueError when a value is out of range."""
-    values = {name: st.session_state[_key(name)] for name in _FORM_FIELDS}
-    augment = Augment(**{name: float(st.session_state[_aug_key(name)]) for name in _AUGMENT_FIELDS})
-    return TrainConfig(**values, augment=augment)
-
-
-def _start() -> None:
-    try:
-        run_id = runs.start(form_config())
-    except (StudioError, ValueError) as exc:
-        st.error(str(exc))
-        return
-    st.session_state["train_run_id"] = run_id

@@ -23,9 +23,9 @@ def _page(**state) -> AppTest:
 
 
 def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64) -> None:
-    at.number_input(key="train_epochs").set_value(epochs)
-    at.number_input(key="train_limit_batches").set_value(limit_batches)
-    at.number_input(key="train_log_every").set_value(1)
+    at.text_input(key="train_epochs").input(str(epochs))
+    at.text_input(key="train_limit_batches").input(str(limit_batches))
+    at.text_input(key="train_log_every").input("1")
     at.select_slider(key="train_batch_size").set_value(batch_size)
     at.selectbox(key="train_device").set_value("cpu")
 
@@ -176,7 +176,7 @@ def test_the_recommended_preset_fills_the_form(run_store):
     assert at.selectbox(key="train_optimizer").value == "adamw"
     assert at.select_slider(key="train_lr").value == 2e-3
     assert at.selectbox(key="train_lr_schedule").value == "cosine"
-    assert at.number_input(key="train_dropout").value == 0.1
+    assert at.text_input(key="train_dropout").value == "0.1"
 
 
 def _fake_run(store, run_id: str, final_acc: float) -> None:
