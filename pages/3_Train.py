@@ -30,6 +30,7 @@ with run_col:
             "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
         )
     else:
+        train_live.scroll_into_view(run.id)
         train.render_header(run)
         if run.active:
             train_live.live_view(run.id)

@@ -29,7 +29,7 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
             # "training" rather than queued/running: the table is as of page load, the run view is live
             "status": ["training" if r.active else r.status for r in all_runs],
             "model": [r.config.model if r.config else "?" for r in all_runs],
-            "epochs": [f"{r.epoch}/{r.config.epochs if r.config else '?'}" for r in all_runs],
+            "progress": [_progress(r) for r in all_runs],
             # text, so a run without a scored epoch reads "—" rather than the grid's grey "None"
             "best test acc": [pct(r.best_test_acc) for r in all_runs],
             "created": [pd.to_datetime(r.created, utc=True, errors="coerce") for r in all_runs],
@@ -48,6 +48,13 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
     for run in all_runs:  # what is wrong with each damaged run, without having to open it
         if run.status == runs.DAMAGED:
             st.warning(f"Run {run.id}: {run.error}", icon=":material/warning:")
+
+
+def _progress(run: runs.RunInfo) -> str:
+    """A training run in the sidebar's and the live view's words (runs.Progress); else epochs done."""
+    if run.active:
+        return runs.progress(run).label
+    return f"{run.epoch}/{run.config.epochs if run.config else '?'} epochs"
 
 
 def render_comparison(chosen: list[runs.RunInfo]) -> None:

@@ -12,6 +12,7 @@ from core.errors import BadConfig, StudioError
 from core.models import MODELS
 from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
 from ui.train import MODEL_NAMES, OPTIMIZER_NAMES
+from ui.train_live import SCROLL_TO
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -238,9 +239,11 @@ def _start() -> None:
         return
     st.session_state[_TRIED] = False
     try:
-        st.session_state["train_run_id"] = runs.start(config)
+        run_id = runs.start(config)
     except (StudioError, ValueError) as exc:
         st.session_state[_REFUSED] = str(exc)
+        return
+    st.session_state["train_run_id"] = st.session_state[SCROLL_TO] = run_id
 
 
 def _number_field(where, name: str, label: str | None = None, **kwargs) -> None:

@@ -10,6 +10,7 @@ from ui.cache import split_tensors
 from ui.layout import cells
 from ui.train import duration, pct, reader, render_curves
 from ui.train_form import LR_VALUES, most, with_value
+from ui.train_live import SCROLL_TO
 
 GALLERY_SIZE = 30
 
@@ -154,5 +155,5 @@ def _continue(run: runs.RunInfo) -> None:
         except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return
-        st.session_state["train_run_id"] = new_id
+        st.session_state["train_run_id"] = st.session_state[SCROLL_TO] = new_id
         st.rerun()
