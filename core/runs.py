@@ -40,6 +40,8 @@ STATUSES = (*ACTIVE, "finished", "stopped", "failed")
 DAMAGED = "damaged"  # a run whose config.json or status.json is not what the store wrote; never active
 STOP_FILE = "STOP"
 CHECKPOINT = "model.pth"
+LABEL_FILE = "label.json"  # the user's name and note for a run; written by the page, never by the worker
+NAME_MAX, NOTE_MAX = 80, 1000  # characters
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
 QUEUED_GRACE_S = 30.0  # how long a run may be queued before its worker's pid is recorded
 LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release the device
@@ -60,6 +62,9 @@ class RunInfo:
     total_steps: int | None
     best_test_acc: float | None
     last_test_acc: float | None
+    parent: str | None = None  # the run whose checkpoint this one continued
+    name: str = ""  # the user's name for the run (label.json), "" when none
+    note: str = ""
 
     @property
     def active(self) -> bool:
@@ -84,7 +89,7 @@ def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
     return Path(runs_dir or RUNS_DIR) / run_id
 
 
-def create_run(config: TrainConfig, directory: Path) -> Path:
+def create_run(config: TrainConfig, directory: Path, *, parent: str | None = None) -> Path:
     """Lay out a new run in `directory` (config.json, a queued status.json, the marker).
 
     Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
@@ -94,7 +99,7 @@ def create_run(config: TrainConfig, directory: Path) -> Path:
     try:
         atomic_write_bytes(directory / MARKER, directory.name.encode())
         atomic_write_json(directory / "config.json", config.to_dict())
-        _write_status(directory, status="queued", created=_now())
+        _write_status(directory, status="queued", created=_now(), **({"parent": parent} if parent else {}))
     except OSError as exc:
         _unmake(directory, made)
         raise RunError(f"could not create the run in {directory}: {_reason(exc)}") from None
@@ -157,7 +162,7 @@ def require_run(directory: Path, *, fresh: bool = False) -> None:
 _STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float, "created": str,
                   "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
                   "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
-                  "last_test_acc": float}  # fmt: skip
+                  "last_test_acc": float, "parent": str}  # fmt: skip
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
 
 
@@ -287,7 +292,50 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
         total_steps=status.get("total_steps"),
         best_test_acc=status.get("best_test_acc"),
         last_test_acc=status.get("last_test_acc"),
+        parent=status.get("parent"),
+        **_read_label(directory),
     )
+
+
+def _read_label(directory: Path) -> dict:
+    """The name and note the user gave the run; a missing or damaged label.json means none (never damaged)."""
+    try:
+        label = read_object(directory / LABEL_FILE)
+    except (FileNotFoundError, DamagedRunFile):
+        return {}
+    return {
+        k: label[k][:limit]
+        for k, limit in (("name", NAME_MAX), ("note", NOTE_MAX))
+        if isinstance(label.get(k), str)
+    }
+
+
+def set_label(run_id: str, name: str, note: str, runs_dir: Path | None = None) -> None:
+    """Give a run a name and a note (label.json, written atomically); RunError if there is no such run."""
+    directory = run_dir(run_id, runs_dir)
+    if not (directory / "config.json").is_file():
+        raise RunError(f"there is no run {run_id!r}")
+    label = {"name": name.strip()[:NAME_MAX], "note": note.strip()[:NOTE_MAX]}
+    try:
+        atomic_write_json(directory / LABEL_FILE, label, make_parents=False)
+    except OSError as exc:
+        raise RunError(f"could not save the name of run {run_id}: {_reason(exc)}") from None
+
+
+def lineage_offset(run: RunInfo, runs_dir: Path | None = None) -> tuple[int, int]:
+    """(epochs, steps) trained before this run by the runs it continues: its curves carry on from theirs."""
+    epochs = steps = 0
+    seen = {run.id}
+    parent = run.parent
+    while parent and parent not in seen:  # a hand-edited status.json could make a loop
+        seen.add(parent)
+        try:
+            ancestor = get_run(parent, runs_dir)
+        except (RunError, OSError):
+            break
+        epochs, steps = epochs + ancestor.epoch, steps + ancestor.step
+        parent = ancestor.parent
+    return epochs, steps
 
 
 def _read_config(directory: Path) -> TrainConfig:
@@ -408,7 +456,7 @@ def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path 
     root = Path(runs_dir or RUNS_DIR)
     with device_lock(device_key(config), root) as fd:
         run_id = new_run_id()
-        directory = create_run(config, root / run_id)
+        directory = create_run(config, root / run_id, parent=_parent_of(init_from, root))
         if _hand_to_spare(root, directory, init_from, fd):
             return run_id
         args = [sys.executable, "-m", "core", "worker", str(directory), "--lock-fd", str(fd)]
@@ -427,6 +475,13 @@ def start(config: TrainConfig, *, runs_dir: Path | None = None, init_from: Path 
         _children.append(proc)
         _write_status(directory, **_pid_fields(proc.pid))
     return run_id
+
+
+def _parent_of(init_from: Path | None, root: Path) -> str | None:
+    """The run of this store whose checkpoint a new run starts from, if it is one."""
+    if init_from is None or init_from.parent.parent.resolve() != root.resolve():
+        return None
+    return init_from.parent.name if (init_from.parent / "config.json").is_file() else None
 
 
 def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
