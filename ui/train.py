@@ -3,6 +3,8 @@
 import streamlit as st
 
 from core import analysis, runs
+from core.errors import RunError
+from core.train import TrainConfig
 from ui import charts
 from ui.live_chart import live_chart
 
@@ -25,22 +27,70 @@ def pick_run(all_runs: list[runs.RunInfo], selected: list[str]) -> runs.RunInfo 
 
 
 def render_header(run: runs.RunInfo) -> None:
-    config = run.config
-    what = "unreadable config"
-    if config is not None:
-        what = (
-            f"{MODEL_NAMES.get(config.model, config.model)} · {config.epochs} epoch(s) · "
-            f"{OPTIMIZER_NAMES[config.optimizer]}, lr {config.lr:g}, batch {config.batch_size}"
-        )
     st.subheader(f"Run {run.id}")
+    what = describe(run.config) if run.config else "unreadable config"
     st.caption(f"{what} · status **{'training' if run.active else run.status}**")
-    if run.active and config is not None and runs.device_key(config) == "cpu":
+    if run.parent:
+        epochs, _steps = runs.lineage_offset(run)
+        st.caption(
+            f":material/subdirectory_arrow_right: Continues run **{run.parent}** from its checkpoint: "
+            f"its epochs are numbered on from epoch {epochs}."
+        )
+    _label_fields(run)
+    if run.active and run.config is not None and runs.device_key(run.config) == "cpu":
         # Measured with bench.ui_speed: the browser drawing this view takes a CPU run's time too.
         st.caption(
             ":material/info: Watching takes CPU time from a CPU run: on a 2-core machine it trains "
             "about a third slower with this page open. It keeps training if you switch pages or "
             "close the tab."
         )
+
+
+def describe(config: TrainConfig) -> str:
+    """ "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · cap 100 · augmentation flip 50%"."""
+    parts = [
+        MODEL_NAMES.get(config.model, config.model),
+        count(config.epochs, "epoch"),
+        f"{OPTIMIZER_NAMES[config.optimizer]}, lr {config.lr:g}, batch {config.batch_size}",
+    ]
+    if config.limit_batches:
+        parts.append(f"cap {count(config.limit_batches, 'batch')} per epoch")
+    if config.augment.active:
+        parts.append(f"augmentation {analysis.augment_words(config.augment)}")
+    return " · ".join(parts)
+
+
+def count(n: int, word: str) -> str:
+    """ "1 epoch", "2 epochs", "1 batch", "5 batches"."""
+    plural = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{n:,} {word if n == 1 else plural}"
+
+
+def _label_fields(run: runs.RunInfo) -> None:
+    """The run's name and note, saved with the run (core.runs.set_label) as soon as they change."""
+    name_key, note_key = f"train_name_{run.id}", f"train_note_{run.id}"
+    st.session_state.setdefault(name_key, run.name)
+    st.session_state.setdefault(note_key, run.note)
+    row = st.container(horizontal=True)
+    row.text_input(
+        "Name", key=name_key, max_chars=runs.NAME_MAX, placeholder="e.g. baseline",
+        on_change=_save_label, args=(run.id,), width=200,
+        help="Shown in the runs table and in the legends when runs are compared.",
+    )  # fmt: skip
+    row.text_input(
+        "Note", key=note_key, max_chars=runs.NOTE_MAX, placeholder="what this run tries",
+        on_change=_save_label, args=(run.id,),
+    )  # fmt: skip
+    if error := st.session_state.pop("train_label_error", None):
+        st.error(error)
+
+
+def _save_label(run_id: str) -> None:
+    name, note = st.session_state[f"train_name_{run_id}"], st.session_state[f"train_note_{run_id}"]
+    try:
+        runs.set_label(run_id, name or "", note or "")
+    except RunError as exc:
+        st.session_state["train_label_error"] = str(exc)
 
 
 def duration(seconds: float) -> str:
@@ -56,8 +106,12 @@ def reader(run: runs.RunInfo) -> analysis.MetricsReader:
     return readers[run.id]
 
 
-def render_curves(rows: list[dict], run_id: str, *, live: bool = False) -> None:
-    """The training curves; `live`: while the run trains, each chart updated in place every second."""
+def render_curves(rows: list[dict], run: runs.RunInfo, *, live: bool = False) -> None:
+    """The training curves; `live`: while the run trains, each chart updated in place every second.
+
+    A continued run's epochs and steps are numbered on from those of the runs it continues."""
+    rows = analysis.shift(rows, *runs.lineage_offset(run))
+    run_id = run.id
     log = st.toggle("Log-scale loss", key="train_log_loss")
     _curve(charts.step_loss(rows, run_id, log=log), "train_chart_steps", live)
     if not analysis.epoch_rows(rows):

@@ -72,7 +72,7 @@ def _curves(run: runs.RunInfo) -> None:
         st.info(
             "Starting the worker: loading PyTorch and FashionMNIST. The first loss appears in a few seconds."
         )
-    render_curves(rows, run.id, live=True)  # drawn even while empty: the first point updates a mounted chart
+    render_curves(rows, run, live=True)  # drawn even while empty: the first point updates a mounted chart
     if not rows and _in_fragment_rerun():
         # Until the first loss is logged, look again in a quarter of a second rather than at the next
         # tick: the first point then shows as soon as it exists. Unchanged elements are not redrawn.

@@ -24,7 +24,7 @@ def render_outcome(run: runs.RunInfo) -> None:
     rows = reader(run).update()
     _final_metrics(run, rows)
     if rows:
-        render_curves(rows, run.id)
+        render_curves(rows, run)
     if run.checkpoint is None:
         return
     _downloads(run, rows)
