@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, export, runs
 from core.errors import RunError
 from core.train import TrainConfig
 from ui import charts
@@ -37,6 +37,8 @@ def render_header(run: runs.RunInfo) -> None:
             f"its epochs are numbered on from epoch {epochs}."
         )
     _label_fields(run)
+    if run.config is not None:
+        export_script(run.config, f"run {run.id}", run.id, key="train_export_run")
     if run.active and run.config is not None and runs.device_key(run.config) == "cpu":
         # Measured with bench.ui_speed: the browser drawing this view takes a CPU run's time too.
         st.caption(
@@ -91,6 +93,18 @@ def _save_label(run_id: str) -> None:
         runs.set_label(run_id, name or "", note or "")
     except RunError as exc:
         st.session_state["train_label_error"] = str(exc)
+
+
+def export_script(config: TrainConfig, source: str, source_id: str | None, *, key: str) -> None:
+    """The config as one standalone tutorial-style script (core.export): read it here, then download it."""
+    with st.expander("Export as script", icon=":material/code:"):
+        text = export.script(config, source)
+        st.caption("Plain PyTorch and torchvision, in the tutorial's style: run it anywhere with `python`.")
+        st.download_button(
+            f"Download {export.file_name(source_id)}", text.encode(), file_name=export.file_name(source_id),
+            mime="text/x-python", on_click="ignore", icon=":material/download:", key=key,
+        )  # fmt: skip
+        st.code(text, language="python", height=360)
 
 
 def duration(seconds: float) -> str:

@@ -11,7 +11,7 @@ from core.device import available_devices
 from core.errors import BadConfig, StudioError
 from core.models import MODELS
 from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
-from ui.train import MODEL_NAMES, OPTIMIZER_NAMES
+from ui.train import MODEL_NAMES, OPTIMIZER_NAMES, export_script
 from ui.train_live import SCROLL_TO
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
@@ -208,10 +208,19 @@ def render_form(status: DatasetStatus) -> None:
             on_click=_start,
         )
         _report_problems()
+    _export_form()
     st.session_state[_SAVED] = {
         **{name: st.session_state[_key(name)] for name in _FORM_FIELDS},
         **{f"aug_{name}": st.session_state[_aug_key(name)] for name in _AUGMENT_FIELDS},
     }
+
+
+def _export_form() -> None:
+    config, problems = check_form()
+    if config is not None:
+        export_script(config, "the Train form's settings", None, key="train_export_form")
+    else:
+        st.caption(f"Export as script: once the fields are right ({next(iter(problems.values()))}).")
 
 
 def _report_problems() -> None:

@@ -128,7 +128,13 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
     assert layout["yaxis"]["type"] == "log"
     assert layout["uirevision"].startswith(run.id)  # the same across refreshes: zoom survives them
     labels = {b.label for b in at.get("download_button")}
-    assert labels == {"model.pth", "model.json", "metrics.csv"}
+    assert labels == {
+        "model.pth",
+        "model.json",
+        "metrics.csv",
+        f"Download train_{run.id}.py",
+        "Download train_fashionmnist.py",
+    }
 
     started = []
     real_start = runs.start
