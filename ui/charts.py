@@ -93,20 +93,37 @@ def epoch_accuracy(rows: list[dict], revision: str) -> dict:
 
 
 def confusion_heatmap(matrix: list[list[int]], revision: str) -> go.Figure:
-    """Counts of test images by true class (rows, top to bottom) and predicted class (columns)."""
-    trace = {
+    """Counts of test images by true class (rows, top to bottom) and predicted class (columns).
+
+    A click on a cell selects it: Plotly selects scatter points, never heatmap cells, so every cell
+    also holds an invisible marker, the point a click selects (st.plotly_chart's on_select)."""
+    n = len(CLASSES)
+    heatmap = {
         "type": "heatmap",
         "z": matrix,
         "x": list(CLASSES),
         "y": list(CLASSES),
         "text": [[str(v) for v in row] for row in matrix],
         "texttemplate": "%{text}",
+        "textfont": {"size": 13},  # a fixed size: Plotly shrank the numbers to fit narrow cells
         "colorscale": "Oranges",
         "showscale": False,
-        "hovertemplate": "true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+        "hoverinfo": "skip",  # the markers say it
+    }
+    cells = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": [CLASSES[p] for t in range(n) for p in range(n)],
+        "y": [CLASSES[t] for t in range(n) for p in range(n)],
+        "customdata": [matrix[t][p] for t in range(n) for p in range(n)],
+        "marker": {"size": 30, "symbol": "square", "opacity": 0},
+        "selected": {"marker": {"opacity": 0}},
+        "unselected": {"marker": {"opacity": 0}},
+        "showlegend": False,
+        "hovertemplate": "true %{y}<br>predicted %{x}<br>%{customdata} images (click)<extra></extra>",
     }
     return _figure(
-        [trace],
+        [heatmap, cells],
         "Confusion matrix (test set)",
         {"title": {"text": "predicted class"}},
         {"title": {"text": "true class"}, "autorange": "reversed"},

@@ -7,12 +7,14 @@ from core.data import CLASSES, dataset_status
 from core.errors import StudioError
 from ui import charts
 from ui.cache import split_tensors
-from ui.layout import cells
+from ui.layout import cells, side_by_side
 from ui.train import duration, pct, reader, render_curves
 from ui.train_form import LR_VALUES, most, with_value
 from ui.train_live import SCROLL_TO
 
 GALLERY_SIZE = 30
+CONFUSION = "train_chart_confusion"  # the confusion matrix's key: its state holds the clicked cell
+_CLICKED = "train_cell_clicked"  # (true, predicted) of the last click taken into the gallery
 
 
 def render_outcome(run: runs.RunInfo) -> None:
@@ -70,12 +72,32 @@ def render_mistakes(run: runs.RunInfo) -> None:
         return
     st.subheader("What the saved model gets wrong")
     st.caption(f"Its answers on the 10,000 test images: {preds.accuracy:.1%} right.")
-    left, right = st.columns([3, 2])
-    left.plotly_chart(charts.confusion_heatmap(preds.confusion(), run.id), key="train_chart_confusion")
-    right.plotly_chart(
-        charts.per_class_accuracy(preds.per_class_accuracy(), run.id), key="train_chart_classes"
+    # Side by side at 1280 px; at 800 px the matrix gets the whole width, so its numbers stay readable.
+    classes, matrix = side_by_side("train_confusion_pane", 300, flexible_min=460)
+    classes.plotly_chart(
+        charts.per_class_accuracy(preds.per_class_accuracy(), run.id),
+        key="train_chart_classes",
+        config={"displayModeBar": False},  # its toolbar covered the title; a bar chart needs no zoom
     )
+    event = matrix.plotly_chart(
+        charts.confusion_heatmap(preds.confusion(), run.id),
+        key=CONFUSION,
+        on_select="rerun",
+        selection_mode="points",
+    )
+    _take_clicked_cell(event)
     _gallery(preds)
+
+
+def _take_clicked_cell(event) -> None:
+    """A click on a confusion-matrix cell sets the gallery's two classes (once per click: the
+    selection stays, and the dropdowns must stay free to change)."""
+    points = (event or {}).get("selection", {}).get("points", [])
+    cell = (points[0].get("y"), points[0].get("x")) if points else None
+    if cell == st.session_state.get(_CLICKED) or cell is None or not set(cell) <= set(CLASSES):
+        return
+    st.session_state[_CLICKED] = cell
+    st.session_state["train_cell_true"], st.session_state["train_cell_pred"] = map(CLASSES.index, cell)
 
 
 def _class_name(index: int | None) -> str:
@@ -88,7 +110,7 @@ def _gallery(preds: analysis.TestPredictions) -> None:
     true = left.selectbox("True class", options, key="train_cell_true", format_func=_class_name)
     predicted = right.selectbox("Predicted as", options, key="train_cell_pred", format_func=_class_name)
     confused = ", ".join(f"{CLASSES[t]} → {CLASSES[p]} ({n})" for t, p, n in preds.most_confused())
-    st.caption(f"Pick a cell of the confusion matrix. Most confused: {confused or 'none'}.")
+    st.caption(f"Click a cell of the confusion matrix, or pick here. Most confused: {confused or 'none'}.")
     wrong = preds.misclassified(true, predicted)
     if not wrong:
         st.info("No misclassified test images in this cell.")
@@ -101,7 +123,9 @@ def _gallery(preds: analysis.TestPredictions) -> None:
     captions = [
         f"{CLASSES[preds.labels[i]]} → {CLASSES[preds.predicted[i]]} {preds.confidence[i]:.0%}" for i in shown
     ]
-    st.image(analysis.thumbnails(images, shown), caption=captions, width=84)
+    thumbnails = analysis.thumbnails(images, shown)
+    for cell, image, caption in zip(cells(len(shown), 96), thumbnails, captions, strict=True):
+        cell.image(image, caption=caption, width=84)  # a cell each: a gap between images
 
 
 def _downloads(run: runs.RunInfo, rows: list[dict]) -> None:

@@ -38,6 +38,24 @@ def _charts(at: AppTest) -> dict[str, dict]:
     return {spec["layout"]["title"]["text"]: spec for spec in specs}
 
 
+def _gallery(at: AppTest) -> list[str]:
+    """The misclassified images' captions, one st.image each."""
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+def _click_cell(at: AppTest, true: int, predicted: int) -> None:
+    """What st.plotly_chart reports for a click on a confusion-matrix cell (its invisible marker)."""
+    point = {
+        "x": CLASSES[predicted],
+        "y": CLASSES[true],
+        "curve_number": 1,
+        "point_index": true * 10 + predicted,
+    }
+    selection = {"points": [point], "point_indices": [point["point_index"]], "box": [], "lasso": []}
+    at.session_state["train_chart_confusion"] = {"selection": selection}
+    at.run()
+
+
 def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -113,14 +131,17 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
     assert sum(map(sum, heatmap["z"])) == 10_000
     assert figures["Accuracy per class (test set)"]["data"][0]["x"] == preds.per_class_accuracy()
 
-    (gallery,) = at.get("image")
-    assert len(gallery.captions) == min(GALLERY_SIZE, len(preds.misclassified()))
+    assert len(_gallery(at)) == min(GALLERY_SIZE, len(preds.misclassified()))
     true, predicted, count = preds.most_confused(1)[0]
-    at.selectbox(key="train_cell_true").set_value(true)
+    _click_cell(at, true, predicted)  # a click on that cell of the confusion matrix
+    assert at.selectbox(key="train_cell_true").value == true
+    assert at.selectbox(key="train_cell_pred").value == predicted
+    assert len(_gallery(at)) == min(GALLERY_SIZE, count)
+    assert all(c.startswith(f"{CLASSES[true]} → {CLASSES[predicted]} ") for c in _gallery(at))
+    at.selectbox(key="train_cell_pred").set_value(None).run()  # the dropdowns stay free after a click
+    assert at.selectbox(key="train_cell_pred").value is None
+    assert len(_gallery(at)) == min(GALLERY_SIZE, len(preds.misclassified(true)))
     at.selectbox(key="train_cell_pred").set_value(predicted).run()
-    (gallery,) = at.get("image")
-    assert len(gallery.captions) == min(GALLERY_SIZE, count)
-    assert all(c.startswith(f"{CLASSES[true]} → {CLASSES[predicted]} ") for c in gallery.captions)
     assert any(c.value.startswith(f"{count:,} misclassified test images") for c in at.caption)
     assert _charts(at)["Training loss per logged step"]["layout"]["yaxis"]["type"] == "linear"
     at.toggle(key="train_log_loss").set_value(True).run()
