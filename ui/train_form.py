@@ -4,7 +4,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from core import runs
+from core import analysis, runs
 from core.augment import Augment
 from core.data import DatasetStatus
 from core.device import available_devices
@@ -115,6 +115,8 @@ def _take_transforms_augment() -> None:
         return
     for name, value in asdict(augment).items():
         st.session_state[_aug_key(name)] = float(value)
+    words = analysis.augment_words(augment)
+    st.toast(f"Augmentation from the Transforms page: {words}", icon=":material/input:")
 
 
 def _apply_preset() -> None:
