@@ -56,16 +56,15 @@ def describe(config: TrainConfig) -> str:
         f"{OPTIMIZER_NAMES[config.optimizer]}, lr {config.lr:g}, batch {config.batch_size}",
     ]
     if config.limit_batches:
-        parts.append(f"cap {count(config.limit_batches, 'batch')} per epoch")
+        parts.append(f"cap {count(config.limit_batches, 'batch', 'batches')} per epoch")
     if config.augment.active:
         parts.append(f"augmentation {analysis.augment_words(config.augment)}")
     return " · ".join(parts)
 
 
-def count(n: int, word: str) -> str:
-    """ "1 epoch", "2 epochs", "1 batch", "5 batches"."""
-    plural = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
-    return f"{n:,} {word if n == 1 else plural}"
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """ "1 epoch", "2 epochs", "5 batches" (with plural="batches")."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def _label_fields(run: runs.RunInfo) -> None:

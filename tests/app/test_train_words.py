@@ -37,11 +37,16 @@ def test_home_and_quick_train_say_training_as_the_train_page_does(run_store):
 
 
 def test_the_run_header_counts_in_words(run_store):
-    config = TrainConfig(epochs=1, limit_batches=5)
-    runs._write_status(runs.create_run(config, run_store / "20260101-000000-0001"), status="finished")
+    for run_id, config in [("20260101-000000-0001", TrainConfig(epochs=1, limit_batches=5)),
+                           ("20260101-000000-0002", TrainConfig(epochs=2, limit_batches=1))]:  # fmt: skip
+        runs._write_status(runs.create_run(config, run_store / run_id), status="finished")
     at = AppTest.from_file(str(PAGES / "3_Train.py"), default_timeout=60).run()
+    header = "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · cap 1 batch per epoch"
+    assert any(c.value.startswith(header) for c in at.caption)  # the newest run is shown
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
     assert any("· 1 epoch · SGD, lr 0.001, batch 64 · cap 5 batches per epoch" in c.value for c in at.caption)
-    assert not any("epoch(s)" in c.value for c in at.caption)
+    assert not any("epoch(s)" in c.value or "epoches" in c.value for c in at.caption)
 
 
 def test_augmentation_from_the_transforms_page_is_announced_in_words(run_store):
