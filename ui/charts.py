@@ -10,7 +10,11 @@ TEST_COLOR = "#1F6FEB"
 HEIGHT = 300
 TALL = 460
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
-_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+# The title on the figure's top line and the legend on a line of its own under it: side by side they
+# overlapped in a chart half a pane wide (at 1280 and 800 px).
+_TITLE = {"font": {"size": 15}, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 10}}
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0}
+_LEGEND_MARGIN = {**_MARGIN, "t": 70}
 
 
 def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> go.Figure:
@@ -24,7 +28,7 @@ def _spec(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: st
     return {
         "data": traces,
         "layout": {
-            "title": {"text": title, "font": {"size": 15}},
+            "title": {"text": title, **_TITLE},
             # Room for tick labels: plotly.py's default template asks for it, ui.live_chart has no template.
             "xaxis": {"automargin": True, **xaxis},
             "yaxis": {"automargin": True, **yaxis},
@@ -81,15 +85,14 @@ def _train_and_test(rows: list[dict], train_key: str, test_key: str) -> list[dic
 def epoch_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:
     traces = _train_and_test(rows, "train_loss", "test_loss")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _spec(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}")
+    return _spec(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}", margin=_LEGEND_MARGIN)
 
 
 def epoch_accuracy(rows: list[dict], revision: str) -> dict:
     traces = _train_and_test(rows, "train_acc", "test_acc")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _spec(
-        traces, "Accuracy per epoch", xaxis, {"title": {"text": "accuracy"}, "tickformat": ".0%"}, revision
-    )
+    yaxis = {"title": {"text": "accuracy"}, "tickformat": ".0%"}
+    return _spec(traces, "Accuracy per epoch", xaxis, yaxis, revision, margin=_LEGEND_MARGIN)
 
 
 def confusion_heatmap(matrix: list[list[int]], revision: str) -> go.Figure:

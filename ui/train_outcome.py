@@ -73,7 +73,7 @@ def render_mistakes(run: runs.RunInfo) -> None:
     st.subheader("What the saved model gets wrong")
     st.caption(f"Its answers on the 10,000 test images: {preds.accuracy:.1%} right.")
     # Side by side at 1280 px; at 800 px the matrix gets the whole width, so its numbers stay readable.
-    classes, matrix = side_by_side("train_confusion_pane", 300, flexible_min=460)
+    classes, matrix = side_by_side("train_confusion_pane", 260, flexible_min=420)
     classes.plotly_chart(
         charts.per_class_accuracy(preds.per_class_accuracy(), run.id),
         key="train_chart_classes",
