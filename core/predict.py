@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from PIL import Image, ImageChops, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat
 from torch import nn
 
 from core.data import CLASSES
@@ -302,16 +302,29 @@ def _transform(image: Image.Image) -> tuple[torch.Tensor, bool, tuple[int, int, 
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
-    """8-bit grayscale; transparency is composited over white, high bit depths scaled by their range."""
+    """8-bit grayscale; transparency is composited onto a background the item stands out from, high
+    bit depths scaled by their range."""
     if image.has_transparency_data:
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("L")
+        backdrop = Image.new("RGBA", rgba.size, _backdrop(rgba))
+        return Image.alpha_composite(backdrop, rgba).convert("L")
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         return _scale_to_8bit(image)
     if image.mode == "LAB":
         return image.getchannel("L")  # Pillow cannot convert LAB to RGB; L is the lightness
     return image.convert("L")
+
+
+def _backdrop(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """Black behind a light item, white behind a dark one: over white, a white shirt cut out on a
+    transparent PNG would vanish, or be inverted into a dark one by the light-background test."""
+    alpha = rgba.getchannel("A")
+    opaque = ImageStat.Stat(alpha).sum[0]
+    if opaque == 0:
+        return (255, 255, 255, 255)
+    # The item's mean lightness, each pixel weighted by how opaque it is (multiply divides by 255).
+    lightness = ImageStat.Stat(ImageChops.multiply(rgba.convert("L"), alpha)).sum[0] * 255 / opaque
+    return (0, 0, 0, 255) if lightness > LIGHT_BACKGROUND else (255, 255, 255, 255)
 
 
 def _scale_to_8bit(image: Image.Image) -> Image.Image:

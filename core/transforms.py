@@ -444,6 +444,8 @@ def to_augment(steps: Sequence[Step]) -> TrainingAugment:
 def _describe_mapping(name: str, mapped: dict[str, float]) -> str:
     if name == "ToTensor":
         return "built in (training scales pixels to [0, 1] the same way)"
+    if name == "RandomResizedCrop":  # it only zooms in; training's zoom goes both ways
+        return f"zoom in up to {mapped['scale']:.0%} (training zooms in or out by up to that much)"
     return ", ".join(_describe_setting(k, v) for k, v in mapped.items()) or "nothing (all its settings are 0)"
 
 

@@ -5,10 +5,10 @@ import streamlit as st
 from core.data import SPLITS, dataset_status
 from core.errors import StudioError
 from core.explore import sample_indices
-from ui import explorer
+from ui import explorer, link
 from ui.nav import title
 
-title("explorer")
+heading = title("explorer")
 st.caption(
     "Look at the pictures a model learns from: random samples with their labels, how many images each "
     "class has, what an average one looks like, and the tensors one DataLoader batch hands the model."
@@ -29,6 +29,7 @@ else:
         help="FashionMNIST, or a custom CSV + image folder found under data/custom/.",
     )
 
+link.notify(link.adopt([explorer.SPLIT_LINK]))
 split = None
 try:
     if source_name == explorer.FASHION:
@@ -52,6 +53,7 @@ except StudioError as exc:
     explorer.custom_help(customs)
     st.stop()
 
+link.notify(link.adopt(explorer.link_params(source)))
 samples_tab, classes_tab, batch_tab = st.tabs(
     [
         ":material/photo_library: Samples",
@@ -104,9 +106,10 @@ with batch_tab:
             max_value=1024,
             value=64,
             step=1,
-            key="explorer_batch",
+            key=explorer.BATCH_KEY,
             help="The tutorial uses 64.",
         )
         explorer.render_batch(split, int(batch_size))
 
 explorer.custom_help(customs)
+link.keep([explorer.SPLIT_LINK] * bool(split) + explorer.link_params(source), where=heading)

@@ -5,11 +5,12 @@ import streamlit as st
 from core import transforms as tf
 from core.data import dataset_status
 from core.errors import StudioError
+from ui import link
 from ui import transforms as view
 from ui.layout import side_by_side
 from ui.nav import title
 
-title("transforms")
+heading = title("transforms")
 st.caption(
     "The tutorial turns each PIL image into a tensor with `transform=ToTensor()` and each label into a "
     "one-hot vector with `target_transform`. Build your own pipeline from torchvision transforms, see what "
@@ -74,3 +75,4 @@ st.caption(
     "rotation, shift, zoom and erasing. This is how your pipeline maps onto them:"
 )
 view.render_training(steps, runs=outputs is not None)
+link.keep(view.link_params(len(dataset)), where=heading)

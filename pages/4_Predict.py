@@ -4,15 +4,16 @@ import streamlit as st
 
 from core.data import dataset_status
 from core.errors import StudioError
-from ui import predict
+from ui import link, predict
 from ui.nav import title
 
-title("predict")
+heading = title("predict")
 st.caption(
     "Ask a trained model what it sees: drop in photos of clothing (or pick test-set images) and get its "
     "top guesses with probabilities, next to the 28×28 grayscale picture the model actually receives."
 )
 
+link.notify(link.adopt([predict.K_LINK, predict.INPUT_LINK]))
 with st.container(border=True):
     loaded = predict.model_section()
 model = loaded.model if loaded is not None else None  # None: images are kept and shown until there is one
@@ -33,7 +34,10 @@ k = k_col.slider(
     help="How many of the ten classes to list for each image, most likely first.",
 )
 
-images_tab, samples_tab = st.tabs([":material/upload: Your images", ":material/casino: Test-set samples"])
+# on_change="rerun": a tab knows whether it is open, so the camera is asked for only on its own tab.
+images_tab, draw_tab, camera_tab, samples_tab = st.tabs(
+    list(predict.INPUTS.values()), key=predict.TAB_KEY, on_change="rerun"
+)
 
 with images_tab:
     uploads = st.file_uploader(
@@ -62,6 +66,13 @@ with images_tab:
         with summary:
             predict.render_summary(results, k)
 
+with draw_tab:
+    predict.draw_section(model, k, explain)
+
+if camera_tab.open:
+    with camera_tab:
+        predict.camera_section(model, k, explain)
+
 with samples_tab:
     st.caption("Images the model never trained on, with the true label to compare against.")
     status = dataset_status()
@@ -74,3 +85,5 @@ with samples_tab:
             predict.sample_section(model, k, explain)
         except StudioError as exc:
             st.error(str(exc))
+
+predict.keep_in_link(heading)

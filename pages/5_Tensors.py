@@ -4,10 +4,12 @@ import streamlit as st
 
 from core.data import dataset_status
 from core.tensors import PRELUDE
+from ui import link
 from ui import tensors as view
+from ui.cache import torchvision_dataset
 from ui.nav import title
 
-title("tensors")
+heading = title("tensors")
 st.caption(
     "Tensors are like NumPy arrays that can also live on an accelerator and record how they were computed "
     "for automatic differentiation. Every panel below runs real PyTorch as you change its controls: the code "
@@ -36,3 +38,5 @@ view.arithmetic()
 
 st.subheader("6. Bridge with NumPy")
 view.numpy_bridge()
+
+link.keep(view.link_params(len(torchvision_dataset("train")) if status.ready else 1), where=heading)

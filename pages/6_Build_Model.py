@@ -10,7 +10,7 @@ from ui.cache import split_tensors
 from ui.layout import side_by_side
 from ui.nav import title
 
-title("build_model")
+heading = title("build_model")
 st.markdown(
     "A neural network is made of layers, or modules, that perform operations on data; in PyTorch every one "
     "of them subclasses `nn.Module`, and the network is itself a module made of other modules. The "
@@ -31,9 +31,9 @@ except StudioError as exc:
     st.stop()
 
 controls = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
-name, run, problems = view.model_controls(controls)
-index, sample_problems = view.sample_control(controls, len(labels))
-for problem in problems + sample_problems:
+name, run = view.model_controls(controls)
+index, problems = view.sample_control(controls, len(labels))
+for problem in problems:
     st.warning(problem)
 loaded = None
 if run is not None:
@@ -44,7 +44,7 @@ if run is not None:
         st.stop()
 model = loaded.model if loaded is not None else view.untrained_model(name)
 checkpoint = run.checkpoint if run is not None else None
-view.keep_in_link(name, run, index)
+view.keep_in_link(name, run, index, len(labels), heading)
 
 x = bm.to_input(images[index])  # (1, 1, 28, 28), as ToTensor gives it
 label = int(labels[index])

@@ -4,9 +4,10 @@ import streamlit as st
 
 from core.data import dataset_status
 from ui import autograd as view
+from ui import link
 from ui.nav import title
 
-title("autograd")
+heading = title("autograd")
 st.caption(
     "Training adjusts weights along the gradient of the loss. `torch.autograd` computes those gradients: "
     "every operation on a tensor with `requires_grad=True` is recorded in a graph, and `backward()` walks it "
@@ -16,6 +17,7 @@ st.caption(
 
 st.subheader("1. Tensors, functions and the graph")
 ex = view.example_controls()
+link.keep(view.LINK, where=heading)
 if ex is None:
     st.stop()
 view.example(ex)

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from core.data import dataset_status
+from ui import link
 from ui import optimization as view
 from ui.nav import title
 
-title("optimization")
+heading = title("optimization")
 st.caption(
     "Training is an iterative process: in each step the model guesses, the loss function measures how wrong "
     "the guess is, autograd computes the gradients of that loss, and the optimizer moves the weights a "
@@ -36,3 +37,4 @@ stepper = view.step_controls()
 if stepper is not None:
     view.step_buttons(stepper)
     view.step_result()
+link.keep(view.LINK, where=heading)

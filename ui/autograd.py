@@ -7,6 +7,7 @@ from core import autograd as ag
 from core.attribution import input_gradient, overlay
 from core.data import CLASSES
 from core.errors import StudioError
+from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells
 from ui.model_picker import pick_model
@@ -16,10 +17,19 @@ from ui.tensors import code_and_output
 EXAMPLE_KEY = "autograd_example"  # the session's Example: its tensors and gradients live across clicks
 RESULT_KEY = "autograd_result"  # the last backward's Backward
 MAX_SEED = 2**31 - 1
+TEST_IMAGES = 10_000  # the test split, where the real-model section picks its image
+# What a copied link keeps.
+LINK = [
+    link.whole("seed", "autograd_seed", 0, MAX_SEED, fallback="seed 0"),
+    link.whole("x", "autograd_n_in", 1, ag.MAX_SIZE, fallback="5"),
+    link.whole("z", "autograd_n_out", 1, ag.MAX_SIZE, fallback="3"),
+    link.whole("sample", "autograd_sample", 0, TEST_IMAGES - 1, fallback="test image 0"),
+]
 
 
 def example_controls() -> ag.Example | None:
     """Seed and sizes; the session keeps one Example until they change (so .grad can accumulate)."""
+    link.notify(link.adopt(LINK))
     row = st.container(horizontal=True, vertical_alignment="bottom")
     seed = int(row.number_input("Seed", 0, MAX_SEED, 0, key="autograd_seed", width=150))
     n_in = int(row.slider("Length of x", 1, ag.MAX_SIZE, 5, key="autograd_n_in", width=200))

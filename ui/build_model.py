@@ -1,7 +1,7 @@
 """Streamlit pieces of the Build Model page: model and sample controls, the structure, the traced layers."""
 
 import random
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -15,13 +15,13 @@ from core.data import CLASSES
 from core.errors import BadCheckpoint, BadConfig
 from core.models import MODELS
 from core.transforms import display_array
+from ui import link
 from ui.layout import side_by_side
 
 MODEL_KEY = "build_model_model"  # "mlp" or "cnn"
 WEIGHTS_KEY = "build_model_weights"  # UNTRAINED or "run:<id>"
 SAMPLE_KEY = "build_model_sample"
 UNIT_KEY = "build_model_unit"
-URL = {MODEL_KEY: "model", WEIGHTS_KEY: "weights", SAMPLE_KEY: "sample"}  # what a copied link keeps
 UNTRAINED = "untrained"
 USABLE = ("finished", "stopped")  # a running run's checkpoint changes every epoch
 IMAGE_PX = 140  # 28 px x 5
@@ -64,29 +64,21 @@ def load_run(run: runs.RunInfo) -> LoadedCheckpoint:
 # ---- controls ------------------------------------------------------------------------------------------
 
 
-def _adopt_link(key: str, check: Callable[[str], object], fallback: str) -> list[str]:
-    """On the first run with a link's `?model=&weights=&sample=`, the link sets the widget.
-
-    Returns the reason, if any, why the link's value cannot be used (the widget then shows `fallback`)."""
-    param = URL[key]
-    if key in st.session_state or param not in st.query_params:
-        return []
-    try:
-        st.session_state[key] = check(st.query_params[param])
-    except BadConfig as exc:
-        return [f"From the link: {exc} Showing {fallback} instead."]
-    return []
+# What a copied link keeps: `?model=&weights=&sample=`.
+MODEL_LINK = link.choice("model", MODEL_KEY, list(MODELS), fallback="the MLP")
 
 
-def _check_model(value: str) -> str:
-    if value not in MODELS:
-        raise BadConfig(f"model {value[:20]!r} is not one of {', '.join(MODELS)}.")
-    return value
+def _weights_link(finished: Sequence[str]) -> link.Param:
+    return link.choice("weights", WEIGHTS_KEY, [UNTRAINED, *finished], fallback="the untrained weights")
 
 
-def model_controls(row) -> tuple[str, runs.RunInfo | None, list[str]]:
-    """Model and weights pickers in `row`; returns (model name, the chosen run or None, problems)."""
-    problems = _adopt_link(MODEL_KEY, _check_model, "the MLP")
+def _sample_link(count: int) -> link.Param:
+    return link.whole("sample", SAMPLE_KEY, 0, count - 1, fallback="test image 0")
+
+
+def model_controls(row) -> tuple[str, runs.RunInfo | None]:
+    """Model and weights pickers in `row`; returns (model name, the chosen run or None)."""
+    link.notify(link.adopt([MODEL_LINK]))
     name = row.radio(
         "Model",
         list(MODELS),
@@ -100,7 +92,7 @@ def model_controls(row) -> tuple[str, runs.RunInfo | None, list[str]]:
         for run in runs.list_runs()
         if run.status in USABLE and run.checkpoint is not None and run.config and run.config.model == name
     }
-    problems += _adopt_link(WEIGHTS_KEY, lambda v: _check_weights(v, finished, name), "the untrained weights")
+    link.notify(link.adopt([_weights_link(list(finished))]))
     if st.session_state.get(WEIGHTS_KEY) not in (UNTRAINED, *finished):
         st.session_state[WEIGHTS_KEY] = UNTRAINED  # e.g. a run of the other model, chosen before switching
     weights = row.selectbox(
@@ -114,13 +106,7 @@ def model_controls(row) -> tuple[str, runs.RunInfo | None, list[str]]:
     )
     if not finished:  # below the row of controls, which the page made before this
         st.caption(f"No finished {name.upper()} run yet: train one on the Train page to compare its weights.")
-    return name, finished.get(weights), problems
-
-
-def _check_weights(value: str, finished: dict[str, runs.RunInfo], name: str) -> str:
-    if value != UNTRAINED and value not in finished:
-        raise BadConfig(f"weights {value[:40]!r} are not those of a finished {name.upper()} run.")
-    return value
+    return name, finished.get(weights)
 
 
 def _weights_label(key: str, finished: dict[str, runs.RunInfo]) -> str:
@@ -137,7 +123,8 @@ def _random_sample(count: int) -> None:
 
 def sample_control(row, count: int) -> tuple[int, list[str]]:
     """The test image to follow (0..count-1), in `row`, and any problem with a requested one."""
-    problems = _adopt_link(SAMPLE_KEY, lambda v: bm.check_index(v, count), "test image 0")
+    link.notify(link.adopt([_sample_link(count)]))
+    problems = []
     if SAMPLE_KEY in st.session_state:  # e.g. set by hand or by a test: bounds would hide it silently
         try:
             bm.check_index(st.session_state[SAMPLE_KEY], count)
@@ -158,10 +145,11 @@ def sample_control(row, count: int) -> tuple[int, list[str]]:
     return int(index), problems
 
 
-def keep_in_link(name: str, run: runs.RunInfo | None, index: int) -> None:
+def keep_in_link(name: str, run: runs.RunInfo | None, index: int, count: int, where) -> None:
     """The page's state in the URL, so a copied link reopens this model, these weights and this image."""
     weights = f"run:{run.id}" if run is not None else UNTRAINED
-    st.query_params.update({URL[MODEL_KEY]: name, URL[WEIGHTS_KEY]: weights, URL[SAMPLE_KEY]: str(index)})
+    values = {MODEL_KEY: name, WEIGHTS_KEY: weights, SAMPLE_KEY: index}
+    link.keep([MODEL_LINK, _weights_link([weights]), _sample_link(count)], values, where)
 
 
 # ---- the prediction ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 from core import explore
 from core.data import CLASSES
 from core.explore import BatchPreview, CustomDatasetInfo
+from ui import link
 from ui.cache import split_tensors, torchvision_dataset
 
 FASHION = "FashionMNIST"
@@ -25,6 +26,11 @@ MOSAIC_COLUMNS = 12  # x 2 px per pixel: 716 px, the width of the page's content
 MOSAIC_MAX = 64
 PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
 MUTED = "#C9C4BC"
+DENSE = 6  # at this grid side a thumbnail is 56 px: too narrow for "#index · T-shirt/top"
+# Names that fit under a 56 px thumbnail; the full name is in the tooltip.
+SHORT = {"T-shirt/top": "T-shirt", "Ankle boot": "Boot"}
+NO_BREAK_HYPHEN = "\u2011"  # "T-shirt/top" never breaks into "T-" and "shirt/top"
+BATCH_KEY = "explorer_batch"
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,29 @@ def custom_help(customs: list[CustomDatasetInfo]) -> None:
         )
 
 
+SPLIT_LINK = link.choice("split", "explorer_split", ("train", "test"), fallback="the train split")
+
+
+def classes_key(source: Source) -> str:
+    return f"explorer_classes_{source.key}"  # per source: a class filter never mixes two datasets
+
+
+def pick_key(source: Source) -> str:
+    return f"explorer_pick_{source.key}"
+
+
+def link_params(source: Source) -> list[link.Param]:
+    """What a copied link keeps besides the split: classes, grid size, seed, batch size, inspected sample."""
+    by_name = {name: label for label, name in source.names.items()}
+    return [
+        link.choices("classes", classes_key(source), by_name, most=len(by_name), fallback="all classes"),
+        link.choice("grid", "explorer_grid", {str(k): k for k in explore.GRID_SIZES}, fallback="3×3"),
+        link.whole("seed", SEED_KEY, 0, MAX_SEED, fallback="seed 0"),
+        link.whole("batch", BATCH_KEY, 1, 1024, fallback="64"),
+        link.whole("sample", pick_key(source), 0, len(source.labels) - 1, fallback="the first sample"),
+    ]
+
+
 def _shuffle() -> None:
     """Callback: a fresh seed, written into the seed box so the grid can be drawn again later."""
     current = st.session_state.get(SEED_KEY, 0)
@@ -108,7 +137,7 @@ def _select_all(key: str, options: list[int]) -> None:
 def grid_controls(source: Source) -> tuple[list[int], int, int]:
     """Class filter, grid size and seed widgets; returns (classes, side, seed)."""
     options = list(source.names)
-    key = f"explorer_classes_{source.key}"
+    key = classes_key(source)
     classes = st.pills(
         "Classes",
         options,
@@ -155,20 +184,40 @@ def _show(array, width: int, caption: str | None = None) -> None:
 
 
 def render_grid(source: Source, indices: list[int], side: int) -> None:
-    """The samples as a side x side grid of crisp upscaled images, each labelled `#index · label`."""
+    """The samples as a side x side grid of crisp upscaled images; the label under each one is a button
+    that opens it in the inspector (st.image itself cannot be clicked)."""
     px = THUMB_PX[side]
     for start in range(0, len(indices), side):
         # Fixed-width cells in a wrapping row: never narrower than the image, so captions never overlap.
         with st.container(horizontal=True, gap="small"):
             for index in indices[start : start + side]:
-                with st.container(width=px):
-                    image = explore.to_display(source.image(index), px)
-                    _show(image, px, f"#{index} · {source.label_text(index)}")
+                with st.container(width=px, gap=None):
+                    _show(explore.to_display(source.image(index), px), px)
+                    st.button(
+                        grid_label(source, index, side),
+                        key=f"explorer_open_{index}",
+                        on_click=_inspect,
+                        args=(pick_key(source), index),
+                        type="tertiary",
+                        help=f"#{index} · {source.label_text(index)}: inspect it on the right",
+                    )
+
+
+def grid_label(source: Source, index: int, side: int) -> str:
+    """`#index · label`, or just the (short) label under the small thumbnails of the densest grid."""
+    name = source.label_text(index)
+    if side >= DENSE:
+        return SHORT.get(name, name).replace("-", NO_BREAK_HYPHEN)
+    return f"#{index} · {name.replace('-', NO_BREAK_HYPHEN)}"
+
+
+def _inspect(key: str, index: int) -> None:
+    st.session_state[key] = index
 
 
 def pick_sample(source: Source, indices: list[int]) -> int:
     """Which grid sample to inspect; falls back to the first when the grid changed under it."""
-    key = f"explorer_pick_{source.key}"
+    key = pick_key(source)
     if st.session_state.get(key) not in indices:
         st.session_state[key] = indices[0]
     return st.selectbox(
@@ -186,8 +235,9 @@ def render_sample(source: Source, index: int) -> None:
     stats = explore.pixel_stats(image)
     values = (("Min", stats.min), ("Max", stats.max), ("Mean", stats.mean), ("Std", stats.std))
     columns = st.columns(2) + st.columns(2)  # 2 x 2: four side by side truncate in a narrow panel
+    whole = not image.is_floating_point()  # uint8 pixels: 0 and 255, not "0.0" and "255.0"
     for column, (name, value) in zip(columns, values, strict=True):
-        column.metric(name, f"{value:.1f}")
+        column.metric(name, f"{value:.0f}" if whole and name in ("Min", "Max") else f"{value:.1f}")
     st.caption(
         f"Shape {tuple(image.shape)}, values 0–255 as stored. `ToTensor()` divides by 255: "
         f"mean {stats.mean / 255:.3f}, std {stats.std / 255:.3f}."

@@ -74,12 +74,17 @@ def sections() -> dict[str, list[PageInfo]]:
     return grouped
 
 
-def title(key: str) -> None:
-    """The page's heading, with the same icon and words as its navigation entry. Call it first."""
+def title(key: str):
+    """The page's heading, with the same icon and words as its navigation entry. Call it first.
+
+    Returns the empty spot at the heading's right where `ui.link.keep` puts the page's "Copy link"."""
     _leave_folder_discovery()
     info = PAGES[key]
-    st.title(f"{info.icon} {info.title}")
+    row = st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute")
+    row.title(f"{info.icon} {info.title}", width="content")
+    spot = row.container(width="content")
     st.caption(f"PyTorch [Learn the Basics]({TUTORIAL_URL}) · {info.lesson}")
+    return spot
 
 
 def _leave_folder_discovery() -> None:

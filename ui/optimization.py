@@ -10,6 +10,7 @@ from core import optimization as opt
 from core.data import CLASSES
 from core.errors import StudioError
 from core.train import OPTIMIZERS
+from ui import link
 from ui.cache import split_tensors
 from ui.model_picker import pick_model
 
@@ -19,9 +20,21 @@ LOSS_SAMPLES = 5
 STEPPER_KEY = "optimization_stepper"  # (settings, Stepper): the session's model copy and optimizer
 REPORT_KEY = "optimization_report"  # the last StepReport
 LOSS_SEED_KEY = "optimization_loss_seed"
+_BATCHES = {str(b): b for b in BATCH_SIZES}
+_RATES = {f"{r:g}": r for r in LEARNING_RATES}
+# What a copied link keeps: the hyperparameters, and the optimizer, rate and batch of the step-by-step loop.
+LINK = [
+    link.choice("batch", "optimization_batch", _BATCHES, fallback="64"),
+    link.whole("epochs", "optimization_epochs", 1, 20, fallback="5"),
+    link.choice("lr", "optimization_lr", _RATES, fallback="0.001"),
+    link.choice("optimizer", "optimization_step_optimizer", OPTIMIZERS, fallback="sgd"),
+    link.choice("step_lr", "optimization_step_lr", _RATES, fallback="0.1"),
+    link.whole("batch_seed", "optimization_step_seed", 0, 2**31 - 1, fallback="0"),
+]
 
 
 def hyperparameters() -> None:
+    link.notify(link.adopt(LINK))  # the whole page's: its first controls are these
     row = st.container(horizontal=True, vertical_alignment="bottom")
     batch = row.select_slider("Batch size", BATCH_SIZES, value=64, key="optimization_batch", width=260)
     epochs = row.slider("Epochs", 1, 20, 5, key="optimization_epochs", width=220)

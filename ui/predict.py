@@ -1,5 +1,6 @@
 """Streamlit pieces of the Predict page: picking a model, one uploaded image's result, test-set samples."""
 
+import io
 import random
 import re
 import string
@@ -7,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -21,8 +23,9 @@ from core.data import CLASSES, dataset_status
 from core.errors import BadCheckpoint, BadImage, RunError, StudioError
 from core.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
 from core.train import preset
+from ui import link
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file, split_tensors
-from ui.layout import cells
+from ui.layout import cells, side_by_side
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 IMAGE_KINDS = "PNG, JPEG, WebP, BMP or GIF images"  # what the image drop zone takes, in words
@@ -37,6 +40,11 @@ KEEP_UPLOADED_MODELS = 3  # uploaded models kept selectable per session (each ho
 PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
 MUTED = "#C9C4BC"
 ORDINALS = ("Top-1", "2nd", "3rd", *(f"{n}th" for n in range(4, 11)))
+TINY_PX = 16  # an item smaller than this a side is blown up from next to nothing: say so
+WIDE = 1.6  # an item this much wider than tall may be a garment lying on its side
+CANVAS_PX = 280  # the drawing canvas: 28 px x 10
+DRAWN_INPUT_PX = 168  # the drawing's 28x28 input beside it: 28 px x 6
+INK, PAPER = "#000000", "#FFFFFF"  # pen on paper; the eraser draws in the paper's colour
 
 MODEL_KEY = "predict_model"
 UPLOADED_KEY = "predict_uploaded_models"  # {file_id: (name, LoadedCheckpoint)}
@@ -44,6 +52,15 @@ REFUSED_KEY = "predict_refused_models"  # {file_id: error message}: a refused up
 PREPARED_KEY = "predict_prepared"  # {file_id: Prepped | error message} for the images now uploaded
 QUICK_ERROR_KEY = "predict_quick_error"
 SAMPLE_KEY = "predict_sample"
+TAB_KEY = "predict_input"  # which input tab is open
+CANVAS_KEY = "predict_canvas"
+# The input tabs: URL name -> tab label (a tab's value is its label).
+INPUTS = {
+    "upload": ":material/upload: Your images",
+    "draw": ":material/draw: Draw",
+    "camera": ":material/photo_camera: Camera",
+    "samples": ":material/casino: Test-set samples",
+}
 ANY_CLASS = -1  # not None: a selectbox holding None reads as "nothing chosen" and offers to clear it
 
 _MARKDOWN_SPECIAL = re.compile(f"([{re.escape(string.punctuation)}])")
@@ -79,8 +96,9 @@ def model_section() -> LoadedCheckpoint | None:
         if not choices:
             quick_train_offer()
             return None
+        link.notify(link.adopt([_run_link(choices)]))
         if st.session_state.get(MODEL_KEY) not in choices:
-            st.session_state.pop(MODEL_KEY, None)
+            st.session_state[MODEL_KEY] = best_choice(choices)
         key = st.selectbox(
             "Model",
             list(choices),
@@ -97,12 +115,52 @@ def model_section() -> LoadedCheckpoint | None:
         return loaded
 
 
+def _run_link(choices: dict) -> link.Param:
+    """`?run=<id>`: the run whose model the page shows; a well-formed id must also be a usable run here."""
+    as_id = link.run_id("run", MODEL_KEY)
+
+    def read(value: link.Value) -> str:
+        key = f"run:{as_id.read(value)}"
+        if key not in choices:
+            raise link.BadLink(f"run {key[4:]} is not a finished run with a model here.")
+        return key
+
+    return link.Param(
+        "run", MODEL_KEY, read, write=lambda key: key.removeprefix("run:"), fallback="the best run"
+    )
+
+
+K_LINK = link.whole("k", "predict_k", 1, 10, fallback="the top 3")
+INPUT_LINK = link.choice("input", TAB_KEY, INPUTS, fallback="your images")
+
+
+def keep_in_link(where) -> None:
+    """The run shown, k and the open tab in the URL; an uploaded model.pth cannot travel in a link."""
+    shown = st.session_state.get(MODEL_KEY)
+    run = shown if isinstance(shown, str) and shown.startswith("run:") else None
+    link.keep([_run_link({}), K_LINK, INPUT_LINK], {MODEL_KEY: run}, where)
+
+
+def best_choice(choices: dict) -> str:
+    """The run with the best test accuracy (the newest among equals); an upload only if there is no run."""
+    scored = [(run.best_test_acc or 0.0, key) for key, run in _usable_runs().items() if key in choices]
+    return max(scored, key=lambda pair: pair[0])[1] if scored else next(iter(choices))
+
+
+def _usable_runs() -> dict[str, runs.RunInfo]:
+    """{"run:<id>": run} for runs with a checkpoint to load, newest first."""
+    return {
+        f"run:{run.id}": run
+        for run in runs.list_runs()
+        if run.status in USABLE and run.checkpoint is not None
+    }
+
+
 def _model_choices() -> dict[str, tuple[str, Path | LoadedCheckpoint]]:
     """{key: (label, a run's checkpoint file or an uploaded model)}: runs newest first, then uploads."""
     choices: dict[str, tuple[str, Path | LoadedCheckpoint]] = {}
-    for run in runs.list_runs():
-        if run.status in USABLE and run.checkpoint is not None:
-            choices[f"run:{run.id}"] = (_run_label(run), run.checkpoint)
+    for key, run in _usable_runs().items():
+        choices[key] = (_run_label(run), run.checkpoint)
     for file_id, (name, loaded) in st.session_state.get(UPLOADED_KEY, {}).items():
         choices[f"upload:{file_id}"] = (f"Uploaded · {display_name(name)}", loaded)
     return choices
@@ -110,8 +168,9 @@ def _model_choices() -> dict[str, tuple[str, Path | LoadedCheckpoint]]:
 
 def _run_label(run: runs.RunInfo) -> str:
     model = run.config.model.upper() if run.config else "?"
-    accuracy = f"test accuracy {run.best_test_acc:.1%}" if run.best_test_acc is not None else "not evaluated"
-    return f"Run {run.id} · {model} · {accuracy} · {run.status}"
+    # The accuracy first: a narrow window cuts the end of the label off.
+    accuracy = f"{run.best_test_acc:.1%} on test" if run.best_test_acc is not None else "not evaluated"
+    return f"{accuracy} · {model} · run {run.id} · {run.status}"
 
 
 def _load(choice: Path | LoadedCheckpoint) -> LoadedCheckpoint:
@@ -279,6 +338,7 @@ class Prepped:
     model_view: Image.Image  # the 28x28 input, upscaled nearest-neighbour
     tensor: torch.Tensor  # (1, 1, 28, 28) float32, what the model gets
     steps: str  # what preprocessing did, in words
+    hints: tuple[str, ...] = ()  # why the answer may mislead: a tiny image, an item lying on its side
 
 
 def prepare_upload(data: bytes) -> Prepped:
@@ -288,7 +348,31 @@ def prepare_upload(data: bytes) -> Prepped:
             f"image is too large ({len(data) / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES / 2**20:.0f} MB)"
         )
     prepared = prepare(data)
-    return Prepped(_preview(prepared), upscale(prepared.input_image()), prepared.tensor, _steps(prepared))
+    return Prepped(
+        _preview(prepared),
+        upscale(prepared.input_image()),
+        prepared.tensor,
+        _steps(prepared),
+        hints(prepared),
+    )
+
+
+def hints(prepared: Prepared) -> tuple[str, ...]:
+    """What makes this image a poor question for a model trained on FashionMNIST, in words."""
+    left, top, right, bottom = prepared.crop_box or (0, 0, *prepared.original.size)
+    width, height = right - left, bottom - top
+    found = []
+    if max(prepared.original.size) < TINY_PX:
+        size = "×".join(map(str, prepared.original.size))
+        found.append(f"The model sees a 28×28 picture; this one is {size}, so the answer means little.")
+    elif max(width, height) < TINY_PX:
+        found.append(f"The item is only {width}×{height} pixels, blown up to 28×28: the answer means little.")
+    if width >= WIDE * height:
+        found.append(
+            f"The item is {width / height:.1f}× wider than tall. Shoes and bags are, but FashionMNIST's "
+            "clothes all stand upright: if this one lies on its side, turn the picture by 90°."
+        )
+    return tuple(found)
 
 
 def upscale(image: Image.Image, size: int = SHOWN_PX) -> Image.Image:
@@ -393,9 +477,99 @@ def render_upload(
                 chart = topk_figure(predictions)
                 st.plotly_chart(chart, width="stretch", key=f"predict_upload_chart_{position}")
         st.caption(prepped.steps)
+        for hint in prepped.hints:
+            st.caption(f":orange[:material/info:] {hint}")
         if explain and predictions is not None:
             render_attributions(model, prepped.tensor, predictions[0])
     return predictions
+
+
+# ---- drawing and the camera ---------------------------------------------------------------------------
+
+
+def draw_section(model: nn.Module | None, k: int, explain: bool = False) -> None:
+    """A canvas to sketch on; each finished stroke sends the drawing through the same path as an upload."""
+    tools = st.container(horizontal=True, vertical_alignment="bottom")
+    tool = tools.segmented_control(
+        "Tool", ["Pen", "Eraser"], default="Pen", required=True, key="predict_draw_tool", width="content"
+    )
+    brush = tools.slider("Brush size", 4, 48, 20, key="predict_draw_brush", width=220)
+    canvas_col, result_col = side_by_side("predict_draw_result", CANVAS_PX + 4, 420)
+    with canvas_col:
+        drawing = canvas(
+            stroke_width=brush,
+            stroke_color=INK if tool == "Pen" else PAPER,
+            background_color=PAPER,
+            update_streamlit=True,  # sent on mouse or touch up: once per stroke, not on every move
+            height=CANVAS_PX,
+            width=CANVAS_PX,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=CANVAS_KEY,
+        )
+        st.caption("Undo, redo and clear: the buttons above the canvas. Draw dark on white, like a sketch.")
+    pixels = drawing.image_data
+    if pixels is None or _blank(pixels):
+        result_col.info("Sketch a piece of clothing on the canvas: trousers, a shirt, a shoe, a bag…")
+        return
+    try:
+        prepped = prepare_upload(_png(pixels))
+    except StudioError as exc:
+        result_col.error(f"Cannot classify this drawing: {exc}")
+        return
+    with result_col:
+        input_col, chart_col = side_by_side("predict_draw_answer", DRAWN_INPUT_PX, 240)
+        input_col.image(prepped.model_view, caption="What the model sees (28×28)", width=DRAWN_INPUT_PX)
+        with chart_col:
+            predictions = _answer(model, prepped, k, "predict_draw_chart")
+        for hint in prepped.hints:
+            st.caption(f":orange[:material/info:] {hint}")
+    if explain and predictions is not None:
+        render_attributions(model, prepped.tensor, predictions[0])
+
+
+def canvas(**options):
+    """streamlit-drawable-canvas's st_canvas. Imported on use: the component registers itself with the
+    running Streamlit at import, so importing it elsewhere (a plain test importing this module) fails."""
+    from streamlit_drawable_canvas import st_canvas
+
+    return st_canvas(**options)
+
+
+def _blank(pixels: np.ndarray) -> bool:
+    """Nothing drawn (or all of it erased): every pixel the same colour."""
+    return bool((pixels == pixels.reshape(-1, pixels.shape[-1])[0]).all())
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """The canvas's RGBA pixels as a PNG, so a drawing is decoded and checked like any upload."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _answer(model: nn.Module | None, prepped: Prepped, k: int, key: str) -> list[Prediction] | None:
+    """The top-1 line and the top-k chart, or a word on getting a model first."""
+    if model is None:
+        st.info("No model to ask yet: train the quick one above, or upload a `model.pth`.")
+        return None
+    predictions = predict(model, prepped.tensor, k)
+    st.markdown(f"Top-1: **{predictions[0].label}** · {predictions[0].prob:.1%}")
+    st.plotly_chart(topk_figure(predictions), width="stretch", key=key)
+    return predictions
+
+
+def camera_section(model: nn.Module | None, k: int, explain: bool = False) -> None:
+    """A photo from the camera, classified the way an uploaded photo is."""
+    photo = st.camera_input(
+        "Hold a piece of clothing up to the camera",
+        key="predict_camera",
+        help="One item against a plain wall works best. The photo stays in this browser session.",
+    )
+    if photo is None:
+        st.caption("Take a photo above: it goes through the same steps as a dropped image.")
+        return
+    render_upload("camera photo", photo.getvalue(), model, k, position="camera", explain=explain)
 
 
 ATTRIBUTION_PX = 168  # 28 px x 6
@@ -468,7 +642,7 @@ def topk_figure(predictions: list[Prediction], truth: int | None = None) -> go.F
         )
     )
     figure.update_layout(
-        title=f"Top-{len(predictions)} classes",
+        title="The most likely class" if len(predictions) == 1 else f"Top-{len(predictions)} classes",
         xaxis={"title": "Probability (%)", "range": [0, 112], "tickvals": [0, 25, 50, 75, 100]},
         yaxis={"automargin": True},
         height=110 + 34 * len(predictions),

@@ -14,11 +14,38 @@ from core import tensors as tn
 from core.data import CLASSES
 from core.device import accelerator_type
 from core.errors import StudioError
+from ui import link
 from ui.cache import torchvision_dataset
 
 PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
 IMAGE_PX = 224  # the 28x28 sample, 8 px a pixel
 MAX_SEED = 2**31 - 1
+
+# What a copied link keeps, panel by panel. Each panel is a fragment whose reruns skip the rest of the
+# page, so each one reads and writes its own part of the URL.
+INIT_LINK = [
+    link.text("shape", "tensors_shape", 40, fallback="2, 3"),
+    link.choice("dtype", "tensors_dtype", list(tn.DTYPES), fallback="float32"),
+    link.whole("seed", "tensors_seed", 0, MAX_SEED, fallback="seed 0"),
+]
+JOIN_LINK = [
+    link.choice("join", "tensors_join", ["cat", "stack"], fallback="cat"),
+    link.whole("joined", "tensors_join_count", 2, 4, fallback="3 tensors"),
+]
+OP_LINK = [
+    link.choice("op", "tensors_op", tn.ARITHMETIC, fallback="the matrix product"),
+    link.whole("rows", "tensors_op_rows", 1, 8, fallback="3 rows"),
+    link.whole("cols", "tensors_op_cols", 1, 8, fallback="2 columns"),
+]
+
+
+def _index_link(count: int) -> list[link.Param]:
+    return [link.whole("sample", "tensors_sample", 0, count - 1, fallback="sample 0")]
+
+
+def link_params(count: int) -> list[link.Param]:
+    """Every panel's part of the URL; `count` is the number of training images."""
+    return INIT_LINK + _index_link(count) + JOIN_LINK + OP_LINK
 
 
 def code_and_output(snippet: tn.Snippet) -> None:
@@ -45,11 +72,13 @@ def initializing() -> None:
         "Directly from data, from a NumPy array, from another tensor (`*_like` keeps its shape and dtype "
         "unless told otherwise), or with random or constant values of a shape you choose."
     )
+    link.notify(link.adopt(INIT_LINK))
     row = st.container(horizontal=True, vertical_alignment="bottom")
     shape_text = row.text_input("Shape", "2, 3", key="tensors_shape", width=160, help="e.g. 2, 3 or 2x3x4")
     dtype = row.selectbox("dtype", list(tn.DTYPES), key="tensors_dtype", width=160)
     seed = row.number_input("Seed", 0, MAX_SEED, 0, key="tensors_seed", width=160)
     _panel(lambda: tn.initializing(tn.parse_shape(shape_text), dtype, int(seed)))
+    link.keep(INIT_LINK)
 
 
 @st.fragment
@@ -77,6 +106,7 @@ def indexing() -> None:
         "and columns. Then the tutorial's own example, setting a column of `torch.ones(4, 4)` to zero."
     )
     dataset = torchvision_dataset("train")
+    link.notify(link.adopt(_index_link(len(dataset))))
     row = st.container(horizontal=True, vertical_alignment="bottom")
     index = row.number_input(
         "Sample", min_value=0, value=0, key="tensors_sample", width=160,
@@ -95,6 +125,7 @@ def indexing() -> None:
     st.markdown("**The tutorial's example**")
     column = st.selectbox("Column to set to zero", [0, 1, 2, 3, -1], index=1, key="tensors_column", width=200)
     _panel(lambda: tn.zero_column(column))
+    link.keep(_index_link(len(dataset)))
 
 
 def _draw_slice(
@@ -121,6 +152,7 @@ def joining() -> None:
         "`torch.cat` joins tensors along a dimension they already have; `torch.stack` adds a new one. "
         "Each copy here is `torch.arange(6).reshape(2, 3)`."
     )
+    link.notify(link.adopt(JOIN_LINK))
     row = st.container(horizontal=True, vertical_alignment="bottom")
     how = row.segmented_control("Join with", ["cat", "stack"], default="cat", key="tensors_join")
     how = how or "cat"  # clicking the chosen option again clears it
@@ -128,6 +160,7 @@ def joining() -> None:
     dim = row.selectbox("dim", dims, index=dims.index(0), key=f"tensors_join_dim_{how}", width=120)
     count = row.slider("Tensors", 2, 4, 3, key="tensors_join_count", width=200)
     _panel(lambda: tn.joining(how, dim, count))
+    link.keep(JOIN_LINK)
 
 
 @st.fragment
@@ -137,6 +170,7 @@ def arithmetic() -> None:
         "`item()` turns a one-element tensor into a Python number. Operations ending in `_` change the "
         "tensor in place."
     )
+    link.notify(link.adopt(OP_LINK))
     row = st.container(horizontal=True, vertical_alignment="bottom")
     operation = row.selectbox("Operation", tn.ARITHMETIC, key="tensors_op", width=240)
     rows = row.number_input("Rows", 1, 8, 3, key="tensors_op_rows", width=110)
@@ -150,6 +184,7 @@ def arithmetic() -> None:
             "From the tutorial: in-place operations save some memory, but can be problematic when "
             "computing derivatives because of an immediate loss of history. Hence, their use is discouraged."
         )
+    link.keep(OP_LINK)
 
 
 @st.fragment

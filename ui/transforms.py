@@ -13,11 +13,14 @@ from core import transforms as tf
 from core.data import CLASSES
 from core.errors import StudioError
 from core.transforms import CATALOGUE, ParamSpec, Step, TensorStats
+from ui import link
 from ui.layout import cells, side_by_side
 
 STEPS_KEY = "transforms_steps"  # [{"id": int, "name": str}], the pipeline in order
 NEXT_ID_KEY = "transforms_next_id"
 SEED_KEY = "transforms_seed"
+PIPELINE_KEY = "transforms_pipeline"  # the pipeline last shown, [(name, params)]: for links and coming back
+MAX_STEPS = 12  # a link with more steps than this is refused
 TRAIN_KEY = "train_augment"  # read by the Train page: a dict of core.augment.Augment's fields
 SPLIT = "train"  # augmentation is for training images
 MAX_SEED = 2**31 - 1
@@ -42,6 +45,66 @@ PRESETS: dict[str, list[Step]] = {
 def raw_dataset(split: str):
     """The tutorial's Dataset handing out PIL images (no ToTensor), shared by every session."""
     return tf.raw_dataset(split)
+
+
+# ---- the pipeline in a link: ?step=RandomRotation:degrees=10&step=ToTensor ------------------------------
+
+
+def _format_step(step: Step) -> str:
+    name, params = step
+    values = ",".join(f"{key}={_format_value(value)}" for key, value in params.items())
+    return f"{name}:{values}" if values else name
+
+
+def _format_value(value: Any) -> str:
+    return f"{value[0]:g}..{value[1]:g}" if isinstance(value, tuple | list) else f"{value:g}"
+
+
+def _read_steps(value: link.Value) -> list[Step]:
+    texts = value if isinstance(value, list) else [value]
+    if len(texts) > MAX_STEPS:
+        raise link.BadLink(f"the pipeline has {len(texts)} steps; at most {MAX_STEPS} are allowed.")
+    return [_read_step(text) for text in texts if text]  # ?step= alone: an empty pipeline
+
+
+def _read_step(text: str) -> Step:
+    """One step, checked by core.transforms.clean_params like a widget's values; never evaluated."""
+    if len(text) > link.MAX_TEXT:
+        raise link.BadLink(f"a step of {len(text):,} characters is too long.")
+    name, _, rest = text.partition(":")
+    if name not in CATALOGUE:
+        raise link.BadLink(f"step {name[:30]!r} is not one of the transforms here.")
+    given = {}
+    for part in filter(None, rest.split(",")):
+        key, _, raw = part.partition("=")
+        given[key] = tuple(raw.split("..", 1)) if ".." in raw else raw
+    try:
+        return name, tf.clean_params(name, given)
+    except StudioError as exc:
+        raise link.BadLink(f"{exc}.") from None
+
+
+PIPELINE_LINK = link.Param(
+    "step",
+    PIPELINE_KEY,
+    _read_steps,
+    lambda steps: [_format_step(step) for step in steps] or [""],
+    repeated=True,
+    fallback="the tutorial's ToTensor",
+)
+
+
+def link_params(n_samples: int) -> list[link.Param]:
+    """What a copied link keeps: the pipeline, the first sample, how many, and the seed."""
+    return [PIPELINE_LINK, *_sample_params(n_samples)]
+
+
+def _sample_params(n_samples: int) -> list[link.Param]:
+    return [
+        link.whole("sample", "transforms_index", 0, n_samples - 1, fallback="sample 0"),
+        link.whole("samples", "transforms_count", 1, 4, fallback="2 samples"),
+        link.whole("seed", SEED_KEY, 0, MAX_SEED, fallback="seed 0"),
+    ]
 
 
 # ---- the pipeline editor ----------------------------------------------------------------------------------
@@ -91,21 +154,21 @@ def _param_widget(param: ParamSpec, key: str) -> Any:
     )
 
 
-def _render_step(position: int, step: dict, count: int) -> Step:
+def _render_step(position: int, step: dict, count: int, remembered: dict[str, Any]) -> Step:
     spec = CATALOGUE[step["name"]]
     with st.container(border=True):
         header = st.container(horizontal=True, vertical_alignment="center", gap="small")
         header.markdown(f"**{position + 1}. {spec.name}**", width="stretch")
-        for name, icon, action, args, disabled, tip in (
-            ("up", "arrow_upward", _move, (position, -1), position == 0, "Move up"),
-            ("down", "arrow_downward", _move, (position, 1), position == count - 1, "Move down"),
-            ("remove", "close", _remove, (position,), False, "Remove this step"),
+        # Text arrows, not Material icons: a screen reader reads an icon's ligature ("arrow_upward").
+        for name, label, action, args, disabled, tip in (
+            ("up", "↑", _move, (position, -1), position == 0, "Move up"),
+            ("down", "↓", _move, (position, 1), position == count - 1, "Move down"),
+            ("remove", "✕", _remove, (position,), False, "Remove this step"),
         ):
             key = f"transforms_{name}_{step['id']}"
             header.button(
-                "",
+                label,
                 type="tertiary",
-                icon=f":material/{icon}:",
                 key=key,
                 on_click=action,
                 args=args,
@@ -116,16 +179,20 @@ def _render_step(position: int, step: dict, count: int) -> Step:
         params = {}
         for param in spec.params:
             key = _param_key(step["id"], param.name)
-            st.session_state.setdefault(key, param.default)
+            # Back from another page, Streamlit has dropped the widgets' values; the last pipeline has them.
+            st.session_state.setdefault(key, remembered.get(param.name, param.default))
             params[param.name] = _param_widget(param, key)
     return spec.name, params
 
 
 def pipeline_editor() -> list[Step]:
     """Presets, the steps as bordered cards with their parameters, and the add row; returns the steps."""
+    link.notify(link.adopt([PIPELINE_LINK]))  # a link's pipeline, on the first visit
+    shown = st.session_state.get(PIPELINE_KEY)
     if STEPS_KEY not in st.session_state:
         st.session_state[STEPS_KEY] = []
-        _load_preset("Tutorial")
+        for name, params in PRESETS["Tutorial"] if shown is None else shown:
+            _append(name, params)
     presets = st.container(horizontal=True, gap="small")
     for name in PRESETS:
         presets.button(
@@ -138,12 +205,20 @@ def pipeline_editor() -> list[Step]:
     steps = st.session_state[STEPS_KEY]
     if not steps:
         st.info("The pipeline is empty: the image goes through unchanged. Add a transform below.")
-    built = [_render_step(i, step, len(steps)) for i, step in enumerate(steps)]
+    built = [_render_step(i, step, len(steps), _remembered(shown, i, step)) for i, step in enumerate(steps)]
+    st.session_state[PIPELINE_KEY] = built
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
     chosen = row.selectbox("Add a transform", list(CATALOGUE), key="transforms_add", width="stretch")
     row.button("Add", icon=":material/add:", key="transforms_add_button", on_click=_add_chosen)
     st.caption(CATALOGUE[chosen].summary)
     return built
+
+
+def _remembered(shown: list[Step] | None, position: int, step: dict) -> dict[str, Any]:
+    """The parameters step `position` had when the page was last shown, if it is the same transform."""
+    if shown and position < len(shown) and shown[position][0] == step["name"]:
+        return dict(shown[position][1])
+    return {}
 
 
 def _preset_help(name: str) -> str:
@@ -159,6 +234,7 @@ def _new_seed() -> None:
 
 def sample_controls(n_samples: int) -> tuple[list[int], int]:
     """Index of the first sample, how many to show and the seed; returns (indices, seed)."""
+    link.notify(link.adopt(_sample_params(n_samples)))
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
     first = row.number_input(
         "First sample",
@@ -276,6 +352,7 @@ def histogram_figure(before: torch.Tensor, after: torch.Tensor | None) -> go.Fig
         xaxis_title="pixel value (tensor units)",
         yaxis_title="pixels (count, log scale)",
         yaxis_type="log",
+        yaxis_dtick=1,  # ticks at 1, 10, 100, 1000: plotly adds 2 and 5 between them, read as "10, 2, 5, 100"
         legend={"orientation": "h", "y": -0.3},
     )
     return figure
@@ -315,7 +392,7 @@ def render_one_hot(labels: list[int], indices: list[int]) -> None:
     printed = [
         f"y = {label} ({CLASSES[label]})  →  {vector}" for label, vector in zip(labels, vectors, strict=True)
     ]
-    st.code("\n".join(printed), language="text")
+    st.code("\n".join(printed), language="text", wrap_lines=True)  # a narrow window would cut the vector
 
 
 # ---- the training hand-off -------------------------------------------------------------------------------

@@ -140,21 +140,24 @@ def test_the_cnn_shows_feature_maps_and_its_own_total(store):
     [
         (
             {"sample": "12345"},
-            "From the link: Sample 12,345 is out of range: the test split has 10,000 images",
+            "From the link: sample 12,345 is out of range (0 to 9,999). Showing test image 0 instead.",
         ),
-        ({"sample": "-3"}, "From the link: Sample -3 is out of range"),
-        ({"sample": "abc"}, "From the link: Sample 'abc' is not a whole number"),
+        ({"sample": "-3"}, "From the link: sample -3 is out of range"),
+        ({"sample": "abc"}, "From the link: sample 'abc' is not a whole number"),
         (
             {"model": "resnet"},
             "From the link: model 'resnet' is not one of mlp, cnn. Showing the MLP instead.",
         ),
-        ({"weights": "run:nope"}, "From the link: weights 'run:nope' are not those of a finished MLP run."),
+        ({"weights": "run:nope"}, "From the link: weights 'run:nope' is not one of untrained."),
+        ({"weights": "run:../../etc"}, "From the link: weights 'run:../../etc' is not one of untrained."),
+        ({"model": "m" * 5000}, "From the link: a value of 5,000 characters is too long."),
     ],
 )
 def test_a_bad_link_says_what_is_wrong_and_shows_the_default(run_store, query, message):
     at = _page(**query)
-    assert not at.exception and not at.error
-    assert len(at.warning) == 1 and at.warning[0].value.startswith(message)
+    assert not at.exception and not at.error and not at.warning
+    notices = [c for c in _texts(at, "caption") if "From the link" in c]
+    assert len(notices) == 1 and message in notices[0]
     assert at.number_input(key="build_model_sample").value == 0
     assert at.radio(key="build_model_model").value == "mlp"
 

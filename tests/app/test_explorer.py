@@ -25,8 +25,10 @@ def _explorer() -> AppTest:
 
 
 def _grid(at: AppTest) -> list[tuple[int, str]]:
-    """(index, label text) of every grid image, read from the captions under them."""
-    matches = (GRID_CAPTION.match(c) for image in at.image for c in image.captions)
+    """(index, label text) of every grid image, read from the buttons under them."""
+    buttons = (b for b in at.button if b.key and b.key.startswith("explorer_open_"))
+    labels = (b.label.replace("\u2011", "-") for b in buttons)  # a non-breaking hyphen in T-shirt/top
+    matches = (GRID_CAPTION.match(label) for label in labels)
     return [(int(m[1]), m[2]) for m in matches if m]
 
 
@@ -95,8 +97,8 @@ def test_test_split_and_selected_sample_details(real_data, run_store, no_custom)
     stats = explore.pixel_stats(images[index])
     shown = {m.label: m.value for m in at.metric}
     assert shown == {
-        "Min": f"{stats.min:.1f}",
-        "Max": f"{stats.max:.1f}",
+        "Min": f"{stats.min:.0f}",  # uint8 pixels: whole numbers
+        "Max": f"{stats.max:.0f}",
         "Mean": f"{stats.mean:.1f}",
         "Std": f"{stats.std:.1f}",
     }
@@ -164,3 +166,81 @@ def test_missing_dataset_shows_the_fix_and_how_to_add_images(run_store, tmp_path
     assert not _grid(at)
     assert any("No custom dataset found — how to add one" in e.label for e in at.expander)
     assert any("annotations.csv" in m.value for m in at.markdown)
+
+
+def test_clicking_a_grid_image_opens_it_in_the_inspector(real_data, run_store, no_custom):
+    at = _explorer()
+    index, text = _grid(at)[5]
+    at.button(key=f"explorer_open_{index}").click().run()
+    assert not at.exception
+    assert at.selectbox(key="explorer_pick_fashion_train").value == index
+    assert any(m.value.startswith(f"**Index** {index} · ") and f"({text})" in m.value for m in at.markdown)
+
+
+def test_the_densest_grid_keeps_class_names_whole(real_data, run_store, no_custom):
+    at = _explorer()
+    at.segmented_control(key="explorer_grid").set_value(6).run()
+    labels = [b.label for b in at.button if b.key and b.key.startswith("explorer_open_")]
+    assert len(labels) == 36 and not any("-" in label for label in labels)  # only non-breaking hyphens
+    assert set(labels) <= {"T\u2011shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                           "Sneaker", "Bag", "Boot"}  # fmt: skip
+
+
+def _linked(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def test_a_link_restores_the_view_and_the_view_is_written_back(real_data, run_store, no_custom):
+    query = {"split": "test", "classes": ["Trouser", "Bag"], "grid": "4", "seed": "77", "batch": "32"}
+    at = _linked(**query)
+    assert not at.exception and not [c for c in at.caption if "From the link" in c.value]
+    grid = _grid(at)
+    expected = explore.sample_indices(load_split("test")[1], [1, 8], 16, 77)
+    assert [i for i, _ in grid] == expected and {t for _, t in grid} <= {"Trouser", "Bag"}
+    assert at.number_input(key="explorer_batch").value == 32
+    at.number_input(key="explorer_seed").set_value(5).run()
+    assert at.query_params["seed"] == "5" and at.query_params["split"] == "test"
+    assert at.query_params["classes"] == ["Trouser", "Bag"] and at.query_params["grid"] == "4"
+
+
+def test_settings_survive_a_visit_to_another_page(real_data, run_store, no_custom):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    at.radio(key="explorer_split").set_value("test").run()
+    at.number_input(key="explorer_seed").set_value(123).run()
+    at.segmented_control(key="explorer_grid").set_value(5).run()
+    at.number_input(key="explorer_batch").set_value(16).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
+    at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert (
+        at.radio(key="explorer_split").value == "test" and at.number_input(key="explorer_seed").value == 123
+    )
+    assert (
+        at.segmented_control(key="explorer_grid").value == 5
+        and at.number_input(key="explorer_batch").value == 16
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"split": "validation"}, "split 'validation' is not one of train, test."),
+        ({"classes": ["Trouser", "Hat"]}, "classes 'Hat' is not one of"),
+        ({"grid": "10"}, "grid '10' is not one of 3, 4, 5, 6."),
+        ({"seed": "-5"}, "seed -5 is out of range"),
+        ({"seed": "9" * 400}, "a value of 400 characters is too long."),
+        ({"batch": "0"}, "batch 0 is out of range (1 to 1,024)."),
+        ({"sample": "60000"}, "sample 60,000 is out of range"),
+    ],
+)
+def test_a_bad_link_value_is_refused_with_a_notice(real_data, run_store, no_custom, query, reason):
+    at = _linked(**query)
+    assert not at.exception and not at.error
+    notices = [c.value for c in at.caption if "From the link" in c.value]
+    assert len(notices) == 1 and reason in notices[0]
+    assert len(_grid(at)) == 9 and at.radio(key="explorer_split").value == "train"

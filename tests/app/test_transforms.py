@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import core.data
@@ -163,3 +164,80 @@ def test_missing_dataset_shows_the_fix_instead_of_the_page(tmp_path, monkeypatch
     assert not at.exception
     assert [e.value for e in at.error] == [core.data.dataset_status().message]
     assert "make data" in at.error[0].value and not at.get("image")
+
+
+def _linked(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def _notices(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if "From the link" in c.value]
+
+
+def test_a_link_restores_the_pipeline_and_samples_and_the_view_is_written_back(real_data):
+    steps = ["RandomRotation:degrees=30", "ToTensor", "RandomErasing:p=0.5,scale=0.05..0.2,value=0"]
+    at = _linked(step=steps, sample="12", samples="3", seed="99")
+    assert not at.exception and not at.error and not _notices(at)
+    code = _code(at)
+    assert "RandomRotation(degrees=30" in code and "RandomErasing(p=0.5, scale=(0.05, 0.2)" in code
+    assert at.number_input(key="transforms_index").value == 12
+    assert at.number_input(key="transforms_seed").value == 99
+    assert "#14 · tensor 1×28×28" in _images(at)  # three samples from #12
+    at.number_input(key="transforms_seed").set_value(5).run()
+    assert at.query_params["seed"] == "5" and at.query_params["sample"] == "12"
+    assert at.query_params["step"][1] == "ToTensor" and at.query_params["step"][0].startswith(steps[0])
+
+
+def test_the_first_sample_and_the_pipeline_survive_a_visit_to_another_page(real_data):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    at.number_input(key="transforms_index").set_value(7).run()
+    _add(at, "RandomRotation")
+    rotation = next(s for s in at.slider if s.key and s.key.endswith("_degrees"))
+    rotation.set_value(40.0).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
+    at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.number_input(key="transforms_index").value == 7
+    assert "RandomRotation(degrees=40" in _code(at)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"step": ["ToTensor", "Lambda"]}, "step 'Lambda' is not one of the transforms here."),
+        ({"step": ["__import__('os')"]}, "is not one of the transforms here."),
+        ({"step": ["RandomRotation:degrees=1e9"]}, "RandomRotation: degrees must be between"),
+        ({"step": ["RandomRotation:degrees=nan"]}, "RandomRotation: degrees must be between"),
+        ({"step": ["RandomRotation:evil=1"]}, "RandomRotation has no parameter(s) ['evil']"),
+        ({"step": ["ToTensor"] * 13}, "the pipeline has 13 steps; at most 12 are allowed."),
+        ({"step": ["RandomRotation:degrees=" + "1" * 300]}, "a step of 323 characters is too long."),
+        ({"sample": "60000"}, "sample 60,000 is out of range"),
+        ({"samples": "9"}, "samples 9 is out of range (1 to 4)."),
+        ({"seed": "-1"}, "seed -1 is out of range"),
+    ],
+)
+def test_a_bad_link_value_is_refused_with_a_notice(real_data, query, reason):
+    at = _linked(**query)
+    assert not at.exception and not at.error
+    notices = _notices(at)
+    assert len(notices) == 1 and reason in notices[0]
+    assert "transforms.ToTensor()" in _code(at) and "#0 · tensor 1×28×28" in _images(at)
+
+
+def test_reorder_buttons_are_named_by_text_and_random_resized_crop_only_zooms_in(real_data):
+    at = _page()
+    _add(at, "RandomResizedCrop")
+    assert {b.label for b in at.button if b.key and b.key.startswith("transforms_up_")} == {"↑"}
+    lines = [m.value for m in at.markdown if "RandomResizedCrop →" in m.value]
+    assert lines and "zoom in up to" in lines[0] and "±" not in lines[0]
+
+
+def test_the_log_histogram_ticks_only_powers_of_ten(real_data):
+    at = _page()
+    spec = next(c.proto.spec for c in at.get("plotly_chart") if "Pixel values" in c.proto.spec)
+    assert '"dtick":1' in spec.replace(" ", "")

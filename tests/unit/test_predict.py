@@ -616,3 +616,14 @@ def test_predict_is_fast(tmp_path, untrained):
         predict(untrained, data)
         timings.append(time.perf_counter() - start)
     assert sorted(timings)[2] < 0.1, f"median {sorted(timings)[2]:.3f}s for a 1200x900 JPEG"
+
+
+@pytest.mark.parametrize(("fill", "inverted"), [((245, 245, 240, 255), False), ((30, 30, 60, 255), True)])
+def test_an_item_on_a_transparent_png_keeps_its_lightness(tmp_path, fill, inverted):
+    """A white shirt cut out on transparency stays light on dark; a dark one is inverted, as on paper."""
+    image = Image.new("RGBA", (200, 160), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rectangle((70, 20, 130, 140), fill=fill)
+    prepared = prepare(_save(image, tmp_path / "cutout.png"))
+    assert prepared.inverted is inverted
+    _assert_visible_item(prepared.tensor)
+    assert float(prepared.tensor[0, 0, 14, 14]) > 0.9, "the item's middle is bright in the model input"
