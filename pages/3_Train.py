@@ -4,11 +4,11 @@ import streamlit as st
 
 from core import runs
 from core.data import dataset_status
-from ui import runs_table, train, train_form, train_live, train_outcome
+from ui import link, runs_table, train, train_form, train_live, train_outcome
 from ui.layout import side_by_side
 from ui.nav import title
 
-title("train")
+heading = title("train")
 st.caption(
     "Pick hyperparameters (or a preset), start training and watch loss and accuracy live. "
     "Training runs in its own process: switch pages or close the tab and it keeps going."
@@ -20,8 +20,12 @@ with form_col:
     train_form.render_form(dataset_status())
 
 all_runs = runs.list_runs()  # after the form, so a run it just started is listed
+views = [train.RUN_LINK, *train_outcome.CELL_LINKS]  # the run shown and the gallery's classes
+link.notify(link.adopt(views))
 selected = runs_table.selected_ids(all_runs)
 run = train.pick_run(all_runs, selected)
+if run is not None:
+    st.session_state[train.SHOWN] = run.id  # kept when the table's selection goes with a page switch
 
 with run_col:
     if run is None:
@@ -49,3 +53,5 @@ if all_runs:
         runs_table.render_comparison([r for r in all_runs if r.id in selected])
 else:
     st.caption("Runs you start appear here, newest first, with their best test accuracy.")
+
+link.keep(views, where=heading)  # last: the gallery's classes are drawn by then

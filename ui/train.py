@@ -5,9 +5,11 @@ import streamlit as st
 from core import analysis, export, runs
 from core.errors import RunError
 from core.train import TrainConfig
-from ui import charts
+from ui import charts, link
 from ui.live_chart import live_chart
 
+SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
+RUN_LINK = link.run_id("run", SHOWN, fallback="the newest run")
 MODEL_NAMES = {"mlp": "MLP (the tutorial's)", "cnn": "Small CNN"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
@@ -20,7 +22,7 @@ def pick_run(all_runs: list[runs.RunInfo], selected: list[str]) -> runs.RunInfo 
     active = next((r for r in all_runs if r.active), None)
     if active is not None:
         return active
-    return by_id.get(st.session_state.get("train_run_id", "")) or (all_runs[0] if all_runs else None)
+    return by_id.get(st.session_state.get(SHOWN, "")) or (all_runs[0] if all_runs else None)
 
 
 # ---- one run ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from core.device import available_devices
 from core.errors import BadConfig, StudioError
 from core.models import MODELS
 from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
+from ui import link
 from ui.train import MODEL_NAMES, OPTIMIZER_NAMES, export_script
 from ui.train_live import SCROLL_TO
 
@@ -178,11 +179,77 @@ def with_value(options: tuple, value) -> list:
     return sorted({*options, value}) if value is not None else list(options)
 
 
+# ---- the form in the URL (ui.link) -------------------------------------------------------------------
+
+_LINK_NAMES = {"model": "model", "epochs": "epochs", "batch_size": "batch", "limit_batches": "cap",
+               "hidden": "hidden", "dropout": "dropout", "lr": "lr", "optimizer": "opt",
+               "lr_schedule": "schedule", "momentum": "momentum", "weight_decay": "wd", "seed": "seed",
+               "device": "device", "log_every": "log"}  # fmt: skip
+_AUGMENT_LINKS = {"hflip": ("flip", 1.0), "rotate": ("rotate", 180.0), "translate": ("shift", 1.0),
+                  "scale": ("zoom", 1.0), "erase": ("erase", 1.0)}  # fmt: skip
+
+
+def form_links() -> list[link.Param]:
+    """Every form field as a URL parameter, each read as strictly as TrainConfig reads it.
+
+    A link only fills the form: nothing starts until Start is pressed."""
+    params = [_text_param(name) for name in NUMBER_FIELDS]
+    params += [_limit_param(name) for name in ("batch_size", "lr", "weight_decay")]
+    params += [
+        link.choice("model", _key("model"), list(MODELS)),
+        link.choice("opt", _key("optimizer"), OPTIMIZERS),
+        link.choice("schedule", _key("lr_schedule"), SCHEDULES),
+        link.choice("device", _key("device"), available_devices(), fallback="auto"),
+        link.number("momentum", _key("momentum"), 0.0, 0.99),
+    ]
+    params += [link.number(url, _aug_key(name), 0.0, most) for name, (url, most) in _AUGMENT_LINKS.items()]
+    return params
+
+
+def _text_param(name: str) -> link.Param:
+    """A number field: its text, refused unless the field would pass Start's check."""
+
+    def read(value: link.Value) -> str:
+        text = value[-1] if isinstance(value, list) else value
+        try:
+            return shown(parse_number(name, text[:40]))
+        except ValueError as exc:
+            raise link.BadLink(f"{exc}.") from None
+
+    return link.Param(_LINK_NAMES[name], _key(name), read, fallback="the form's value")
+
+
+def _limit_param(name: str) -> link.Param:
+    """A slider's number, within core.train.LIMITS."""
+    url, limit = _LINK_NAMES[name], LIMITS[name]
+
+    def read(value: link.Value) -> int | float:
+        text = (value[-1] if isinstance(value, list) else value)[:40]
+        try:
+            number = int(text) if limit.whole else float(text)
+        except ValueError:
+            raise link.BadLink(f"{url} {text!r} is not a number.") from None
+        if not limit.allows(number):
+            raise link.BadLink(f"{url} must be {limit.describe()}, not {text}.")
+        return number
+
+    return link.Param(url, _key(name), read, write=shown, fallback="the form's value")
+
+
+def _link_values() -> dict:
+    """What the URL should hold: a field left at the tutorial's value is left out, so links stay short."""
+    defaults = {_key(n): _widget_value(n, getattr(PRESETS["tutorial"], n)) for n in _FORM_FIELDS}
+    defaults |= {_aug_key(n): 0.0 for n in _AUGMENT_FIELDS}
+    return {key: None for key, default in defaults.items() if st.session_state.get(key) == default}
+
+
 # ---- drawing it --------------------------------------------------------------------------------------
 
 
 def render_form(status: DatasetStatus) -> None:
     """The new-run form. No st.form: Enter in a field only applies it; Start alone starts a run."""
+    links = form_links()
+    link.notify(link.adopt(links))
     _init_form_state()
     st.subheader("New run")
     st.session_state[_key("preset")] = _matching_preset()
@@ -211,6 +278,7 @@ def render_form(status: DatasetStatus) -> None:
         )
         _report_problems()
     _export_form()
+    link.keep(links, _link_values())
     st.session_state[_SAVED] = {
         **{name: st.session_state[_key(name)] for name in _FORM_FIELDS},
         **{f"aug_{name}": st.session_state[_aug_key(name)] for name in _AUGMENT_FIELDS},

@@ -5,7 +5,7 @@ import streamlit as st
 from core import analysis, runs
 from core.data import CLASSES, dataset_status
 from core.errors import StudioError
-from ui import charts
+from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
 from ui.train import duration, pct, reader, render_curves
@@ -13,6 +13,11 @@ from ui.train_form import LR_VALUES, most, with_value
 from ui.train_live import SCROLL_TO
 
 GALLERY_SIZE = 30
+_CLASSES = {name: index for index, name in enumerate(CLASSES)}
+CELL_LINKS = [  # the gallery's classes in the URL, so they survive page switches and shared links
+    link.choice("true", "train_cell_true", _CLASSES, fallback="any class"),
+    link.choice("predicted", "train_cell_pred", _CLASSES, fallback="any class"),
+]
 CONFUSION = "train_chart_confusion"  # the confusion matrix's key: its state holds the clicked cell
 _CLICKED = "train_cell_clicked"  # (true, predicted) of the last click taken into the gallery
 
