@@ -169,11 +169,6 @@ def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
         return None, {field: str(exc)}
 
 
-def most(field: str) -> int:
-    """The largest whole value TrainConfig accepts for `field` (core.train.LIMITS, the CLI's too)."""
-    return int(LIMITS[field].high)
-
-
 def with_value(options: tuple, value) -> list:
     """`options` plus the current value, so a value set elsewhere (a preset, a saved form) is selectable."""
     return sorted({*options, value}) if value is not None else list(options)

@@ -8,8 +8,8 @@ from core.errors import StudioError
 from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
-from ui.train import duration, pct, reader, render_curves
-from ui.train_form import LR_VALUES, most, with_value
+from ui.train import SHOWN, duration, pct, reader, render_curves
+from ui.train_form import LR_VALUES, parse_number, with_value
 from ui.train_live import SCROLL_TO
 
 GALLERY_SIZE = 30
@@ -158,13 +158,8 @@ def _downloads(run: runs.RunInfo, rows: list[dict]) -> None:
 def _continue(run: runs.RunInfo) -> None:
     """More epochs from the saved weights, at the same or another learning rate (lower after a divergence)."""
     row = st.container(horizontal=True, vertical_alignment="bottom")
-    more = row.number_input(
-        "More epochs",
-        min_value=1,
-        max_value=most("epochs"),
-        value=run.config.epochs,
-        key="train_more",
-        width=120,
+    more = row.text_input(  # text, checked like the form's Epochs: never rounded or clamped silently
+        "More epochs", value=str(run.config.epochs), key="train_more", width=120, autocomplete="off"
     )
     lr = row.select_slider(
         "Learning rate",
@@ -179,10 +174,10 @@ def _continue(run: runs.RunInfo) -> None:
     )
     if clicked:
         try:
-            config = run.config.replace(epochs=int(more), lr=float(lr))
+            config = run.config.replace(epochs=parse_number("epochs", more), lr=float(lr))
             new_id = runs.start(config, init_from=run.checkpoint)
         except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return
-        st.session_state["train_run_id"] = st.session_state[SCROLL_TO] = new_id
+        st.session_state[SHOWN] = st.session_state[SCROLL_TO] = new_id
         st.rerun()

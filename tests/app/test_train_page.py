@@ -165,7 +165,10 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
         return real_start(config, **kwargs)
 
     monkeypatch.setattr(runs, "start", spy)
-    at.number_input(key="train_more").set_value(1)
+    at.text_input(key="train_more").input("1.5")
+    at.button(key="train_continue").click().run()
+    assert "Epochs must be a whole number, not 1.5" in _errors(at) and not started  # never rounded to 1
+    at.text_input(key="train_more").input("1")
     at.select_slider(key="train_more_lr").set_value(1e-4)
     at.button(key="train_continue").click().run()
     assert not at.exception
