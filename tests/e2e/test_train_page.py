@@ -42,11 +42,22 @@ def test_enter_applies_a_field_and_start_alone_starts_with_what_was_typed(server
     expect(_field(page, "Epochs")).to_have_value("1.5")  # as typed: not rounded to 1
     expect(_field(page, "Seed")).to_have_value("1e30")
 
+    size = page.get_by_test_id("stExpander").filter(has_text="Model size")
+    size.get_by_text("Model size").click()
+    _field(page, "Hidden units").fill("5000")
+    _field(page, "Hidden units").press("Tab")
+    _settle(page)
+    size.get_by_text("Model size").click()  # closed again: the field out of range is out of sight
+    expect(_field(page, "Hidden units")).to_be_hidden()
+
     page.get_by_role("button", name="Start training").click()
     problems = page.get_by_test_id("stAlert").filter(has_text="Not started. Fix these first")
     expect(problems).to_contain_text("Epochs must be a whole number, not 1.5", timeout=10_000)
     expect(problems).to_contain_text("Seed must be a whole number between 0 and 4294967295, not 1e30")
+    expect(problems).to_contain_text("Hidden units must be a whole number between 1 and")
+    expect(_field(page, "Hidden units")).to_be_visible()  # Start opened the section that holds it
     assert _run_ids(server) == before
+    _field(page, "Hidden units").fill("")
 
     _field(page, "Epochs").fill("1")
     _field(page, "Seed").fill("0")
