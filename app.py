@@ -65,7 +65,9 @@ def _latest_runs() -> None:
             continue
         accuracy = f"{run.best_test_acc:.1%}" if run.best_test_acc is not None else "—"
         model = run.config.model.upper() if run.config else "?"
-        st.markdown(f"`{run.id}` · {model} · **{run.status}** · best test accuracy {accuracy}")
+        # The Train page's words: "training" (queued or running), and where it is (runs.Progress)
+        status = f"**training** · {runs.progress(run).label}" if run.active else f"**{run.status}**"
+        st.markdown(f"`{run.id}` · {model} · {status} · best test accuracy {accuracy}")
 
 
 st.set_page_config(page_title="FashionMNIST Studio", page_icon=APP_ICON, layout="wide")

@@ -1,24 +1,29 @@
-"""What the Train page shows about runs: test-set predictions, misclassified images, metrics as series/CSV."""
+"""What the Train page shows about runs: test-set predictions, misclassified images, metrics as series/CSV,
+and what sets runs apart."""
 
 import csv
 import io
+import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from core.augment import Augment
 from core.checkpoint import load_checkpoint
 from core.data import CLASSES, load_split
-from core.runfiles import parse_row
+from core.runfiles import is_number, parse_row
+from core.train import PRESETS, TrainConfig
 
 NUM_CLASSES = len(CLASSES)
 PREDICT_BATCH = 1000  # the test split in 10 batches: fast, and small enough for any device
 CSV_COLUMNS = (
     "kind", "epoch", "step", "loss", "samples_per_s", "train_loss", "train_acc", "test_loss", "test_acc",
-    "seconds", "time",
+    "seconds", "time", "elapsed_s",
 )  # fmt: skip
 
 
@@ -170,18 +175,36 @@ def thin(xs: list, ys: list, max_points: int = 2000) -> tuple[list, list]:
 def metrics_csv(rows: list[dict]) -> str:
     """Rows as CSV text: one line per logged step or epoch, per-class test accuracy in its own columns.
 
+    `time` is the UTC time of the row (ISO 8601) and `elapsed_s` the seconds since the first row: the
+    Unix time the worker logs read 1.7961e+09 on every line once written to six digits.
     The confusion matrices are left out (100 numbers per epoch); the checkpoint recomputes the last one.
     """
     per_class = [f"test_acc_{name}" for name in CLASSES]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *per_class])
+    start = next((r["time"] for r in rows if _finite(r.get("time"))), None)
     for row in rows:
         accs = row.get("per_class_acc")
         if not (isinstance(accs, list) and len(accs) == NUM_CLASSES):  # absent, or not what a worker wrote
             accs = [None] * NUM_CLASSES
-        writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS] + [_cell(a) for a in accs])
+        cells = {c: row.get(c) for c in CSV_COLUMNS} | _times(row.get("time"), start)
+        writer.writerow([_cell(cells[c]) for c in CSV_COLUMNS] + [_cell(a) for a in accs])
     return out.getvalue()
+
+
+def _finite(value) -> bool:
+    return is_number(value) and math.isfinite(value)
+
+
+def _times(when, start: float | None) -> dict:
+    if not (_finite(when) and start is not None):
+        return {"time": None, "elapsed_s": None}
+    try:
+        iso = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):  # a number no clock reaches
+        return {"time": None, "elapsed_s": None}
+    return {"time": iso, "elapsed_s": round(when - start, 3)}
 
 
 def _cell(value) -> str:
@@ -208,3 +231,75 @@ def overlay(metrics_by_run: dict[str, list[dict]], y: str, *, kind: str = "epoch
         if xs:
             out.append(Series(name, *thin(xs, ys)))
     return out
+
+
+def shift(rows: list[dict], epochs: int, steps: int) -> list[dict]:
+    """Rows of a continued run, numbered on from the `epochs` and `steps` its parents trained."""
+    if not (epochs or steps):
+        return rows
+    moved = []
+    for row in rows:
+        row = dict(row)
+        if isinstance(row.get("epoch"), int):
+            row["epoch"] += epochs
+        if isinstance(row.get("step"), int):
+            row["step"] += steps
+        moved.append(row)
+    return moved
+
+
+# ---- what sets runs apart ------------------------------------------------------------------------------
+
+_AUGMENT_WORDS = {  # Augment field: how one reads it
+    "hflip": lambda v: f"flip {v:.0%}",
+    "rotate": lambda v: f"rotate ±{v:g}°",
+    "translate": lambda v: f"shift ±{v:.0%}",
+    "scale": lambda v: f"zoom ±{v:.0%}",
+    "erase": lambda v: f"erase {v:.0%}",
+}
+_PRESET_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("model", "device", "augment"))
+
+
+def augment_words(augment: Augment) -> str:
+    """ "flip 50% · rotate ±10°", or "none": an augmentation as a person reads it."""
+    parts = [_AUGMENT_WORDS[name](value) for name, value in asdict(augment).items() if value]
+    return " · ".join(parts) or "none"
+
+
+def preset_of(config: TrainConfig) -> str | None:
+    """The preset `config` holds (whatever its model, device and augmentation), or None."""
+    for name, preset in PRESETS.items():
+        if all(getattr(config, f) == getattr(preset, f) for f in _PRESET_FIELDS):
+            return name
+    return None
+
+
+def config_columns(config: TrainConfig) -> dict:
+    """Every TrainConfig field as one column value (augmentation in words), and the preset it holds."""
+    values = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
+    values["augment"] = augment_words(config.augment)
+    values["preset"] = preset_of(config) or "custom"
+    return values
+
+
+def differing(configs: list[TrainConfig | None]) -> list[str]:
+    """The config_columns that are not the same for every config (unreadable ones left out)."""
+    columns = [config_columns(c) for c in configs if c is not None]
+    if len(columns) < 2:
+        return []
+    return [name for name in columns[0] if any(c[name] != columns[0][name] for c in columns[1:])]
+
+
+def config_words(config: TrainConfig, names: list[str]) -> str:
+    """ "lr 0.002 · optimizer adamw": the config's value of each of `names`, for a legend."""
+    columns = config_columns(config)
+    return " · ".join(f"{_SHORT.get(n, n)} {_word(columns[n])}" for n in names)
+
+
+_SHORT = {"batch_size": "batch", "limit_batches": "cap", "lr_schedule": "schedule", "weight_decay": "wd"}
+
+
+def _word(value) -> str:
+    if value is None:
+        return "default"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -24,7 +24,16 @@ from core.fsutil import atomic_write_bytes, atomic_write_json, remove_stale_temp
 from core.priority import lower_priority
 from core.procs import pid_alive, process_started
 from core.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
-from core.runfiles import MARKER, DamagedRunFile, is_number, last_row, read_object, read_rows
+from core.runfiles import (
+    LINE_MAX_BYTES,
+    MARKER,
+    DamagedRunFile,
+    is_number,
+    last_row,
+    parse_row,
+    read_object,
+    read_rows,
+)
 from core.train import (
     LIMITS,
     BatchLogged,
@@ -45,6 +54,8 @@ DAMAGED = "damaged"  # a run whose config.json or status.json is not what the st
 STOP_FILE = "STOP"
 LR_FILE = "lr.json"  # a new learning rate for a running run: written by the page, read by the worker
 CHECKPOINT = "model.pth"
+LABEL_FILE = "label.json"  # the user's name and note for a run; written by the page, never by the worker
+NAME_MAX, NOTE_MAX = 80, 1000  # characters
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
 QUEUED_GRACE_S = 30.0  # how long a run may be queued before its worker's pid is recorded
 LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release the device
@@ -65,6 +76,9 @@ class RunInfo:
     total_steps: int | None
     best_test_acc: float | None
     last_test_acc: float | None
+    parent: str | None = None  # the run whose checkpoint this one continued
+    name: str = ""  # the user's name for the run (label.json), "" when none
+    note: str = ""
 
     @property
     def active(self) -> bool:
@@ -89,7 +103,7 @@ def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
     return Path(runs_dir or RUNS_DIR) / run_id
 
 
-def create_run(config: TrainConfig | RaceConfig, directory: Path) -> Path:
+def create_run(config: TrainConfig | RaceConfig, directory: Path, *, parent: str | None = None) -> Path:
     """Lay out a new run in `directory` (config.json, a queued status.json, the marker).
 
     Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
@@ -99,7 +113,7 @@ def create_run(config: TrainConfig | RaceConfig, directory: Path) -> Path:
     try:
         atomic_write_bytes(directory / MARKER, directory.name.encode())
         atomic_write_json(directory / "config.json", config.to_dict())
-        _write_status(directory, status="queued", created=_now())
+        _write_status(directory, status="queued", created=_now(), **({"parent": parent} if parent else {}))
     except OSError as exc:
         _unmake(directory, made)
         raise RunError(f"could not create the run in {directory}: {_reason(exc)}") from None
@@ -162,7 +176,7 @@ def require_run(directory: Path, *, fresh: bool = False) -> None:
 _STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float, "created": str,
                   "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
                   "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
-                  "last_test_acc": float, "lr": float}  # fmt: skip
+                  "last_test_acc": float, "lr": float, "parent": str}  # fmt: skip
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
 
 
@@ -199,29 +213,70 @@ def read_metrics(run_id: str, runs_dir: Path | None = None) -> list[dict]:
     return read_rows(run_dir(run_id, runs_dir) / "metrics.jsonl")
 
 
+ETA_MIN_STEPS = 20  # no time estimate before this many steps are timed: the first ones include warm-up
+ETA_MIN_S = 3.0  # nor before this many seconds of them
+
+
 @dataclass(frozen=True)
 class Progress:
     epoch: int  # the epoch being trained, counting from 1
+    epochs: int | None  # how many the run trains
     step: int
     total_steps: int | None
     samples_per_s: float | None
-    eta_s: float | None  # seconds left at the current speed
+    eta_s: float | None  # seconds left at the speed so far; None until enough steps are timed
 
     @property
     def fraction(self) -> float:
         return min(self.step / self.total_steps, 1.0) if self.total_steps else 0.0
 
+    @property
+    def label(self) -> str:
+        """ "epoch 3/5 · 47%": the sidebar, the live view and the runs table all say it this way."""
+        return f"epoch {self.epoch}/{self.epochs or '?'} · {self.fraction:.0%}"
+
 
 def progress(run: RunInfo) -> Progress:
-    """Where a run is, from the tail of metrics.jsonl: cheap enough to call every second."""
-    last = last_row(run.dir / "metrics.jsonl") or {}
+    """Where a run is, from the ends of metrics.jsonl: cheap enough to call every second.
+
+    The one source of progress for every view of a run, so they never disagree.
+    """
+    path = run.dir / "metrics.jsonl"
+    last = last_row(path) or {}
     step = _finite(last.get("step"), run.step)
     speed = _finite(last.get("samples_per_s"), None)
-    eta = None
-    if speed and speed > 0 and run.total_steps and run.config:
-        eta = max(run.total_steps - step, 0) * run.config.batch_size / speed
     epoch = _finite(last.get("epoch"), run.epoch if last else max(run.epoch, 1))
-    return Progress(int(epoch), int(step), run.total_steps, speed, eta)
+    if last.get("kind") == "epoch" and run.active and run.config and epoch < run.config.epochs:
+        epoch += 1  # that epoch is scored: the next one is training
+    eta = _eta(_first_row(path), last, run.total_steps) if run.active else None
+    return Progress(
+        int(epoch), run.config.epochs if run.config else None, int(step), run.total_steps, speed, eta
+    )
+
+
+def _first_row(path: Path) -> dict | None:
+    """The first row of a metrics.jsonl (None while it is still being written), reading one line."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(LINE_MAX_BYTES)
+    except FileNotFoundError:
+        return None
+    return parse_row(line) if line.endswith(b"\n") else None
+
+
+def _eta(first: dict | None, last: dict, total_steps: int | None) -> float | None:
+    """Seconds left at the average pace between the first logged row and the last (scoring included).
+
+    None until ETA_MIN_STEPS steps over ETA_MIN_S seconds are timed: the first rows carry the warm-up,
+    and an estimate from them was minutes for a run that ended seconds later.
+    """
+    if not (first and total_steps):
+        return None
+    steps = _finite(last.get("step"), 0) - _finite(first.get("step"), 0)
+    seconds = _finite(last.get("time"), 0.0) - _finite(first.get("time"), 0.0)
+    if steps < ETA_MIN_STEPS or seconds < ETA_MIN_S:
+        return None
+    return max(total_steps - last["step"], 0) * seconds / steps
 
 
 def _finite(value, default):
@@ -251,7 +306,50 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
         total_steps=status.get("total_steps"),
         best_test_acc=status.get("best_test_acc"),
         last_test_acc=status.get("last_test_acc"),
+        parent=status.get("parent"),
+        **_read_label(directory),
     )
+
+
+def _read_label(directory: Path) -> dict:
+    """The name and note the user gave the run; a missing or damaged label.json means none (never damaged)."""
+    try:
+        label = read_object(directory / LABEL_FILE)
+    except (FileNotFoundError, DamagedRunFile):
+        return {}
+    return {
+        k: label[k][:limit]
+        for k, limit in (("name", NAME_MAX), ("note", NOTE_MAX))
+        if isinstance(label.get(k), str)
+    }
+
+
+def set_label(run_id: str, name: str, note: str, runs_dir: Path | None = None) -> None:
+    """Give a run a name and a note (label.json, written atomically); RunError if there is no such run."""
+    directory = run_dir(run_id, runs_dir)
+    if not (directory / "config.json").is_file():
+        raise RunError(f"there is no run {run_id!r}")
+    label = {"name": name.strip()[:NAME_MAX], "note": note.strip()[:NOTE_MAX]}
+    try:
+        atomic_write_json(directory / LABEL_FILE, label, make_parents=False)
+    except OSError as exc:
+        raise RunError(f"could not save the name of run {run_id}: {_reason(exc)}") from None
+
+
+def lineage_offset(run: RunInfo, runs_dir: Path | None = None) -> tuple[int, int]:
+    """(epochs, steps) trained before this run by the runs it continues: its curves carry on from theirs."""
+    epochs = steps = 0
+    seen = {run.id}
+    parent = run.parent
+    while parent and parent not in seen:  # a hand-edited status.json could make a loop
+        seen.add(parent)
+        try:
+            ancestor = get_run(parent, runs_dir)
+        except (RunError, OSError):
+            break
+        epochs, steps = epochs + ancestor.epoch, steps + ancestor.step
+        parent = ancestor.parent
+    return epochs, steps
 
 
 def _read_config(directory: Path) -> TrainConfig | RaceConfig:
@@ -386,7 +484,7 @@ def start(
     root = Path(runs_dir or RUNS_DIR)
     with device_lock(device_key(config), root) as fd:
         run_id = new_run_id()
-        directory = create_run(config, root / run_id)
+        directory = create_run(config, root / run_id, parent=_parent_of(init_from, root))
         if _hand_to_spare(root, directory, init_from, fd):
             return run_id
         args = [sys.executable, "-m", "core", "worker", str(directory), "--lock-fd", str(fd)]
@@ -405,6 +503,13 @@ def start(
         _children.append(proc)
         _write_status(directory, **_pid_fields(proc.pid))
     return run_id
+
+
+def _parent_of(init_from: Path | None, root: Path) -> str | None:
+    """The run of this store whose checkpoint a new run starts from, if it is one."""
+    if init_from is None or init_from.parent.parent.resolve() != root.resolve():
+        return None
+    return init_from.parent.name if (init_from.parent / "config.json").is_file() else None
 
 
 def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:

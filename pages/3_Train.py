@@ -4,11 +4,11 @@ import streamlit as st
 
 from core import runs
 from core.data import dataset_status
-from ui import train
+from ui import link, runs_table, train, train_form, train_live, train_outcome
 from ui.layout import side_by_side
 from ui.nav import title
 
-title("train")
+heading = title("train")
 st.caption(
     "Pick hyperparameters (or a preset), start training and watch loss and accuracy live. "
     "Training runs in its own process: switch pages or close the tab and it keeps going."
@@ -17,11 +17,15 @@ st.caption(
 # Side by side on a wide window, stacked on a narrow one, so the charts are never squeezed.
 form_col, run_col = side_by_side("train_run_view", 270)
 with form_col:
-    train.render_form(dataset_status())
+    train_form.render_form(dataset_status())
 
 all_runs = runs.list_runs()  # after the form, so a run it just started is listed
-selected = train.selected_ids(all_runs)
+views = [train.RUN_LINK, *train_outcome.CELL_LINKS]  # the run shown and the gallery's classes
+link.notify(link.adopt(views))
+selected = runs_table.selected_ids(all_runs)
 run = train.pick_run(all_runs, selected)
+if run is not None:
+    st.session_state[train.SHOWN] = run.id  # kept when the table's selection goes with a page switch
 
 with run_col:
     if run is None:
@@ -30,21 +34,24 @@ with run_col:
             "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
         )
     else:
+        train_live.scroll_into_view(run.id)
         train.render_header(run)
         if run.active:
-            train.live_view(run.id)
+            train_live.live_view(run.id)
         else:
-            train.render_outcome(run)
+            train_outcome.render_outcome(run)
 
 if run is not None and not run.active:
-    train.render_mistakes(run)
+    train_outcome.render_mistakes(run)
 
 st.divider()
 st.subheader("All runs")
 if all_runs:
     st.caption("Select one row to open that run above; select several to compare their curves.")
-    train.render_runs_table(all_runs)
+    runs_table.render_runs_table(all_runs)
     if len(selected) > 1:
-        train.render_comparison([r for r in all_runs if r.id in selected])
+        runs_table.render_comparison([r for r in all_runs if r.id in selected])
 else:
     st.caption("Runs you start appear here, newest first, with their best test accuracy.")
+
+link.keep(views, where=heading)  # last: the gallery's classes are drawn by then

@@ -10,7 +10,11 @@ TEST_COLOR = "#1F6FEB"
 HEIGHT = 300
 TALL = 460
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
-_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+# The title on the figure's top line and the legend on a line of its own under it: side by side they
+# overlapped in a chart half a pane wide (at 1280 and 800 px).
+_TITLE = {"font": {"size": 15}, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 10}}
+_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0}
+_LEGEND_MARGIN = {**_MARGIN, "t": 70}
 
 
 def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> go.Figure:
@@ -24,7 +28,7 @@ def _spec(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: st
     return {
         "data": traces,
         "layout": {
-            "title": {"text": title, "font": {"size": 15}},
+            "title": {"text": title, **_TITLE},
             # Room for tick labels: plotly.py's default template asks for it, ui.live_chart has no template.
             "xaxis": {"automargin": True, **xaxis},
             "yaxis": {"automargin": True, **yaxis},
@@ -81,32 +85,48 @@ def _train_and_test(rows: list[dict], train_key: str, test_key: str) -> list[dic
 def epoch_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:
     traces = _train_and_test(rows, "train_loss", "test_loss")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _spec(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}")
+    return _spec(traces, "Loss per epoch", xaxis, _loss_axis(log), f"{revision}:{log}", margin=_LEGEND_MARGIN)
 
 
 def epoch_accuracy(rows: list[dict], revision: str) -> dict:
     traces = _train_and_test(rows, "train_acc", "test_acc")
     xaxis = {"title": {"text": "epoch"}, "dtick": 1}
-    return _spec(
-        traces, "Accuracy per epoch", xaxis, {"title": {"text": "accuracy"}, "tickformat": ".0%"}, revision
-    )
+    yaxis = {"title": {"text": "accuracy"}, "tickformat": ".0%"}
+    return _spec(traces, "Accuracy per epoch", xaxis, yaxis, revision, margin=_LEGEND_MARGIN)
 
 
 def confusion_heatmap(matrix: list[list[int]], revision: str) -> go.Figure:
-    """Counts of test images by true class (rows, top to bottom) and predicted class (columns)."""
-    trace = {
+    """Counts of test images by true class (rows, top to bottom) and predicted class (columns).
+
+    A click on a cell selects it: Plotly selects scatter points, never heatmap cells, so every cell
+    also holds an invisible marker, the point a click selects (st.plotly_chart's on_select)."""
+    n = len(CLASSES)
+    heatmap = {
         "type": "heatmap",
         "z": matrix,
         "x": list(CLASSES),
         "y": list(CLASSES),
         "text": [[str(v) for v in row] for row in matrix],
         "texttemplate": "%{text}",
+        "textfont": {"size": 13},  # a fixed size: Plotly shrank the numbers to fit narrow cells
         "colorscale": "Oranges",
         "showscale": False,
-        "hovertemplate": "true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+        "hoverinfo": "skip",  # the markers say it
+    }
+    cells = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": [CLASSES[p] for t in range(n) for p in range(n)],
+        "y": [CLASSES[t] for t in range(n) for p in range(n)],
+        "customdata": [matrix[t][p] for t in range(n) for p in range(n)],
+        "marker": {"size": 30, "symbol": "square", "opacity": 0},
+        "selected": {"marker": {"opacity": 0}},
+        "unselected": {"marker": {"opacity": 0}},
+        "showlegend": False,
+        "hovertemplate": "true %{y}<br>predicted %{x}<br>%{customdata} images (click)<extra></extra>",
     }
     return _figure(
-        [trace],
+        [heatmap, cells],
         "Confusion matrix (test set)",
         {"title": {"text": "predicted class"}},
         {"title": {"text": "true class"}, "autorange": "reversed"},

@@ -322,7 +322,7 @@ def training_progress(run_id: str) -> None:
     epochs = run.config.epochs if run.config else "?"
     st.progress(
         where.fraction,
-        text=f"⏳ Training run {run.id}: epoch {where.epoch}/{epochs} · {where.fraction:.0%}",
+        text=f"Training run {run.id}: epoch {where.epoch}/{epochs} · {where.fraction:.0%}",
     )
     st.caption("Its model will be offered here as soon as it finishes: no need to reload the page.")
 

@@ -47,6 +47,5 @@ def _active_run(dataset_ready: bool) -> None:
     st.caption("Training now")
     where = runs.progress(run)
     model = run.config.model.upper() if run.config else "run"
-    epochs = run.config.epochs if run.config else "?"
-    st.progress(where.fraction, text=f"{model} · epoch {where.epoch}/{epochs} · {where.fraction:.0%}")
+    st.progress(where.fraction, text=f"{model} · {where.label}")  # the Train page's words (runs.Progress)
     st.page_link("pages/3_Train.py", label="Open the run", icon=":material/monitoring:")

@@ -9,7 +9,8 @@ from core.models import build_model
 from core.train import TrainConfig
 from tests.conftest import wait_for
 from ui import live_chart
-from ui.train import GALLERY_SIZE, progress_text
+from ui.train_live import progress_text
+from ui.train_outcome import GALLERY_SIZE
 
 PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
 
@@ -22,9 +23,9 @@ def _page(**state) -> AppTest:
 
 
 def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64) -> None:
-    at.number_input(key="train_epochs").set_value(epochs)
-    at.number_input(key="train_limit_batches").set_value(limit_batches)
-    at.number_input(key="train_log_every").set_value(1)
+    at.text_input(key="train_epochs").input(str(epochs))
+    at.text_input(key="train_limit_batches").input(str(limit_batches))
+    at.text_input(key="train_log_every").input("1")
     at.select_slider(key="train_batch_size").set_value(batch_size)
     at.selectbox(key="train_device").set_value("cpu")
 
@@ -35,6 +36,24 @@ def _charts(at: AppTest) -> dict[str, dict]:
     live = [json.loads(component.proto.json) for component in at.get("bidi_component")]
     specs += [data["figure"] for data in live if "figure" in data]  # not its waiter
     return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def _gallery(at: AppTest) -> list[str]:
+    """The misclassified images' captions, one st.image each."""
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+def _click_cell(at: AppTest, true: int, predicted: int) -> None:
+    """What st.plotly_chart reports for a click on a confusion-matrix cell (its invisible marker)."""
+    point = {
+        "x": CLASSES[predicted],
+        "y": CLASSES[true],
+        "curve_number": 1,
+        "point_index": true * 10 + predicted,
+    }
+    selection = {"points": [point], "point_indices": [point["point_index"]], "box": [], "lasso": []}
+    at.session_state["train_chart_confusion"] = {"selection": selection}
+    at.run()
 
 
 def _errors(at: AppTest) -> list[str]:
@@ -58,9 +77,8 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         assert not at.exception
         assert any("Watching takes CPU time" in c.value for c in at.caption)  # a CPU run: its cost
         (bar,) = at.get("progress")
-        assert (
-            bar.text.startswith("epoch 1/50 · step ") and "/150,000" in bar.text and "samples/s" in bar.text
-        )
+        assert bar.text.startswith("epoch 1/50 · 0% · step ")
+        assert "/150,000" in bar.text and "samples/s" in bar.text
         steps = _charts(at)["Training loss per logged step"]["data"][0]["x"]
         assert len(steps) >= 3 and steps[:3] == [1, 2, 3]
         # st.plotly_chart until the browser tab says it has Plotly (no browser here), then the chart
@@ -113,14 +131,17 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
     assert sum(map(sum, heatmap["z"])) == 10_000
     assert figures["Accuracy per class (test set)"]["data"][0]["x"] == preds.per_class_accuracy()
 
-    (gallery,) = at.get("image")
-    assert len(gallery.captions) == min(GALLERY_SIZE, len(preds.misclassified()))
+    assert len(_gallery(at)) == min(GALLERY_SIZE, len(preds.misclassified()))
     true, predicted, count = preds.most_confused(1)[0]
-    at.selectbox(key="train_cell_true").set_value(true)
+    _click_cell(at, true, predicted)  # a click on that cell of the confusion matrix
+    assert at.selectbox(key="train_cell_true").value == true
+    assert at.selectbox(key="train_cell_pred").value == predicted
+    assert len(_gallery(at)) == min(GALLERY_SIZE, count)
+    assert all(c.startswith(f"{CLASSES[true]} → {CLASSES[predicted]} ") for c in _gallery(at))
+    at.selectbox(key="train_cell_pred").set_value(None).run()  # the dropdowns stay free after a click
+    assert at.selectbox(key="train_cell_pred").value is None
+    assert len(_gallery(at)) == min(GALLERY_SIZE, len(preds.misclassified(true)))
     at.selectbox(key="train_cell_pred").set_value(predicted).run()
-    (gallery,) = at.get("image")
-    assert len(gallery.captions) == min(GALLERY_SIZE, count)
-    assert all(c.startswith(f"{CLASSES[true]} → {CLASSES[predicted]} ") for c in gallery.captions)
     assert any(c.value.startswith(f"{count:,} misclassified test images") for c in at.caption)
     assert _charts(at)["Training loss per logged step"]["layout"]["yaxis"]["type"] == "linear"
     at.toggle(key="train_log_loss").set_value(True).run()
@@ -128,7 +149,13 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
     assert layout["yaxis"]["type"] == "log"
     assert layout["uirevision"].startswith(run.id)  # the same across refreshes: zoom survives them
     labels = {b.label for b in at.get("download_button")}
-    assert labels == {"model.pth", "model.json", "metrics.csv"}
+    assert labels == {
+        "model.pth",
+        "model.json",
+        "metrics.csv",
+        f"Download train_{run.id}.py",
+        "Download train_fashionmnist.py",
+    }
 
     started = []
     real_start = runs.start
@@ -138,13 +165,17 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
         return real_start(config, **kwargs)
 
     monkeypatch.setattr(runs, "start", spy)
-    at.number_input(key="train_more").set_value(1)
+    at.text_input(key="train_more").input("1.5")
+    at.button(key="train_continue").click().run()
+    assert "Epochs must be a whole number, not 1.5" in _errors(at) and not started  # never rounded to 1
+    at.text_input(key="train_more").input("1")
     at.select_slider(key="train_more_lr").set_value(1e-4)
     at.button(key="train_continue").click().run()
     assert not at.exception
     (config, kwargs) = started[0]
     assert config == run.config.replace(epochs=1, lr=1e-4) and kwargs["init_from"] == run.checkpoint
-    assert runs.wait(at.session_state["train_run_id"], timeout=120).status == "finished"
+    continued = runs.wait(at.session_state["train_run_id"], timeout=120)
+    assert continued.status == "finished" and continued.parent == run.id
 
 
 def test_a_failed_run_shows_its_error_in_words(run_store):
@@ -175,7 +206,7 @@ def test_the_recommended_preset_fills_the_form(run_store):
     assert at.selectbox(key="train_optimizer").value == "adamw"
     assert at.select_slider(key="train_lr").value == 2e-3
     assert at.selectbox(key="train_lr_schedule").value == "cosine"
-    assert at.number_input(key="train_dropout").value == 0.1
+    assert at.text_input(key="train_dropout").value == "0.1"
 
 
 def _fake_run(store, run_id: str, final_acc: float) -> None:
@@ -195,7 +226,7 @@ def test_the_runs_table_opens_one_run_and_overlays_several(run_store):
     at = _page()
     table = at.dataframe[0]
     assert list(table.value["id"]) == ["20260101-000001-bbbb", "20260101-000000-aaaa"]
-    assert list(table.value["best test acc"]) == ["70.0%", "50.0%"]
+    assert list(table.value["best test acc"]) == [0.7, 0.5]  # numbers, so the column sorts as numbers
     assert "Run 20260101-000001-bbbb" in [h.value for h in at.subheader]  # the newest by default
 
     at.session_state[table.key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
@@ -206,21 +237,21 @@ def test_the_runs_table_opens_one_run_and_overlays_several(run_store):
     at.run()
     assert not at.exception
     curves = _charts(at)["Test accuracy per epoch"]["data"]
-    assert [(c["name"], c["y"]) for c in curves] == [
-        ("20260101-000001-bbbb · mlp", [0.6, 0.7]),
-        ("20260101-000000-aaaa · mlp", [0.4, 0.5]),
+    assert [(c["name"], c["y"]) for c in curves] == [  # nothing sets them apart but their ids
+        ("20260101-000001-bbbb", [0.6, 0.7]),
+        ("20260101-000000-aaaa", [0.4, 0.5]),
     ]
 
 
 def test_progress_text_says_where_the_run_is():
-    assert progress_text(runs.Progress(1, 0, None, None, None), 5) == "starting the worker…"
-    text = progress_text(runs.Progress(2, 1500, 4690, 25_000.0, 65.4), 5)
-    assert text == "epoch 2/5 · step 1,500/4,690 · 25,000 samples/s · about 1 min 05 s left"
+    assert progress_text(runs.Progress(1, 5, 0, None, None, None)) == "starting the worker…"
+    text = progress_text(runs.Progress(2, 5, 1500, 4690, 25_000.0, 65.4))
+    assert text == "epoch 2/5 · 32% · step 1,500/4,690 · 25,000 samples/s · about 1 min 05 s left"
 
 
-def test_a_run_without_a_scored_epoch_reads_as_a_dash_in_the_runs_table(run_store):
+def test_a_run_without_a_scored_epoch_has_no_best_accuracy_in_the_runs_table(run_store):
     directory = runs.create_run(TrainConfig(epochs=2), run_store / "20260101-000000-cccc")
     runs._write_status(directory, status="stopped", epoch=0)
     at = _page()
     assert not at.exception
-    assert list(at.dataframe[0].value["best test acc"]) == ["—"]
+    assert at.dataframe[0].value["best test acc"].isna().all()

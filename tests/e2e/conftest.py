@@ -117,9 +117,9 @@ def wait_in_place(page: Page, timeout: float = 10.0) -> str:
 
 
 def start_run(page: Page, epochs: int, cap: int) -> None:
-    form = page.get_by_test_id("stForm")
-    form.get_by_role("spinbutton", name="Epochs", exact=True).fill(str(epochs))
-    form.get_by_role("spinbutton", name="Batches per epoch cap, for quick tries").fill(str(cap))
+    form = page.locator(".st-key-train_form")
+    form.get_by_role("textbox", name="Epochs", exact=True).fill(str(epochs))
+    form.get_by_role("textbox", name="Batches per epoch cap, for quick tries").fill(str(cap))
     page.get_by_role("button", name="Start training").click()
 
 

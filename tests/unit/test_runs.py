@@ -118,7 +118,8 @@ def test_progress_reads_the_last_complete_row(runs_dir):
     runs._write_status(directory, total_steps=10)
     where = runs.progress(runs.get_run("r2", runs_dir))
     assert (where.epoch, where.step, where.total_steps) == (1, 2, 10)
-    assert where.fraction == 0.2 and where.eta_s == pytest.approx(8 * 64 / 1000)
+    assert where.fraction == 0.2
+    assert where.eta_s is None  # two steps timed are no pace to go by (tests/app/test_train_progress.py)
 
 
 def test_a_queued_run_is_not_failed_before_its_pid_is_recorded(runs_dir):

@@ -1,0 +1,68 @@
+"""What the Train page hands out: the form's or a run's config as a script, and metrics.csv."""
+
+import csv
+import io
+import json
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.checkpoint import save_checkpoint
+from core.data import PROJECT_ROOT
+from core.export import script
+from core.models import build_model
+from core.train import PRESETS, TrainConfig
+
+PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict[str, bytes]:
+    """The bytes of every file a download button on the page offers, by file name."""
+    offered = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        offered[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return offered
+
+
+def test_the_forms_settings_download_as_a_script_that_compiles(run_store, downloads):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.button_group[0].set_value("recommended").run()
+    at.text_input(key="train_epochs").input("3").run()
+    assert not at.exception
+    data = downloads["train_fashionmnist.py"]
+    expected = script(PRESETS["recommended"].replace(epochs=3))
+    assert data == expected.encode()
+    compile(data, "train_fashionmnist.py", "exec")
+    assert any(code.value.strip() == expected.strip() for code in at.code)  # shown before it is downloaded
+
+    at.text_input(key="train_epochs").input("1.5").run()  # no config, no script: it says why
+    assert any(c.value.startswith("Export as script: once the fields are right") for c in at.caption)
+
+
+def test_a_run_downloads_as_its_script_and_its_metrics_with_readable_times(run_store, downloads):
+    config = TrainConfig(epochs=2, lr=0.01, limit_batches=20)
+    directory = runs.create_run(config, run_store / "20260101-000000-beef")
+    save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
+    runs._write_status(directory, status="finished", epoch=1, step=20)
+    rows = [
+        {"kind": "batch", "epoch": 1, "step": 10, "loss": 2.0, "time": 1796100000.25},
+        {"kind": "epoch", "epoch": 1, "step": 20, "test_acc": 0.5, "seconds": 3.0, "time": 1796100012.5},
+    ]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    data = downloads["train_20260101-000000-beef.py"]
+    assert data == script(config, "run 20260101-000000-beef").encode()
+    compile(data, "train_20260101-000000-beef.py", "exec")
+
+    table = list(csv.DictReader(io.StringIO(downloads["20260101-000000-beef-metrics.csv"].decode())))
+    assert [r["time"] for r in table] == ["2026-12-01T04:40:00.250+00:00", "2026-12-01T04:40:12.500+00:00"]
+    assert [r["elapsed_s"] for r in table] == ["0", "12.25"]

@@ -1,0 +1,102 @@
+"""The Train page's form: what is typed is what trains, Start alone starts, and a refusal says why."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.data import PROJECT_ROOT
+from core.train import PRESETS
+from ui.train_form import parse_number
+
+PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+
+
+@pytest.fixture
+def started(monkeypatch, run_store):
+    """Every config Start hands to core.runs, without starting a worker."""
+    configs = []
+
+    def fake_start(config, **_kwargs):
+        configs.append(config)
+        return "20260101-000000-f00d"
+
+    monkeypatch.setattr(runs, "start", fake_start)
+    return configs
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_a_cleared_cap_trains_on_all_batches(started):
+    at = _page()
+    at.text_input(key="train_limit_batches").input("100").run()
+    at.text_input(key="train_limit_batches").input("").run()  # select all, Delete, Tab
+    assert at.text_input(key="train_limit_batches").value == ""
+    at.button(key="train_start").click().run()
+    assert not at.exception and not _errors(at)
+    assert [c.limit_batches for c in started] == [None]
+
+
+def test_typing_in_a_field_never_starts_a_run(started):
+    at = _page()
+    for key, text in [("train_epochs", "2"), ("train_seed", "7"), ("train_limit_batches", "20")]:
+        at.text_input(key=key).input(text).run()  # Enter applies the value and nothing else
+    assert not at.exception and started == []
+    at.button(key="train_start").click().run()
+    assert [(c.epochs, c.seed, c.limit_batches) for c in started] == [(2, 7, 20)]
+
+
+def test_values_are_never_changed_silently_start_lists_every_problem(started):
+    at = _page()
+    at.text_input(key="train_epochs").input("1.5")
+    at.text_input(key="train_seed").input("1e30")
+    at.text_input(key="train_hidden").input("5000").run()  # inside the collapsed "Model size"
+    assert at.text_input(key="train_epochs").value == "1.5"  # as typed
+    at.button(key="train_start").click().run()
+    assert not at.exception and started == []
+    (message,) = _errors(at)  # one message, every problem in it
+    assert message.startswith("Not started. Fix these first:")
+    assert "Epochs must be a whole number, not 1.5" in message
+    assert "Seed must be a whole number between 0 and 4294967295, not 1e30" in message
+    assert "Hidden units must be a whole number between 1 and" in message and "not 5000" in message
+    assert at.session_state["train_section_size"] is True  # "Model size" opened to show the field
+
+    at.text_input(key="train_epochs").input("2")
+    at.text_input(key="train_seed").input("1").run()  # the list follows the fixes
+    (message,) = _errors(at)
+    assert message.startswith("Not started. Fix this first:") and "Hidden units" in message
+    at.text_input(key="train_hidden").input("").run()
+    assert not _errors(at) and started == []
+    at.button(key="train_start").click().run()
+    assert [(c.epochs, c.seed, c.hidden) for c in started] == [(2, 1, None)]
+
+
+def test_parse_number_keeps_what_is_typed_or_says_why_not():
+    assert parse_number("epochs", " 3 ") == 3
+    assert parse_number("epochs", "1e2") == 100
+    assert parse_number("dropout", "0.25") == 0.25
+    assert parse_number("limit_batches", "") is None
+    with pytest.raises(ValueError, match="Epochs is empty"):
+        parse_number("epochs", "")
+    with pytest.raises(ValueError, match="'ten' is not a number"):
+        parse_number("epochs", "ten")
+    with pytest.raises(ValueError, match="Dropout must be at least 0 and below 1, not nan"):
+        parse_number("dropout", "nan")
+
+
+def test_the_preset_is_highlighted_only_while_the_fields_hold_it(run_store):
+    at = _page()
+    (preset,) = at.button_group
+    assert preset.value == "tutorial"
+    assert any(c.value.startswith("the quickstart as is") for c in at.caption)
+    at.text_input(key="train_epochs").input("2").run()
+    assert at.button_group[0].value is None
+    assert not any(c.value.startswith("the quickstart as is") for c in at.caption)
+    assert any(c.value.startswith("Your own settings") for c in at.caption)
+    at.text_input(key="train_epochs").input(str(PRESETS["tutorial"].epochs)).run()
+    assert at.button_group[0].value == "tutorial"

@@ -1,0 +1,73 @@
+"""The Train page's state in its URL (ui.link): the form's settings, the run shown, the gallery's classes."""
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.checkpoint import save_checkpoint
+from core.data import CLASSES, PROJECT_ROOT
+from core.models import build_model
+from core.train import TrainConfig
+
+PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+
+
+def _page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def _finished(store, run_id: str) -> None:
+    directory = runs.create_run(TrainConfig(epochs=1), store / run_id)
+    save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
+    runs._write_status(directory, status="finished", epoch=1)
+    row = {"kind": "epoch", "epoch": 1, "step": 5, "test_acc": 0.1, "test_loss": 2.3}
+    (directory / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+
+
+def test_a_link_fills_the_form_and_starts_nothing(run_store):
+    at = _page(epochs="3", opt="adamw", lr="0.002", cap="20", flip="0.5", hidden="5000000")
+    assert not at.exception
+    assert at.text_input(key="train_epochs").value == "3"
+    assert at.text_input(key="train_limit_batches").value == "20"
+    assert at.selectbox(key="train_optimizer").value == "adamw"
+    assert at.select_slider(key="train_lr").value == 0.002
+    assert at.slider(key="train_aug_hflip").value == 0.5
+    assert at.text_input(key="train_hidden").value == ""  # refused, and said so
+    assert any("From the link: Hidden units must be a whole number" in c.value for c in at.caption)
+    assert runs.list_runs() == []  # a link never starts a run
+
+
+def test_the_forms_settings_go_into_the_url_leaving_the_tutorials_out(run_store):
+    at = _page()
+    at.text_input(key="train_epochs").input("7")
+    at.text_input(key="train_limit_batches").input("")
+    at.selectbox(key="train_optimizer").set_value("adam").run()
+    assert at.query_params["epochs"] == "7" and at.query_params["opt"] == "adam"
+    assert "cap" not in at.query_params and "lr" not in at.query_params  # the tutorial's: left out
+
+
+def test_the_run_shown_and_the_true_class_filter_survive_a_page_switch_and_a_link(real_data, run_store):
+    _finished(run_store, "20260101-000000-aaaa")
+    _finished(run_store, "20260101-000001-bbbb")
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.query_params["run"] = "20260101-000000-aaaa"
+    at.switch_page(PAGE).run()
+    assert "Run 20260101-000000-aaaa" in [h.value for h in at.subheader]  # not the newest: the linked one
+    at.selectbox(key="train_cell_true").set_value(CLASSES.index("Shirt")).run()
+    assert at.query_params["true"] == "Shirt" and at.query_params["run"] == "20260101-000000-aaaa"
+    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
+    at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert "Run 20260101-000000-aaaa" in [h.value for h in at.subheader]
+    assert at.selectbox(key="train_cell_true").value == CLASSES.index("Shirt")
+
+    shared = _page(run="20260101-000000-aaaa", true="Shirt", predicted="Coat")
+    assert "Run 20260101-000000-aaaa" in [h.value for h in shared.subheader]
+    assert shared.selectbox(key="train_cell_true").value == CLASSES.index("Shirt")
+    assert shared.selectbox(key="train_cell_pred").value == CLASSES.index("Coat")

@@ -1,0 +1,63 @@
+"""Where a training run is: the live view, the runs table and the sidebar say it in the same words."""
+
+import json
+import os
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.data import PROJECT_ROOT
+from core.procs import process_started
+from core.train import TrainConfig
+
+PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+RUN_ID = "20260101-000000-a11e"
+
+
+def _training_run(store, rows: list[dict]):
+    """A run whose worker is this test process (so it reads as training), 5 epochs of 400 steps."""
+    directory = runs.create_run(TrainConfig(epochs=5, device="cpu"), store / RUN_ID)
+    me = os.getpid()
+    runs._write_status(
+        directory, status="running", pid=me, pid_started=process_started(me), total_steps=2000, epoch=2
+    )
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return runs.get_run(RUN_ID)
+
+
+def _batch(step: int, seconds: float) -> dict:
+    epoch = (step - 1) // 400 + 1
+    return {"kind": "batch", "epoch": epoch, "step": step, "samples_per_s": 900.0, "time": seconds}
+
+
+def _home() -> AppTest:
+    return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+
+
+def test_the_live_view_the_runs_table_and_the_sidebar_agree(run_store):
+    now = time.time()
+    _training_run(run_store, [_batch(50, now - 30), _batch(950, now)])
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    (bar,) = at.get("progress")
+    assert bar.text.startswith("epoch 3/5 · 48% · step 950/2,000 · ")
+    assert list(at.dataframe[0].value["progress"]) == ["epoch 3/5 · 48%"]
+    home = _home()
+    assert not home.exception
+    (side_bar,) = home.sidebar.get("progress")
+    assert side_bar.text == "MLP · epoch 3/5 · 48%"
+
+
+def test_no_time_estimate_until_enough_steps_are_timed_then_the_pace_so_far(run_store):
+    now = time.time()
+    # The first logged rows carry the worker's warm-up: 1 s for 10 steps says nothing about the rest.
+    run = _training_run(run_store, [_batch(10, now - 1), _batch(20, now)])
+    where = runs.progress(run)
+    assert where.eta_s is None
+    (run.dir / "metrics.jsonl").open("a").write(json.dumps(_batch(210, now + 19)) + "\n")
+    where = runs.progress(run)
+    assert where.eta_s == (2000 - 210) * 20 / 200  # 0.1 s a step since the first row: 179 s
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    (bar,) = at.get("progress")
+    assert bar.text.endswith("about 2 min 59 s left")

@@ -1,0 +1,130 @@
+"""The Train page as users meet it, in Chromium: the form, the live view after Start, the confusion matrix."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from core import runs
+from tests.e2e.conftest import shot, wait_points
+
+pytestmark = pytest.mark.e2e
+
+
+def _open(page: Page, url: str) -> None:
+    page.goto(f"{url}/Train")
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=30_000)
+
+
+def _field(page: Page, name: str):
+    return page.locator(".st-key-train_form").get_by_role("textbox", name=name, exact=True)
+
+
+def _run_ids(server) -> set[str]:
+    return {r.id for r in runs.list_runs(server.runs_dir)}
+
+
+def _settle(page: Page) -> None:
+    """Let the rerun a committed field causes reach the server and come back."""
+    page.wait_for_timeout(1_500)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=10_000)
+
+
+def test_enter_applies_a_field_and_start_alone_starts_with_what_was_typed(server, page: Page):
+    _open(page, server.url)
+    before = _run_ids(server)
+    for name, text in [("Epochs", "1.5"), ("Seed", "1e30")]:
+        _field(page, name).fill(text)
+        _field(page, name).press("Enter")  # in a form this was Start
+        _settle(page)
+    assert _run_ids(server) == before
+    expect(_field(page, "Epochs")).to_have_value("1.5")  # as typed: not rounded to 1
+    expect(_field(page, "Seed")).to_have_value("1e30")
+
+    size = page.get_by_test_id("stExpander").filter(has_text="Model size")
+    size.get_by_text("Model size").click()
+    _field(page, "Hidden units").fill("5000")
+    _field(page, "Hidden units").press("Tab")
+    _settle(page)
+    size.get_by_text("Model size").click()  # closed again: the field out of range is out of sight
+    expect(_field(page, "Hidden units")).to_be_hidden()
+
+    page.get_by_role("button", name="Start training").click()
+    problems = page.get_by_test_id("stAlert").filter(has_text="Not started. Fix these first")
+    expect(problems).to_contain_text("Epochs must be a whole number, not 1.5", timeout=10_000)
+    expect(problems).to_contain_text("Seed must be a whole number between 0 and 4294967295, not 1e30")
+    expect(problems).to_contain_text("Hidden units must be a whole number between 1 and")
+    expect(_field(page, "Hidden units")).to_be_visible()  # Start opened the section that holds it
+    assert _run_ids(server) == before
+    _field(page, "Hidden units").fill("")
+
+    _field(page, "Epochs").fill("1")
+    _field(page, "Seed").fill("0")
+    _field(page, "Seed").press("Tab")
+    _settle(page)
+    expect(problems).to_be_hidden()
+
+
+def test_a_cleared_cap_trains_every_batch_and_the_live_view_comes_into_sight(server, page: Page):
+    _open(page, server.url)
+    before = _run_ids(server)
+    _field(page, "Epochs").fill("1")
+    cap = _field(page, "Batches per epoch cap, for quick tries")
+    cap.fill("100")
+    cap.press("Tab")
+    _settle(page)
+    cap.click()
+    cap.press("Control+a")
+    cap.press("Delete")
+    cap.press("Tab")
+    _settle(page)
+    expect(cap).to_have_value("")  # not refilled with 1
+    start = page.get_by_role("button", name="Start training")
+    start.scroll_into_view_if_needed()
+    start.click()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
+    (run_id,) = _run_ids(server) - before
+    try:
+        assert runs.get_run(run_id, server.runs_dir).config.limit_batches is None  # all batches
+        wait_points(page, 0, timeout=30)
+        time.sleep(1.0)  # the smooth scroll
+        chart = page.get_by_test_id("stPlotlyChart").or_(page.locator(".studio-live-chart")).first
+        box = chart.bounding_box()
+        height = page.viewport_size["height"]
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (box, height)
+        shot(page, "train-after-start")
+    finally:
+        runs.stop(run_id, server.runs_dir)
+        runs.wait(run_id, server.runs_dir, timeout=60)
+
+
+def test_a_click_on_a_confusion_matrix_cell_shows_those_mistakes(server, trained_run, page: Page):
+    _open(page, server.url)
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible(timeout=20_000)
+    matrix = page.get_by_test_id("stPlotlyChart").filter(has_text="Confusion matrix")
+    expect(matrix).to_be_visible(timeout=60_000)
+    matrix.scroll_into_view_if_needed()
+    plot = matrix.locator(".js-plotly-plot")
+    # The most confused cell, and where it is drawn, from Plotly's own data and axes.
+    x, y, true, predicted_class = plot.evaluate(
+        """(gd) => {
+          const z = gd.data[0].z, names = gd.data[0].x;
+          let best = [0, 1];
+          z.forEach((row, t) => row.forEach((n, p) => {
+            if (t !== p && n > z[best[0]][best[1]]) best = [t, p];
+          }));
+          const [t, p] = best, l = gd._fullLayout, r = gd.getBoundingClientRect();
+          return [r.left + l.xaxis._offset + l.xaxis.d2p(names[p]),
+                  r.top + l.yaxis._offset + l.yaxis.d2p(names[t]), names[t], names[p]];
+        }"""
+    )
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    expect(page.get_by_role("combobox", name="True class")).to_have_value(true, timeout=15_000)
+    expect(page.get_by_role("combobox", name="Predicted as")).to_have_value(predicted_class)
+    captions = page.get_by_test_id("stImageCaption")
+    pattern = re.compile(rf"^{re.escape(true)} → {re.escape(predicted_class)} \d+%$")
+    expect(captions.first).to_have_text(pattern, timeout=15_000)

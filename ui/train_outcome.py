@@ -1,0 +1,183 @@
+"""The Train page's view of a run that no longer trains: metrics, curves, mistakes, downloads, continue."""
+
+import streamlit as st
+
+from core import analysis, runs
+from core.data import CLASSES, dataset_status
+from core.errors import StudioError
+from ui import charts, link
+from ui.cache import split_tensors
+from ui.layout import cells, side_by_side
+from ui.train import SHOWN, duration, pct, reader, render_curves
+from ui.train_form import LR_VALUES, parse_number, with_value
+from ui.train_live import SCROLL_TO
+
+GALLERY_SIZE = 30
+_CLASSES = {name: index for index, name in enumerate(CLASSES)}
+CELL_LINKS = [  # the gallery's classes in the URL, so they survive page switches and shared links
+    link.choice("true", "train_cell_true", _CLASSES, fallback="any class"),
+    link.choice("predicted", "train_cell_pred", _CLASSES, fallback="any class"),
+]
+CONFUSION = "train_chart_confusion"  # the confusion matrix's key: its state holds the clicked cell
+_CLICKED = "train_cell_clicked"  # (true, predicted) of the last click taken into the gallery
+
+
+def render_outcome(run: runs.RunInfo) -> None:
+    """A run that is no longer training: its result, curves, downloads and how to go on."""
+    if run.status in ("failed", runs.DAMAGED):
+        st.error(run.error or "the run failed without an error message")
+    elif run.status == "stopped":
+        st.warning("Stopped before the end; the checkpoint holds the weights at that moment.")
+    rows = reader(run).update()
+    _final_metrics(run, rows)
+    if rows:
+        render_curves(rows, run)
+    if run.checkpoint is None:
+        return
+    _downloads(run, rows)
+    if run.config is not None:  # failed runs too: a diverged or killed run keeps its last good weights
+        _continue(run)
+
+
+def _final_metrics(run: runs.RunInfo, rows: list[dict]) -> None:
+    last = (analysis.epoch_rows(rows) or [{}])[-1]
+    cols = cells(5, 100)  # fixed widths that wrap: five columns of a narrow pane cut "50.8%" to "50…"
+    cols[0].metric(
+        "Test acc.", pct(last.get("test_acc")), help="Test accuracy after the last completed epoch."
+    )
+    cols[1].metric("Best test acc.", pct(run.best_test_acc))
+    cols[2].metric("Test loss", f"{last['test_loss']:.3f}" if "test_loss" in last else "—")
+    cols[3].metric(
+        "Train acc.", pct(last.get("train_acc")), help="Accuracy on the training batches of the last epoch."
+    )
+    total = sum(r.get("seconds", 0.0) for r in analysis.epoch_rows(rows))
+    epochs = run.config.epochs if run.config else "?"
+    cols[4].metric("Epochs", f"{run.epoch}/{epochs}", help=f"{duration(total)} of training")
+
+
+@st.cache_resource(show_spinner="Scoring the test set with this checkpoint…", max_entries=8)
+def scored_test_set(path: str, mtime_ns: int) -> analysis.TestPredictions:
+    """Every test image's prediction; `mtime_ns` makes a re-saved checkpoint count as new."""
+    return analysis.checkpoint_predictions(path)
+
+
+def render_mistakes(run: runs.RunInfo) -> None:
+    """Confusion matrix, per-class accuracy and misclassified images of the run's saved checkpoint."""
+    path = run.checkpoint
+    if path is None:
+        return
+    status = dataset_status()
+    if not status.ready:  # scoring needs the test split; never start a download from here
+        st.error(status.message)
+        return
+    try:
+        preds = scored_test_set(str(path), path.stat().st_mtime_ns)
+    except StudioError as exc:
+        st.error(str(exc))
+        return
+    st.subheader("What the saved model gets wrong")
+    st.caption(f"Its answers on the 10,000 test images: {preds.accuracy:.1%} right.")
+    # Side by side at 1280 px; at 800 px the matrix gets the whole width, so its numbers stay readable.
+    classes, matrix = side_by_side("train_confusion_pane", 260, flexible_min=420)
+    classes.plotly_chart(
+        charts.per_class_accuracy(preds.per_class_accuracy(), run.id),
+        key="train_chart_classes",
+        config={"displayModeBar": False},  # its toolbar covered the title; a bar chart needs no zoom
+    )
+    event = matrix.plotly_chart(
+        charts.confusion_heatmap(preds.confusion(), run.id),
+        key=CONFUSION,
+        on_select="rerun",
+        selection_mode="points",
+    )
+    _take_clicked_cell(event)
+    _gallery(preds)
+
+
+def _take_clicked_cell(event) -> None:
+    """A click on a confusion-matrix cell sets the gallery's two classes (once per click: the
+    selection stays, and the dropdowns must stay free to change)."""
+    points = (event or {}).get("selection", {}).get("points", [])
+    cell = (points[0].get("y"), points[0].get("x")) if points else None
+    if cell == st.session_state.get(_CLICKED) or cell is None or not set(cell) <= set(CLASSES):
+        return
+    st.session_state[_CLICKED] = cell
+    st.session_state["train_cell_true"], st.session_state["train_cell_pred"] = map(CLASSES.index, cell)
+
+
+def _class_name(index: int | None) -> str:
+    return "any class" if index is None else CLASSES[index]
+
+
+def _gallery(preds: analysis.TestPredictions) -> None:
+    options = [None, *range(len(CLASSES))]
+    left, right = st.columns(2)
+    true = left.selectbox("True class", options, key="train_cell_true", format_func=_class_name)
+    predicted = right.selectbox("Predicted as", options, key="train_cell_pred", format_func=_class_name)
+    confused = ", ".join(f"{CLASSES[t]} → {CLASSES[p]} ({n})" for t, p, n in preds.most_confused())
+    st.caption(f"Click a cell of the confusion matrix, or pick here. Most confused: {confused or 'none'}.")
+    wrong = preds.misclassified(true, predicted)
+    if not wrong:
+        st.info("No misclassified test images in this cell.")
+        return
+    shown = wrong[:GALLERY_SIZE]
+    st.caption(
+        f"{len(wrong):,} misclassified test images; showing the {len(shown)} the model was surest about."
+    )
+    images, _labels = split_tensors("test")
+    captions = [
+        f"{CLASSES[preds.labels[i]]} → {CLASSES[preds.predicted[i]]} {preds.confidence[i]:.0%}" for i in shown
+    ]
+    thumbnails = analysis.thumbnails(images, shown)
+    for cell, image, caption in zip(cells(len(shown), 96), thumbnails, captions, strict=True):
+        cell.image(image, caption=caption, width=84)  # a cell each: a gap between images
+
+
+def _downloads(run: runs.RunInfo, rows: list[dict]) -> None:
+    path = run.checkpoint
+    sidecar = path.with_suffix(".json")
+    # (label, data, file name, mime, help, key); files are read only when clicked (a callable).
+    files = [
+        ("model.pth", path.read_bytes, "model.pth", "application/octet-stream",
+         "Loads with the tutorial's model.load_state_dict(torch.load('model.pth', weights_only=True)).",
+         "train_dl_pth"),
+        ("model.json", sidecar.read_bytes, "model.json", "application/json",
+         "Which model, its options, the training config and the .pth file's sha256.", "train_dl_json"),
+        ("metrics.csv", analysis.metrics_csv(rows), f"{run.id}-metrics.csv", "text/csv",
+         "Every logged step and epoch; per-class test accuracy in its own columns.", "train_dl_csv"),
+    ]  # fmt: skip
+    for column, (label, data, name, mime, help_text, key) in zip(st.columns(3), files, strict=True):
+        if label == "model.json" and not sidecar.is_file():
+            continue
+        column.download_button(
+            label, data, file_name=name, mime=mime, on_click="ignore", icon=":material/download:",
+            help=help_text, key=key,
+        )  # fmt: skip
+
+
+def _continue(run: runs.RunInfo) -> None:
+    """More epochs from the saved weights, at the same or another learning rate (lower after a divergence)."""
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    more = row.text_input(  # text, checked like the form's Epochs: never rounded or clamped silently
+        "More epochs", value=str(run.config.epochs), key="train_more", width=120, autocomplete="off"
+    )
+    lr = row.select_slider(
+        "Learning rate",
+        with_value(LR_VALUES, run.config.lr),
+        value=run.config.lr,
+        key="train_more_lr",
+        format_func=lambda v: f"{v:g}",
+        width=220,
+    )
+    clicked = row.button(
+        "Continue training from this checkpoint", icon=":material/play_arrow:", key="train_continue"
+    )
+    if clicked:
+        try:
+            config = run.config.replace(epochs=parse_number("epochs", more), lr=float(lr))
+            new_id = runs.start(config, init_from=run.checkpoint)
+        except (StudioError, ValueError) as exc:
+            st.error(str(exc))
+            return
+        st.session_state[SHOWN] = st.session_state[SCROLL_TO] = new_id
+        st.rerun()
