@@ -146,6 +146,11 @@ def batch_rows(rows: list) -> list[dict]:
     return _of_kind(rows, "batch")
 
 
+def lr_rows(rows: list) -> list[dict]:
+    """The learning-rate changes made while the run trained (core.runs.set_lr), in order."""
+    return [r for r in _of_kind(rows, "lr") if isinstance(r.get("step"), int) and _finite(r.get("lr"))]
+
+
 def epoch_rows(rows: list) -> list[dict]:
     return _of_kind(rows, "epoch")
 

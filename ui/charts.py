@@ -2,7 +2,7 @@
 
 import plotly.graph_objects as go
 
-from core.analysis import Series, batch_rows, epoch_rows, series, thin
+from core.analysis import Series, batch_rows, epoch_rows, lr_rows, series, thin
 from core.data import CLASSES
 
 TRAIN_COLOR = "#D9480F"  # the theme's primary colour
@@ -71,7 +71,23 @@ def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:
         {"title": {"text": "step (batches)"}},
         _loss_axis(log),
         f"{revision}:{log}",
+        **_lr_marks(rows),
     )
+
+
+def _lr_marks(rows: list[dict]) -> dict:
+    """A dashed line and a label where the learning rate was changed while the run trained."""
+    changes = lr_rows(rows)
+    if not changes:
+        return {}
+    line = {"color": TEST_COLOR, "width": 1, "dash": "dash"}
+    font = {"color": TEST_COLOR, "size": 11}
+    shapes = [{"type": "line", "xref": "x", "yref": "paper", "x0": r["step"], "x1": r["step"], "y0": 0,
+               "y1": 1, "line": line} for r in changes]  # fmt: skip
+    notes = [{"x": r["step"], "xref": "x", "y": 1, "yref": "paper", "text": f"lr {r['lr']:g}",
+              "showarrow": False, "xanchor": "left", "yanchor": "top", "font": font}
+             for r in changes]  # fmt: skip
+    return {"shapes": shapes, "annotations": notes}
 
 
 def _train_and_test(rows: list[dict], train_key: str, test_key: str) -> list[dict]:

@@ -6,6 +6,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import runs
+from core.errors import StudioError
+from core.runfiles import DamagedRunFile
 from ui.train import duration, reader, render_curves
 
 STARTING_POLL_S = 0.25  # how often the live view looks for the first loss while the worker starts
@@ -20,6 +22,7 @@ export default function ({ parentElement }) {
 _scroll_here = st.components.v2.component("studio_scroll_here", js=_SCROLL_JS, isolate_styles=False)
 SCROLL_TO = "train_scroll_to"  # session_state: the run just started, whose view is scrolled into sight once
 _SHOWN_EPOCH = "train_live_epoch"  # session_state: (run id, epoch) the page was last drawn for
+_LR_SAID = "train_lr_said"  # session_state: (ok, message) after the last Apply
 
 
 def scroll_into_view(run_id: str) -> None:
@@ -39,6 +42,7 @@ def live_view(run_id: str) -> None:
     _redraw_page_at_each_epoch(run_id, where)
     st.progress(where.fraction, text=progress_text(where))
     _stop_control(run)
+    _lr_control(run)
     _curves(run)
 
 
@@ -64,6 +68,37 @@ def _stop_control(run: runs.RunInfo) -> None:
         stopping = True
     if stopping:
         st.info("Stopping after the current batch; a checkpoint is being saved.")
+
+
+def _lr_control(run: runs.RunInfo) -> None:
+    """A new learning rate for the running run: the worker uses it from its next batch on."""
+    try:
+        current = runs.read_status(run.dir).get("lr") or run.config.lr
+    except DamagedRunFile:
+        return
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    row.text_input(
+        "Learning rate", value=f"{current:g}", key=f"train_lr_{run.id}", width=160,
+        help="Type a new value and press Apply: the run keeps training with it from its next batch, and "
+        "the loss chart marks where it changed. A schedule (cosine) keeps scaling it.",
+    )  # fmt: skip
+    row.button("Apply", key="train_lr_apply", on_click=_apply_lr, args=(run.id,))
+    said = st.session_state.pop(_LR_SAID, None)
+    if said is not None:
+        (st.success if said[0] else st.error)(said[1])
+
+
+def _apply_lr(run_id: str) -> None:
+    text = str(st.session_state.get(f"train_lr_{run_id}", "")).strip()
+    try:
+        lr = runs.set_lr(run_id, float(text))  # "1e-3" and "0.001" alike; set_lr checks the range
+    except ValueError:
+        st.session_state[_LR_SAID] = (False, f"{text[:40]!r} is not a number: the run goes on as it was.")
+        return
+    except StudioError as exc:
+        st.session_state[_LR_SAID] = (False, str(exc))
+        return
+    st.session_state[_LR_SAID] = (True, f"Learning rate {lr:g} from the next batch on.")
 
 
 def _curves(run: runs.RunInfo) -> None:

@@ -255,3 +255,36 @@ def test_a_run_without_a_scored_epoch_has_no_best_accuracy_in_the_runs_table(run
     at = _page()
     assert not at.exception
     assert at.dataframe[0].value["best test acc"].isna().all()
+
+
+def test_the_live_view_changes_the_learning_rate_refuses_bad_values_and_marks_the_chart(real_data, run_store):
+    at = _page()
+    _fill(at, epochs=50, limit_batches=3000, batch_size=16)  # long enough to still be training
+    at.button(key="train_start").click().run()
+    run_id = at.session_state["train_run_id"]
+    try:
+        assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 2)
+        at.run()
+        field = at.text_input(key=f"train_lr_{run_id}")
+        assert field.value == "0.001"  # the run's own learning rate to start from
+        for bad, said in (("0", "must be a number above 0"), ("-1", "above 0"), ("fast", "is not a number"),
+                          ("nan", "must be a number"), ("1e9", "at most 1e+06")):  # fmt: skip
+            at.text_input(key=f"train_lr_{run_id}").input(bad)
+            at.button(key="train_lr_apply").click().run()
+            assert not at.exception
+            assert any(said in e for e in _errors(at)), (bad, _errors(at))
+            assert runs.get_run(run_id).active  # the run goes on
+        at.text_input(key=f"train_lr_{run_id}").input("0.05")
+        at.button(key="train_lr_apply").click().run()
+        assert any("Learning rate 0.05 from the next batch on" in s.value for s in at.success)
+        assert wait_for(lambda: any(r.get("kind") == "lr" for r in runs.read_metrics(run_id)), 60)
+        assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 6)
+        at.run()
+        layout = _charts(at)["Training loss per logged step"]["layout"]
+        assert [a["text"] for a in layout["annotations"]] == ["lr 0.05"]
+        assert layout["shapes"][0]["x0"] == next(
+            r["step"] for r in runs.read_metrics(run_id) if r["kind"] == "lr"
+        )
+    finally:
+        runs.stop(run_id)
+        runs.wait(run_id, timeout=60)

@@ -128,3 +128,32 @@ def test_a_click_on_a_confusion_matrix_cell_shows_those_mistakes(server, trained
     captions = page.get_by_test_id("stImageCaption")
     pattern = re.compile(rf"^{re.escape(true)} → {re.escape(predicted_class)} \d+%$")
     expect(captions.first).to_have_text(pattern, timeout=15_000)
+
+
+LR_MARKS_JS = """() => {
+  const found = '.studio-live-chart, [data-testid=stPlotlyChart] .js-plotly-plot';
+  const plots = [...document.querySelectorAll(found)];
+  return plots.flatMap((p) => ((p.layout && p.layout.annotations) || []).map((a) => a.text));
+}"""
+
+
+def test_a_running_runs_learning_rate_changes_and_the_chart_marks_it(server, page: Page):
+    from tests.e2e.conftest import start_run
+
+    _open(page, server.url)
+    start_run(page, epochs=20, cap=3000)
+    wait_points(page, 2, timeout=60)
+    field = page.locator("[class*='st-key-train_lr_2'] input")  # the live view's field (run ids start 20..)
+    field.fill("0.05")
+    field.press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("Learning rate 0.05 from the next batch on")).to_be_visible(timeout=15_000)
+    deadline, marks = time.monotonic() + 30, []
+    while time.monotonic() < deadline and "lr 0.05" not in marks:
+        marks = page.evaluate(LR_MARKS_JS)
+        time.sleep(0.3)
+    assert "lr 0.05" in marks, marks
+    shot(page, "14-train-lr-changed")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile("Stopped before the end"))).to_be_visible(timeout=60_000)
