@@ -60,7 +60,7 @@ def plan(packages: Sequence[str], *, apt: bool, root: bool, sudo: bool) -> Plan:
         return Plan(
             commands=[
                 [*prefix, "apt-get", "update", "-q"],
-                [*prefix, "apt-get", "install", "-y", "-q", "--no-install-recommends", *names],
+                [*prefix, "apt-get", "install", "-y", "-q", *names],  # with recommends: Chromium's fonts
             ]
         )
     if apt:
