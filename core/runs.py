@@ -557,6 +557,26 @@ def set_lr(run_id: str, lr: object, runs_dir: Path | None = None) -> float:
     return float(lr)
 
 
+def lr_history(run: RunInfo) -> list[tuple[int, float]]:
+    """(step, learning rate) for each change made while the run trained; [] when none, or unreadable."""
+    try:
+        history = read_status(run.dir).get("lr_history")
+    except (OSError, DamagedRunFile):
+        return []
+    if not isinstance(history, list):
+        return []
+    pairs = [h for h in history if isinstance(h, list) and len(h) == 2 and all(is_number(v) for v in h)]
+    return [(int(step), float(lr)) for step, lr in pairs]
+
+
+def current_lr(run: RunInfo) -> float | None:
+    """The learning rate the run trained with last: its last change, else its configuration's."""
+    history = lr_history(run)
+    if history:
+        return history[-1][1]
+    return run.config.lr if isinstance(run.config, TrainConfig) else None
+
+
 class _LrRequests:
     """The worker's side of set_lr: a new value in LR_FILE is returned once, at the next batch."""
 

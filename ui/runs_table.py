@@ -70,6 +70,9 @@ def _fixed_columns(all_runs: list[runs.RunInfo]) -> dict[str, list]:
     }
     if any(r.parent for r in all_runs):
         columns["continues"] = [r.parent or "" for r in all_runs]
+    changes = [runs.lr_history(r) for r in all_runs]
+    if any(changes):  # learning rates changed while a run trained, in order
+        columns["lr changed"] = [" → ".join(f"{lr:g} at step {step:,}" for step, lr in c) for c in changes]
     if any(r.note for r in all_runs):
         columns["note"] = [r.note for r in all_runs]
     return columns

@@ -161,10 +161,11 @@ def _continue(run: runs.RunInfo) -> None:
     more = row.text_input(  # text, checked like the form's Epochs: never rounded or clamped silently
         "More epochs", value=str(run.config.epochs), key="train_more", width=120, autocomplete="off"
     )
+    last_lr = runs.current_lr(run) or run.config.lr  # where a change made while it trained left it
     lr = row.select_slider(
         "Learning rate",
-        with_value(LR_VALUES, run.config.lr),
-        value=run.config.lr,
+        with_value(LR_VALUES, last_lr),
+        value=last_lr,
         key="train_more_lr",
         format_func=lambda v: f"{v:g}",
         width=220,

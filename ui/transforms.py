@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 
 from core import transforms as tf
+from core.analysis import augment_words
+from core.augment import Augment
 from core.data import CLASSES
 from core.errors import StudioError
 from core.transforms import CATALOGUE, ParamSpec, Step, TensorStats
@@ -423,8 +425,7 @@ def render_training(steps: list[Step], runs: bool) -> None:
     if st.button("Use as training augmentation", type="primary", key="transforms_use"):
         st.session_state[TRAIN_KEY] = chosen
     if st.session_state.get(TRAIN_KEY) == chosen:
-        summary = ", ".join(f"{k}={v:g}" for k, v in chosen.items())
         skipped = f" Not used: {', '.join(mapping.unused)}." if mapping.unused else ""
-        st.success(f"The Train page will use Augment({summary}).{skipped}")
+        st.success(f"The Train page will use this augmentation: {augment_words(Augment(**chosen))}.{skipped}")
     elif TRAIN_KEY in st.session_state:
         st.info("The Train page holds an earlier augmentation; click the button to replace it with this one.")

@@ -288,3 +288,14 @@ def test_the_live_view_changes_the_learning_rate_refuses_bad_values_and_marks_th
     finally:
         runs.stop(run_id)
         runs.wait(run_id, timeout=60)
+
+
+def test_a_learning_rate_changed_while_training_shows_in_the_table_and_seeds_continue(real_data, run_store):
+    directory = runs.create_run(TrainConfig(epochs=1, limit_batches=5), run_store / "20260101-000000-ab12")
+    save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
+    runs._write_status(directory, status="finished", epoch=1, step=5, lr=0.05, lr_history=[[3, 0.05]])
+    at = _page(train_run_id=directory.name)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["lr changed"]) == ["0.05 at step 3"]
+    assert at.select_slider(key="train_more_lr").value == 0.05  # continuing starts from the last value

@@ -73,3 +73,13 @@ def test_a_running_run_takes_a_new_learning_rate_logs_it_and_saves_it(real_data,
     assert sidecar["train_config"]["lr"] == 0.05  # a continuation starts from the last value
     with pytest.raises(RunError, match="not training"):
         runs.set_lr(run_id, 0.01, runs_dir)
+
+
+def test_a_runs_current_learning_rate_is_its_last_change(tmp_path):
+    directory = runs.create_run(TrainConfig(lr=0.002), tmp_path / "20260101-000000-beef")
+    run = runs.get_run(directory.name, tmp_path)
+    assert runs.current_lr(run) == 0.002 and runs.lr_history(run) == []
+    runs._write_status(directory, lr_history=[[40, 0.05], [90, 0.01]])
+    assert runs.lr_history(run) == [(40, 0.05), (90, 0.01)] and runs.current_lr(run) == 0.01
+    runs._write_status(directory, lr_history="damaged")
+    assert runs.current_lr(run) == 0.002  # a history that is not one is ignored
