@@ -1,8 +1,11 @@
 """AppTest fixtures: a private run store so page tests never touch data/runs."""
 
+from pathlib import Path
+
 import pytest
 
 from core import runs
+from core.train import preset
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +20,20 @@ def run_store(tmp_path, monkeypatch):
     store.mkdir()
     monkeypatch.setattr(runs, "RUNS_DIR", store)
     return store
+
+
+def make_trained_store(tmp_path_factory, name: str, run_id: str, **overrides) -> Path:
+    """A run store holding one finished run `run_id`: the recommended preset on 100 batches, trained
+    in-process (no worker). Page tests that need a real model build theirs with this."""
+    store = tmp_path_factory.mktemp(name) / "runs"
+    config = preset("recommended", epochs=1, limit_batches=100, device="cpu", **overrides)
+    directory = runs.create_run(config, store / run_id)
+    assert runs.train_run(directory) == "finished"
+    return store
+
+
+@pytest.fixture
+def store(trained_store, monkeypatch) -> Path:
+    """The module's `trained_store` as the pages' run store."""
+    monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
+    return trained_store

@@ -12,7 +12,7 @@ from core import build_model as bm
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.data import CLASSES, PROJECT_ROOT, load_split
-from core.train import preset
+from tests.app.conftest import make_trained_store
 
 PAGE = str(PROJECT_ROOT / "pages" / "6_Build_Model.py")
 RUN_ID = "20260101-000000-bmod"
@@ -21,18 +21,7 @@ SAMPLE = 17  # a fixed test image
 
 @pytest.fixture(scope="module")
 def trained_store(real_data, tmp_path_factory) -> Path:
-    """A run store holding one finished MLP run: the recommended preset on 100 batches, trained in-process."""
-    store = tmp_path_factory.mktemp("build_model") / "runs"
-    config = preset("recommended", model="mlp", epochs=1, limit_batches=100, device="cpu")
-    directory = runs.create_run(config, store / RUN_ID)
-    assert runs.train_run(directory) == "finished"
-    return store
-
-
-@pytest.fixture
-def store(trained_store, monkeypatch) -> Path:
-    monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
-    return trained_store
+    return make_trained_store(tmp_path_factory, "build_model", RUN_ID, model="mlp")
 
 
 def _page(**query: str) -> AppTest:

@@ -16,6 +16,7 @@ from core.checkpoint import load_checkpoint
 from core.data import CLASSES, PROJECT_ROOT, load_split
 from core.predict import MAX_IMAGE_BYTES, predict
 from core.train import preset
+from tests.app.conftest import make_trained_store
 from ui.predict import display_name, escape_markdown, prepare_upload
 
 PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
@@ -24,18 +25,7 @@ RUN_ID = "20260101-000000-pred"
 
 @pytest.fixture(scope="module")
 def trained_store(real_data, tmp_path_factory) -> Path:
-    """A run store holding one finished run: the recommended preset on 100 batches, trained in-process."""
-    store = tmp_path_factory.mktemp("predict") / "runs"
-    config = preset("recommended", epochs=1, limit_batches=100, device="cpu")
-    directory = runs.create_run(config, store / RUN_ID)
-    assert runs.train_run(directory) == "finished"
-    return store
-
-
-@pytest.fixture
-def store(trained_store, monkeypatch) -> Path:
-    monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
-    return trained_store
+    return make_trained_store(tmp_path_factory, "predict", RUN_ID)
 
 
 @pytest.fixture(scope="module")
