@@ -34,9 +34,9 @@ with run_col:
             "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
         )
     else:
-        train_live.scroll_into_view(run.id)
         train.render_header(run)
         if run.active:
+            train_live.scroll_into_view(run.id)  # after Start: the progress, controls and chart in sight
             train_live.live_view(run.id)
         else:
             train_outcome.render_outcome(run)

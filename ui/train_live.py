@@ -41,8 +41,9 @@ def live_view(run_id: str) -> None:
     where = runs.progress(run)
     _redraw_page_at_each_epoch(run_id, where)
     st.progress(where.fraction, text=progress_text(where))
-    _stop_control(run)
-    _lr_control(run)
+    controls = st.container(horizontal=True, vertical_alignment="bottom")  # one row: the chart stays in sight
+    _stop_control(run, controls)
+    _lr_control(run, controls)
     _curves(run)
 
 
@@ -55,9 +56,9 @@ def _redraw_page_at_each_epoch(run_id: str, where: runs.Progress) -> None:
     st.session_state[_SHOWN_EPOCH] = shown
 
 
-def _stop_control(run: runs.RunInfo) -> None:
+def _stop_control(run: runs.RunInfo, row) -> None:
     stopping = (run.dir / runs.STOP_FILE).exists()
-    if st.button(
+    if row.button(
         "Stop",
         icon=":material/stop_circle:",
         key="train_stop",
@@ -70,13 +71,12 @@ def _stop_control(run: runs.RunInfo) -> None:
         st.info("Stopping after the current batch; a checkpoint is being saved.")
 
 
-def _lr_control(run: runs.RunInfo) -> None:
+def _lr_control(run: runs.RunInfo, row) -> None:
     """A new learning rate for the running run: the worker uses it from its next batch on."""
     try:
         current = runs.read_status(run.dir).get("lr") or run.config.lr
     except DamagedRunFile:
         return
-    row = st.container(horizontal=True, vertical_alignment="bottom")
     row.text_input(
         "Learning rate", value=f"{current:g}", key=f"train_lr_{run.id}", width=160,
         help="Type a new value and press Apply: the run keeps training with it from its next batch, and "

@@ -141,19 +141,24 @@ def test_a_running_runs_learning_rate_changes_and_the_chart_marks_it(server, pag
     from tests.e2e.conftest import start_run
 
     _open(page, server.url)
+    before = _run_ids(server)
     start_run(page, epochs=20, cap=3000)
-    wait_points(page, 2, timeout=60)
-    field = page.locator("[class*='st-key-train_lr_2'] input")  # the live view's field (run ids start 20..)
-    field.fill("0.05")
-    field.press("Enter")
-    _settle(page)
-    page.get_by_role("button", name="Apply").click()
-    expect(page.get_by_text("Learning rate 0.05 from the next batch on")).to_be_visible(timeout=15_000)
-    deadline, marks = time.monotonic() + 30, []
-    while time.monotonic() < deadline and "lr 0.05" not in marks:
-        marks = page.evaluate(LR_MARKS_JS)
-        time.sleep(0.3)
-    assert "lr 0.05" in marks, marks
-    shot(page, "14-train-lr-changed")
-    page.get_by_role("button", name="Stop").click()
-    expect(page.get_by_text(re.compile("Stopped before the end"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
+    (run_id,) = _run_ids(server) - before
+    try:
+        wait_points(page, 2, timeout=60)
+        field = page.locator(f".st-key-train_lr_{run_id} input")  # the live view's field
+        field.fill("0.05")
+        field.press("Enter")
+        _settle(page)
+        page.get_by_role("button", name="Apply").click()
+        expect(page.get_by_text("Learning rate 0.05 from the next batch on")).to_be_visible(timeout=15_000)
+        deadline, marks = time.monotonic() + 30, []
+        while time.monotonic() < deadline and "lr 0.05" not in marks:
+            marks = page.evaluate(LR_MARKS_JS)
+            time.sleep(0.3)
+        assert "lr 0.05" in marks, marks
+        shot(page, "14-train-lr-changed")
+    finally:
+        runs.stop(run_id, server.runs_dir)
+        runs.wait(run_id, server.runs_dir, timeout=60)
