@@ -145,7 +145,7 @@ def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, 
     top1 = page.get_by_text(re.compile(r"^Top-1: .+ · \d+\.\d%$"))
     expect(top1).to_be_visible(timeout=20_000)
     expect(page.get_by_text("File: boot.png")).to_be_visible()
-    assert page.get_by_test_id("stImage").count() >= 2  # the original and the 28x28 input
+    expect(page.get_by_test_id("stImage").nth(1)).to_be_visible(timeout=20_000)  # the photo and its 28x28
     shot(page, "05-predict")
     fake = tmp_path / "notes.png"
     fake.write_text("a text file wearing a .png name")
@@ -201,9 +201,12 @@ def test_train_live_survives_a_page_switch_and_stops(server, page: Page):
     assert spare_pid is not None
     start = time.monotonic()
     start_run(page, epochs=20, cap=3000)
+    # The new run's live view (its Stop button), not a finished run's chart shown before Start.
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=20_000)
     first = wait_points(page, 0)
     _record("train_first_chart_point_s", time.monotonic() - start)
-    assert runs.active_run(runs_dir=server.runs_dir).pid == spare_pid  # the warm worker took the run
+    active = runs.active_run(runs_dir=server.runs_dir)
+    assert active is not None and active.pid == spare_pid  # the warm worker took the run
     mark = wait_in_place(page)
     second = wait_points(page, first)
     wait_points(page, second)  # grew twice, with no reload
