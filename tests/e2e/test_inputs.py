@@ -1,6 +1,7 @@
 """Predict's other inputs in Chromium (a drawing made with the mouse, the fake camera) and a shared link."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -81,6 +82,19 @@ def _grid(page: Page) -> list[str]:
     return labels.all_inner_texts()
 
 
+def _settled_grid(page: Page, expected: list[str] | None = None, timeout: float = 20.0) -> list[str]:
+    """The nine labels once two reads half a second apart agree (and match `expected`, if given): a
+    rerun may still be drawing the grid when the URL has already changed."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = _grid(page)
+        if now == last and (expected is None or now == expected):
+            return now
+        last = now
+        time.sleep(0.5)
+    return last or []
+
+
 def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page: Page):
     page.goto(f"{server.url}/Dataset_Explorer")
     before = _grid(page)
@@ -91,7 +105,7 @@ def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page
     seed.fill("4242")
     seed.press("Enter")
     expect(page).to_have_url(re.compile(r"seed=4242"), timeout=20_000)
-    shown = _grid(page)
+    shown = _settled_grid(page)
     page.get_by_role("button", name="Copy link").click()
     url = page.get_by_test_id("stCode").filter(has_text="seed=4242").inner_text().strip()
     assert url.startswith(server.url) and "split=test" in url
@@ -99,7 +113,7 @@ def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page
     try:
         other = fresh.new_page()
         other.goto(url)
-        assert _grid(other) == shown
+        assert _settled_grid(other, expected=shown) == shown
         expect(other.get_by_role("radio", name="Test (10,000)")).to_be_checked()
     finally:
         fresh.close()
