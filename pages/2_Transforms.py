@@ -3,10 +3,10 @@
 import streamlit as st
 
 from core import transforms as tf
-from core.data import dataset_status
 from core.errors import StudioError
 from ui import link
 from ui import transforms as view
+from ui.cache import dataset_or_message
 from ui.layout import side_by_side
 from ui.nav import title
 
@@ -17,9 +17,7 @@ st.caption(
     "it does to real samples, copy its code, or hand it to training as data augmentation."
 )
 
-status = dataset_status()
-if not status.ready:
-    st.error(status.message)
+if not dataset_or_message():
     st.stop()
 
 builder_col, preview_col = side_by_side("transforms_preview", 300)

@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from core.data import dataset_status
 from core.tensors import PRELUDE
 from ui import link
 from ui import tensors as view
-from ui.cache import torchvision_dataset
+from ui.cache import dataset_or_message, torchvision_dataset
 from ui.nav import title
 
 heading = title("tensors")
@@ -24,11 +23,9 @@ st.subheader("2. Attributes of a tensor")
 view.attributes()
 
 st.subheader("3. Indexing and slicing")
-status = dataset_status()
-if status.ready:
+ready = dataset_or_message()
+if ready:
     view.indexing()
-else:
-    st.error(status.message)
 
 st.subheader("4. Joining tensors")
 view.joining()
@@ -39,4 +36,4 @@ view.arithmetic()
 st.subheader("6. Bridge with NumPy")
 view.numpy_bridge()
 
-link.keep(view.link_params(len(torchvision_dataset("train")) if status.ready else 1), where=heading)
+link.keep(view.link_params(len(torchvision_dataset("train")) if ready else 1), where=heading)

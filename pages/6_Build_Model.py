@@ -3,10 +3,9 @@
 import streamlit as st
 
 from core import build_model as bm
-from core.data import dataset_status
 from core.errors import StudioError
 from ui import build_model as view
-from ui.cache import split_tensors
+from ui.cache import dataset_or_message, split_tensors
 from ui.layout import side_by_side
 from ui.nav import title
 
@@ -20,9 +19,7 @@ st.markdown(
     "`nn.Softmax` makes of them. Pick a finished run's weights to compare with the untrained ones."
 )
 
-status = dataset_status()
-if not status.ready:
-    st.error(status.message)
+if not dataset_or_message():
     st.stop()
 try:
     images, labels = split_tensors("test")

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.data import dataset_status
 from ui import autograd as view
 from ui import link
+from ui.cache import dataset_or_message
 from ui.nav import title
 
 heading = title("autograd")
@@ -37,8 +37,5 @@ st.caption(
     "The same mechanism on the tutorial's network and a real test image: ask for the gradient of the loss "
     "with respect to the 784 input pixels instead of the weights."
 )
-status = dataset_status()
-if status.ready:
+if dataset_or_message():
     view.real_model()
-else:
-    st.error(status.message)

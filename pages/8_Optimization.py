@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.data import dataset_status
 from ui import link
 from ui import optimization as view
 from ui import race as race_view
+from ui.cache import dataset_or_message
 from ui.nav import title
 
 heading = title("optimization")
@@ -14,9 +14,7 @@ st.caption(
     "the guess is, autograd computes the gradients of that loss, and the optimizer moves the weights a "
     "little downhill. Here are the knobs, the loss and one step at a time, on real FashionMNIST."
 )
-status = dataset_status()
-if not status.ready:
-    st.error(status.message)
+if not dataset_or_message():
     st.stop()
 
 st.subheader("1. Hyperparameters")

@@ -29,6 +29,14 @@ def dataset_ready() -> bool:
     return dataset_status().ready
 
 
+def dataset_or_message() -> bool:
+    """True when FashionMNIST is prepared; otherwise shows what to run (st.error) and returns False."""
+    status = dataset_status()
+    if not status.ready:
+        st.error(status.message)
+    return status.ready
+
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
 def checkpoint_from_file(path: str, mtime_ns: int) -> LoadedCheckpoint:
     """A run's checkpoint; `mtime_ns` makes a re-saved file load afresh."""
