@@ -95,16 +95,29 @@ def _settled_grid(page: Page, expected: list[str] | None = None, timeout: float 
     return last or []
 
 
+def _type_seed(page: Page, value: str, tries: int = 4) -> None:
+    """Types the explorer's seed until the URL carries it: a rerun that redraws the field while the
+    text is typed can drop it (a clean-clone run saw the old seed kept), and the user would type again."""
+    for _ in range(tries):
+        seed = page.locator(".st-key-explorer_seed input").last  # a rerun can briefly show two copies
+        seed.fill(value)
+        seed.press("Enter")
+        try:
+            expect(page).to_have_url(re.compile(rf"seed={value}\b"), timeout=5_000)
+            return
+        except AssertionError:
+            continue
+    expect(page).to_have_url(re.compile(rf"seed={value}\b"), timeout=5_000)
+
+
 def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page: Page):
     page.goto(f"{server.url}/Dataset_Explorer")
     before = _grid(page)
     page.get_by_text("Test (10,000)").click()
     page.get_by_role("button", name="Shuffle").click()
     expect(page.get_by_role("button", name=GRID_LABEL).first).not_to_have_text(before[0], timeout=20_000)
-    seed = page.locator(".st-key-explorer_seed input").last  # a rerun can briefly show two copies
-    seed.fill("4242")
-    seed.press("Enter")
-    expect(page).to_have_url(re.compile(r"seed=4242"), timeout=20_000)
+    _settled_grid(page)  # the shuffle's rerun is over: one typed now is not replaced by its redraw
+    _type_seed(page, "4242")
     shown = _settled_grid(page)
     page.get_by_role("button", name="Copy link").click()
     url = page.get_by_test_id("stCode").filter(has_text="seed=4242").inner_text().strip()
