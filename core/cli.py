@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from core.errors import StudioError
+from core.errors import BadConfig, StudioError
 from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, stop_on_signals
 
 
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps, ...")
     train.add_argument("--limit-batches", type=_limited("limit_batches"), help="training batches per epoch")
     train.add_argument("--run-dir", type=_run_folder, help="a new or empty folder (default data/runs/<id>)")
+    train.add_argument(
+        "--nproc",
+        type=_limited("processes"),
+        help="processes that train together on this machine (DistributedDataParallel): one per GPU, "
+        "or up to the core count on a CPU; under torchrun, torchrun's own --nproc-per-node decides",
+    )
 
     predict = sub.add_parser("predict", help="classify image files with a checkpoint")
     predict.add_argument("images", nargs="+", type=Path)
@@ -91,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir", type=Path)
-    worker.add_argument("--lock-fd", type=int)
+    worker.add_argument("--lock-fd", type=int, action="append", default=[])
     worker.add_argument("--init-from", type=Path)
+    worker.add_argument("--nice", type=int)
     return parser
 
 
@@ -137,13 +144,21 @@ _TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "optimizer", "momentum",
 
 
 def _train(args) -> int:
-    from core import runs
+    from core import distributed, runs
     from core.train import preset
 
     overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
+    if distributed.launched():  # one rank of `torchrun ... -m core train`
+        if args.nproc is not None:
+            raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
+        config = preset(args.preset, **overrides)
+        return exit_code(distributed.torchrun_train(config, args.run_dir, echo=print))
+    if args.nproc is not None:
+        overrides["processes"] = args.nproc
     config = preset(args.preset, **overrides)
+    distributed.check_processes(config)
     directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
-    with runs.device_lock(runs.device_key(config)):  # the same lock the dashboard's runs take
+    with runs.device_lock(runs.device_keys(config)):  # the same locks the dashboard's runs take
         runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
         stop_on_signals(directory)
         status = runs.run_worker(directory, echo=print)
@@ -170,4 +185,4 @@ def _predict(args) -> int:
 def _worker(args) -> int:
     from core.worker import work
 
-    return work(args.run_dir, lock_fd=args.lock_fd, init_from=args.init_from)
+    return work(args.run_dir, lock_fds=args.lock_fd, init_from=args.init_from, nice=args.nice)

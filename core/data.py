@@ -241,9 +241,13 @@ class TensorBatches:
         seed: int = 0,
         limit_batches: int | None = None,
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be between 0 and world - 1, not {rank} of {world}")
         self.device = torch.device(device)
         self.images = images.to(self.device)  # (N, 28, 28) uint8
         self.labels = labels.to(self.device)  # (N,) int64
@@ -251,8 +255,10 @@ class TensorBatches:
         self.shuffle = shuffle
         self.limit_batches = limit_batches
         self.augment = augment
-        # A CPU generator keeps the order identical on every device for a given seed.
+        # A CPU generator keeps the order identical on every device for a given seed: every rank of a
+        # distributed run draws the same permutation (and augmentation) and serves its share of it.
         self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         n = math.ceil(len(self.labels) / self.batch_size)
@@ -262,6 +268,10 @@ class TensorBatches:
     def num_samples(self) -> int:
         return min(len(self.labels), len(self) * self.batch_size)
 
+    def global_size(self, i: int) -> int:
+        """Images in batch `i` over all ranks (the last batch of a split may be short)."""
+        return max(0, min(self.batch_size, len(self.labels) - i * self.batch_size))
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         if self.shuffle:
@@ -270,9 +280,14 @@ class TensorBatches:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.images[idx].unsqueeze(1).float().div_(255)  # (B, 1, 28, 28)
-            if self.augment is not None:
-                x = self.augment(x, self.generator)
+            if self.augment is not None:  # the whole batch, as one process would: the generator stays shared
+                x = self.augment(self.images[idx].unsqueeze(1).float().div_(255), self.generator)
+                if self.world > 1:
+                    x = x.tensor_split(self.world)[self.rank]
+            if self.world > 1:  # this rank's contiguous share; the shares of all ranks cover the batch once
+                idx = idx.tensor_split(self.world)[self.rank]
+            if self.augment is None:
+                x = self.images[idx].unsqueeze(1).float().div_(255)  # (B, 1, 28, 28)
             yield x, self.labels[idx]
 
 

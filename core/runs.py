@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.checkpoint import save_checkpoint
 from core.data import DATA_DIR, PROJECT_ROOT
@@ -46,6 +47,9 @@ from core.train import (
     TrainConfig,
     fit,
 )
+
+if TYPE_CHECKING:
+    from core.distributed import Ranks
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
@@ -289,7 +293,7 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
     if not (directory / "config.json").is_file():
         raise RunError(f"there is no run {run_id!r} in {directory.parent}")
     try:
-        config = _read_config(directory)
+        config = read_config(directory)
         status = _current_status(directory)
     except DamagedRunFile as exc:
         return _damaged(directory, str(exc))
@@ -352,7 +356,7 @@ def lineage_offset(run: RunInfo, runs_dir: Path | None = None) -> tuple[int, int
     return epochs, steps
 
 
-def _read_config(directory: Path) -> TrainConfig | RaceConfig:
+def read_config(directory: Path) -> TrainConfig | RaceConfig:
     try:
         data = read_object(directory / "config.json")
         if data.get("kind") == "race":
@@ -415,7 +419,7 @@ def active_run(
     device: str | None = None, runs_dir: Path | None = None, *, races: bool = False
 ) -> RunInfo | None:
     for run in list_runs(runs_dir, races=races):
-        if run.active and (device is None or _device_key_of(run) == device):
+        if run.active and (device is None or device in _device_keys_of(run)):
             return run
     return None
 
@@ -423,44 +427,58 @@ def active_run(
 # ---- starting and stopping ----------------------------------------------------------------------------
 
 
-def device_key(config: TrainConfig | RaceConfig) -> str:
-    """One lock per physical device: "cpu", "cuda:0", ..."""
+def device_keys(config: TrainConfig | RaceConfig) -> list[str]:
+    """One lock per physical device the run uses: ["cpu"], ["cuda:0"], or ["cuda:0", "cuda:1", ...] for
+    a run whose processes each train on a GPU of their own (core.distributed)."""
     device = resolve_device(config.device)
-    if device.type == "cpu":  # "cpu:0" is the same CPU
-        return "cpu"
+    if device.type == "cpu":  # "cpu:0" is the same CPU, and CPU ranks share it
+        return ["cpu"]
+    processes = getattr(config, "processes", 1)
+    if processes > 1:
+        return [f"{device.type}:{i}" for i in range(processes)]
     if device.index is None:
-        return f"{device.type}:0"
-    return str(device)
+        return [f"{device.type}:0"]
+    return [str(device)]
 
 
-def _device_key_of(run: RunInfo) -> str | None:
+def device_key(config: TrainConfig | RaceConfig) -> str:
+    """The first (for most runs the only) device a run uses: "cpu", "cuda:0", ..."""
+    return device_keys(config)[0]
+
+
+def _device_keys_of(run: RunInfo) -> list[str]:
     try:
-        return device_key(run.config) if run.config else None
+        return device_keys(run.config) if run.config else []
     except StudioError:
-        return None
+        return []
 
 
 @contextlib.contextmanager
-def device_lock(key: str, runs_dir: Path | None = None):
-    """Hold the device's lock file (flock) or raise RunError; yields the open file descriptor.
+def device_lock(keys: str | list[str], runs_dir: Path | None = None):
+    """Hold the lock file (flock) of every device in `keys` or raise RunError; yields the open file
+    descriptors, in the order of `keys`.
 
-    The lock belongs to the open file, so a worker that inherits the descriptor keeps it for its
-    whole life and the kernel releases it when the worker dies, however it dies.
+    A lock belongs to its open file, so a worker that inherits the descriptors keeps the devices for its
+    whole life and the kernel releases them when the worker dies, however it dies.
     """
     root = Path(runs_dir or RUNS_DIR)
+    fds: list[int] = []
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
-        raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
-    try:
-        if not _try_lock(fd, key, root):
-            busy = active_run(key, root, races=True)
-            which = f" (run {busy.id})" if busy else ""
-            raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
-        yield fd
+        for key in [keys] if isinstance(keys, str) else keys:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
+                raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
+            fds.append(fd)
+            if not _try_lock(fd, key, root):
+                busy = active_run(key, root, races=True)
+                which = f" (run {busy.id})" if busy else ""
+                raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
+        yield fds
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
 
 
 def _try_lock(fd: int, key: str, root: Path, grace: float = LOCK_GRACE_S) -> bool:
@@ -481,13 +499,18 @@ def start(
 ) -> str:
     """Start a worker process training `config` (or running a race); returns the run id. One active run
     (or race) per device."""
+    from core.distributed import check_processes
+
     root = Path(runs_dir or RUNS_DIR)
-    with device_lock(device_key(config), root) as fd:
+    check_processes(config)
+    with device_lock(device_keys(config), root) as fds:
         run_id = new_run_id()
         directory = create_run(config, root / run_id, parent=_parent_of(init_from, root))
-        if _hand_to_spare(root, directory, init_from, fd):
+        if len(fds) == 1 and _hand_to_spare(root, directory, init_from, fds[0]):
             return run_id
-        args = [sys.executable, "-m", "core", "worker", str(directory), "--lock-fd", str(fd)]
+        args = [sys.executable, "-m", "core", "worker", str(directory)]
+        for fd in fds:
+            args += ["--lock-fd", str(fd)]
         if init_from is not None:
             args += ["--init-from", str(init_from)]
         with open(directory / "worker.log", "ab") as log:
@@ -497,7 +520,7 @@ def start(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                pass_fds=(fd,),
+                pass_fds=tuple(fds),
                 start_new_session=True,  # survives the server's reruns and its Ctrl-C
             )
         _children.append(proc)
@@ -661,33 +684,39 @@ def train_run(
     init_from: Path | None = None,
     echo: Callable[[str], None] = lambda _line: None,
     nice: int = 0,
+    ranks: "Ranks | None" = None,
 ) -> str:
     """Train the run in `directory` in this process; returns its final status.
 
     Appends metrics.jsonl (flushed per line), saves the checkpoint after every epoch and on stop,
     and keeps status.json current. A failure leaves the last good checkpoint in place. With `nice`,
     the process lowers its CPU priority once its first loss is logged (a fast start, then it yields).
+    With `ranks`, this process is one rank of a distributed run: all train, rank 0 alone writes.
     """
     require_run(directory)
     home = _RunHome(directory)
-    remove_stale_temps(directory)
-    config = _read_config(directory)
-    _write_status(directory, status="running", error=None, **_pid_fields(os.getpid()))
-    if isinstance(config, RaceConfig):
-        return _train_race(directory, config, home, echo, nice)
+    config = read_config(directory)
     model = None
     if init_from is not None:
         from core.checkpoint import load_checkpoint
 
         model = load_checkpoint(init_from).model
     stop_file = directory / STOP_FILE
+    should_stop = lambda: stop_file.exists() or home.gone()  # noqa: E731
+    if ranks is not None and ranks.rank != 0:
+        return _follow(fit(config, model=model, should_stop=should_stop, ranks=ranks), nice)
+    remove_stale_temps(directory)
+    _write_status(directory, status="running", error=None, **_pid_fields(os.getpid()))
+    if isinstance(config, RaceConfig):
+        return _train_race(directory, config, home, echo, nice)
     best = None
     lr_history: list[list[float]] = []  # [step, lr] for each change made while training
-    with open(directory / "metrics.jsonl", "a", buffering=1) as metrics:
-        events = fit(
-            config, model=model, should_stop=lambda: stop_file.exists() or home.gone(),
-            new_lr=_LrRequests(directory),
-        )  # fmt: skip
+    with (
+        open(directory / "metrics.jsonl", "a", buffering=1) as metrics,
+        contextlib.closing(
+            fit(config, model=model, should_stop=should_stop, new_lr=_LrRequests(directory), ranks=ranks)
+        ) as events,  # closed on return: its DDP object goes before the process group
+    ):
         for event in events:
             home.check()  # before anything is written: a deleted folder must not be recreated in part
             if isinstance(event, Started):
@@ -744,6 +773,18 @@ def train_run(
                 _write_status(directory, status="failed", error=event.error, step=event.step)
                 echo(f"failed: {event.error}")
                 return "failed"
+    return "failed"
+
+
+def _follow(events, nice: int) -> str:
+    """A rank other than 0: train along (the collectives are inside fit) and write nothing."""
+    with contextlib.closing(events):
+        for event in events:
+            if isinstance(event, BatchLogged) and nice:
+                lower_priority(nice)
+                nice = 0
+            elif isinstance(event, Finished | Stopped | Failed):
+                return {Finished: "finished", Stopped: "stopped", Failed: "failed"}[type(event)]
     return "failed"
 
 
@@ -840,15 +881,27 @@ class _RunHome:
 
 
 def run_worker(
-    directory: Path, *, init_from: Path | None = None, echo=lambda _line: None, nice: int = 0
+    directory: Path,
+    *,
+    init_from: Path | None = None,
+    echo=lambda _line: None,
+    nice: int = 0,
+    ranks: "Ranks | None" = None,
 ) -> str:
     """train_run, with any unexpected error recorded in status.json instead of lost in a log.
 
-    A folder that is not a run is refused (RunError) before anything is written to it.
+    A folder that is not a run is refused (RunError) before anything is written to it. A run that asks
+    for several processes is launched here (core.distributed.launch) unless this is one of its ranks.
     """
     require_run(directory)
     try:
-        return train_run(directory, init_from=init_from, echo=echo, nice=nice)
+        if ranks is None:
+            config = read_config(directory)
+            if isinstance(config, TrainConfig) and config.processes > 1:
+                from core.distributed import launch
+
+                return launch(directory, config.processes, init_from=init_from, nice=nice, echo=echo)
+        return train_run(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks)
     except RunFolderGone as exc:
         echo(f"failed: {exc}")  # nowhere to record it: writing would make the folder again
         return "failed"
@@ -861,13 +914,16 @@ def run_worker(
         error = str(exc)
     except Exception as exc:  # a bug: still tell the user rather than leave "running" behind
         error = f"unexpected error: {type(exc).__name__}: {exc}"
+    if ranks is not None and ranks.rank != 0:
+        echo(f"failed: {error}")
+        return "failed"  # rank 0 (or the launcher) records the run's failure
     with contextlib.suppress(OSError):
-        _record_failure(directory, error)
+        record_failure(directory, error)
     echo(f"failed: {error}")
     return "failed"
 
 
-def _record_failure(directory: Path, error: str) -> None:
+def record_failure(directory: Path, error: str) -> None:
     """The worker's last word; a damaged status.json is replaced by it (the worker owns that file)."""
     try:
         _write_status(directory, status="failed", error=error)

@@ -5,6 +5,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -15,6 +16,9 @@ from core.device import resolve_device
 from core.errors import BadConfig, StudioError
 from core.models import MODELS, SIZE_LIMITS, build_model, check_options
 from core.threads import CpuThreads
+
+if TYPE_CHECKING:
+    from core.distributed import Ranks
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -66,6 +70,7 @@ LIMITS: dict[str, Limit] = {
     "log_every": Limit(1, 10**9, whole=True),
     "hidden": Limit(1, SIZE_LIMITS["hidden"], whole=True),
     "dropout": Limit(0, 1, high_open=True),
+    "processes": Limit(1, 256, whole=True),  # the machine's own limit is checked at start (core.distributed)
 }
 OPTIONAL = ("limit_batches", "hidden", "dropout")  # None: no cap, or the model's own default
 
@@ -89,6 +94,7 @@ class TrainConfig:
     limit_batches: int | None = None  # cap on training batches per epoch (tests, smoke runs)
     augment: Augment = field(default_factory=Augment)
     log_every: int = 50  # batches between BatchLogged events
+    processes: int = 1  # DistributedDataParallel ranks that train it together (core.distributed)
 
     def __post_init__(self):
         checks = [
@@ -103,6 +109,14 @@ class TrainConfig:
             if not (value is None and name in OPTIONAL) and not limit.allows(value):
                 kind = "a whole number" if limit.whole else "a number"
                 checks.append((False, f"{name} must be {kind} {limit.describe()}, not {value!r:.40}"))
+        if isinstance(self.batch_size, int) and isinstance(self.processes, int):
+            checks.append(
+                (
+                    self.batch_size >= self.processes,
+                    f"batch_size ({self.batch_size}) must be at least the number of processes "
+                    f"({self.processes}): each process takes its share of every batch",
+                )
+            )
         for ok, message in checks:
             if not ok:
                 raise BadConfig(message)
@@ -226,10 +240,16 @@ DIVERGED_LOSS = 1000.0
 
 
 class _Diverged(Exception):
-    def __init__(self, step: int, loss: float):
+    def __init__(self, step: int, loss: float, *, exact: bool = True):
         self.step = step
         shown = "NaN" if math.isnan(loss) else f"{loss:.3g}"
-        super().__init__(f"diverged: loss is {shown} at step {step}; lower the learning rate")
+        when = f"at step {step}" if exact else f"by step {step} (checked at each logged step)"
+        super().__init__(f"diverged: loss is {shown} {when}; lower the learning rate")
+
+
+def _blew_up(mean_loss: torch.Tensor) -> torch.Tensor:
+    """1 where a batch's mean loss is NaN, infinite or above DIVERGED_LOSS, on the loss's device."""
+    return (~torch.isfinite(mean_loss) | (mean_loss > DIVERGED_LOSS)).long()
 
 
 @dataclass
@@ -263,49 +283,92 @@ def train_one_epoch(
     should_stop: Callable[[], bool] = lambda: False,
     threads: CpuThreads | None = None,
     new_lr: Callable[[], float | None] = lambda: None,
+    ranks: "Ranks | None" = None,
 ) -> Generator[BatchLogged | LrChanged, None, EpochStats]:
     """Yield BatchLogged every `log_every` batches (and on the first); return the epoch's stats.
 
     `new_lr` is asked before every batch: a number it returns becomes the learning rate from that batch
-    on (announced by LrChanged)."""
+    on (announced by LrChanged).
+
+    With `ranks` (core.distributed), this process is one of several that train `model` (wrapped in
+    DistributedDataParallel) together: `batches` serves this rank's share of each global batch, the
+    loss is scaled so that DDP's gradient average equals the gradient of the global batch's mean loss,
+    and stop, learning rate and divergence are agreed by all ranks so that they leave together.
+
+    Losses and correct counts stay on the device; the host reads them only at logged steps, so a GPU is
+    never made to wait once per batch. On a CPU without ranks that read costs nothing, and every batch's
+    loss is checked at once (a divergence is then reported at its exact step).
+    """
     model.train()
     if threads is not None:
         threads.restart()
     loss_fn = nn.CrossEntropyLoss()
-    total_loss = torch.zeros((), device=batches.device)
-    correct = torch.zeros((), dtype=torch.long, device=batches.device)
+    device = batches.device
+    eager = ranks is None and device.type == "cpu"
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    blown = torch.zeros((), dtype=torch.long, device=device)  # batches whose loss blew up, not yet read
     seen = done = 0
     mark_time, mark_seen = time.perf_counter(), 0
     for done, (x, y) in enumerate(batches, start=1):
-        if should_stop():
+        stop, lr = should_stop(), new_lr()
+        if ranks is not None:
+            stop, lr = ranks.agree(stop, lr)
+        if stop:
             done -= 1
-            return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=True)
+            return _epoch_stats(total_loss, correct, seen, done, True, ranks)
         step = first_step + done - 1
-        lr = new_lr()
         if lr is not None:
             set_lr(optimizer, scheduler, lr)
             yield LrChanged(epoch, step, lr)
+        n = batches.global_size(done - 1)  # images in the whole batch, over all ranks
         logits = model(x)  # (B, 10)
-        loss = loss_fn(logits, y)
-        value = loss.item()  # one sync per batch: also what makes NaN detection exact
-        if not math.isfinite(value) or value > DIVERGED_LOSS:
-            raise _Diverged(step, value)
+        if ranks is None:
+            loss = loss_fn(logits, y)  # the tutorial's mean over the batch
+            batch_sum = loss.detach() * len(y)
+        else:  # this rank's share summed over the global batch, times world: DDP then divides by world
+            batch_sum = nn.functional.cross_entropy(logits, y, reduction="sum")
+            loss = batch_sum * (ranks.world / n)
+            batch_sum = batch_sum.detach()
+        if eager:
+            value = loss.item()  # free on a CPU, and exact: the step where it blew up
+            if not math.isfinite(value) or value > DIVERGED_LOSS:
+                raise _Diverged(step, value)
+        else:
+            blown += _blew_up(batch_sum / max(len(y), 1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total_loss += loss.detach() * len(y)
+        total_loss += batch_sum
         correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
+        seen += n
         if threads is not None:
             threads.batch_done(len(y))
         if done == 1 or done % log_every == 0 or done == len(batches):
+            if not eager:  # the one read of the device per logged step
+                packed = torch.stack([batch_sum, blown.to(batch_sum.dtype)])
+                if ranks is not None:
+                    ranks.sum_(packed)
+                batch_total, bad = packed.tolist()
+                value = batch_total / n
+                if bad:
+                    raise _Diverged(step, value if math.isfinite(value) else math.nan, exact=False)
             now = time.perf_counter()
             rate = (seen - mark_seen) / max(now - mark_time, 1e-9)
             mark_time, mark_seen = now, seen
             yield BatchLogged(epoch, step, value, rate)
-    return EpochStats(_mean(total_loss, seen), _frac(correct, seen), done, stopped=False)
+    return _epoch_stats(total_loss, correct, seen, done, False, ranks)
+
+
+def _epoch_stats(
+    total_loss: torch.Tensor, correct: torch.Tensor, seen: int, batches: int, stopped: bool, ranks
+) -> EpochStats:
+    if ranks is not None:  # every rank's share, summed: the numbers of the whole epoch
+        ranks.sum_(total_loss)
+        ranks.sum_(correct)
+    return EpochStats(_mean(total_loss, seen), _frac(correct, seen), batches, stopped)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, scheduler, lr: float) -> None:
@@ -319,20 +382,25 @@ def set_lr(optimizer: torch.optim.Optimizer, scheduler, lr: float) -> None:
         group["lr"] = lr * factor
 
 
-def evaluate(model: nn.Module, batches: TensorBatches) -> EvalResult:
-    """Loss, accuracy, per-class accuracy and confusion matrix, in eval mode without gradients."""
+def evaluate(model: nn.Module, batches: TensorBatches, ranks: "Ranks | None" = None) -> EvalResult:
+    """Loss, accuracy, per-class accuracy and confusion matrix, in eval mode without gradients.
+
+    With `ranks`, each rank scores its share of every batch and the sums are added over the ranks, so
+    each image of the split is counted exactly once and every rank gets the same result."""
     model.eval()
     n = len(CLASSES)
     total_loss = torch.zeros((), device=batches.device)
     confusion = torch.zeros(n * n, dtype=torch.long, device=batches.device)
-    seen = 0
     with torch.no_grad():
         for x, y in batches:
             logits = model(x)
             total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
             confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n)
-            seen += len(y)
+    if ranks is not None:
+        ranks.sum_(total_loss)
+        ranks.sum_(confusion)
     matrix = confusion.view(n, n).cpu()
+    seen = int(matrix.sum())
     per_class = (matrix.diag() / matrix.sum(1).clamp(min=1)).tolist()
     acc = matrix.diag().sum().item() / max(seen, 1)
     return EvalResult(_mean(total_loss, seen), acc, per_class, matrix.tolist())
@@ -356,7 +424,11 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_batches(config: TrainConfig, device: torch.device) -> tuple[TensorBatches, TensorBatches]:
+def make_batches(
+    config: TrainConfig, device: torch.device, ranks: "Ranks | None" = None
+) -> tuple[TensorBatches, TensorBatches]:
+    """The training and test batches; with `ranks`, each serves this rank's share of every batch."""
+    share = {"rank": ranks.rank, "world": ranks.world} if ranks is not None else {}
     train_x, train_y = load_split("train")
     test_x, test_y = load_split("test")
     train = TensorBatches(
@@ -368,8 +440,9 @@ def make_batches(config: TrainConfig, device: torch.device) -> tuple[TensorBatch
         seed=config.seed,
         limit_batches=config.limit_batches,
         augment=config.augment if config.augment.active else None,
+        **share,
     )
-    test = TensorBatches(test_x, test_y, batch_size=EVAL_BATCH_SIZE, device=device)
+    test = TensorBatches(test_x, test_y, batch_size=EVAL_BATCH_SIZE, device=device, **share)
     return train, test
 
 
@@ -384,24 +457,30 @@ def fit(
     data: tuple[TensorBatches, TensorBatches] | None = None,
     adapt_threads: bool = True,
     new_lr: Callable[[], float | None] = lambda: None,
+    ranks: "Ranks | None" = None,
 ) -> Iterator[Event]:
     """Train `config.epochs` epochs, yielding events; the caller prints, plots and saves.
 
     Ends with exactly one of Finished, Stopped or Failed. Pass `model` to continue training it, and
     `new_lr` to let the learning rate change while it trains (see train_one_epoch).
     On a CPU, `adapt_threads` lets the thread count follow what else the machine runs (core.threads).
+    With `ranks`, this process is one rank of a distributed run (core.distributed): the model trains
+    wrapped in DistributedDataParallel, and the events carry the numbers of the whole run. Started's
+    model is the plain model either way (what a checkpoint saves, without DDP's `module.` prefix).
     """
     step = 0
     threads = None
+    net = None  # what trains: the model, or DDP around it; released in `finally`, before the process group
     try:
-        device = resolve_device(config.device)
+        device = ranks.device if ranks is not None else resolve_device(config.device)
         if adapt_threads and device.type == "cpu":
             threads = CpuThreads()
         torch.manual_seed(config.seed)  # same seed -> same initial weights and dropout masks
         if model is None:
             model = build_model(config.model, **config.model_options())
         model.to(device)
-        train, test = data or make_batches(config, device)
+        train, test = data or make_batches(config, device, ranks)
+        net = ranks.wrap(model) if ranks is not None else model
         optimizer = build_optimizer(config, model.parameters())
         total_steps = len(train) * config.epochs
         scheduler = _scheduler(config, optimizer, total_steps)
@@ -419,7 +498,7 @@ def fit(
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             stats = yield from train_one_epoch(
-                model,
+                net,
                 train,
                 optimizer,
                 epoch=epoch,
@@ -429,12 +508,13 @@ def fit(
                 should_stop=should_stop,
                 threads=threads,
                 new_lr=new_lr,
+                ranks=ranks,
             )
             step += stats.batches
             if stats.stopped:
                 yield Stopped(epoch, step)
                 return
-            result = evaluate(model, test)
+            result = evaluate(model, test, ranks)
             yield EpochEnd(
                 epoch,
                 step,
@@ -453,7 +533,10 @@ def fit(
         yield Failed("out of memory: lower the batch size (or choose a smaller model)", step)
     except StudioError as exc:
         yield Failed(str(exc), step)
+    except _rank_lost_errors() as exc:  # only with ranks: another rank died or stopped answering
+        yield Failed(lost_rank_message(exc), step)
     finally:
+        net = None
         if threads is not None:
             threads.close()
 
@@ -463,4 +546,20 @@ def _scheduler(config: TrainConfig, optimizer, total_steps: int):
         return None
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    )
+
+
+def _rank_lost_errors() -> tuple[type[BaseException], ...]:
+    """The errors a collective raises when another rank is gone (none without torch.distributed)."""
+    if not torch.distributed.is_available():
+        return ()
+    return (torch.distributed.DistError,)
+
+
+def lost_rank_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return (
+        "another process of this distributed run stopped answering (it failed or was killed), so every "
+        f"process stopped; the last saved checkpoint is kept ({first[:200]})"
     )

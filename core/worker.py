@@ -24,15 +24,22 @@ def stop_on_signals(directory: Path) -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
 
-def work(directory: Path, *, lock_fd: int | None = None, init_from: Path | None = None) -> int:
-    """Train the queued run in `directory`, started by core.runs.start; RunError for any other folder."""
-    from core import runs
+def work(
+    directory: Path, *, lock_fds: list[int] = (), init_from: Path | None = None, nice: int | None = None
+) -> int:
+    """Train the queued run in `directory`, started by core.runs.start; RunError for any other folder.
 
-    # The lock descriptor came from the parent; keeping it open keeps the device reserved.
-    if lock_fd is not None:
-        os.set_inheritable(lock_fd, False)
+    Started by core.distributed.launch (torchrun's environment is set), it is one rank of that run."""
+    from core import distributed, runs
+
+    # A background job by default: once it trains, clicks in the dashboard get the CPU first.
+    nice = runs.WORKER_NICE if nice is None else nice
+    if distributed.launched():
+        return exit_code(distributed.rank_worker(directory, init_from=init_from, nice=nice))
+    # The lock descriptors came from the parent; keeping them open keeps the devices reserved.
+    for fd in lock_fds:
+        os.set_inheritable(fd, False)
     runs.require_run(directory, fresh=True)  # before anything is written there
     stop_on_signals(directory)
-    # A background job: once it trains, clicks in the dashboard get the CPU first.
-    status = runs.run_worker(directory, init_from=init_from, echo=print, nice=runs.WORKER_NICE)
+    status = runs.run_worker(directory, init_from=init_from, echo=print, nice=nice)
     return exit_code(status)

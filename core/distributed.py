@@ -1,0 +1,295 @@
+"""One run on several processes, with PyTorch's own engine: torchrun's elastic launch and
+DistributedDataParallel (gloo on CPUs, NCCL when every rank has a GPU of its own).
+
+Two ways in, one code path:
+- `torchrun --nproc-per-node N -m core train ...` (one machine or several): torchrun starts every rank;
+  each rank joins the process group, rank 0 makes the run folder, and all train it (`torchrun_train`).
+- `python -m core train --nproc N`, or a dashboard run whose config asks for N processes: this process
+  creates the run and calls torch's launcher API (`launch`), which starts N ranks of
+  `python -m core worker RUN_DIR`; each joins the group and trains that run (`rank_worker`).
+
+Every rank trains its share of every global batch (core.data.TensorBatches), the maths equals one
+process's (core.train), and rank 0 alone writes the run folder (core.runs.train_run).
+"""
+
+import contextlib
+import gc
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from core.device import resolve_device
+from core.errors import BadConfig, RunError, StudioError
+from core.worker import EXIT_FAILED, EXIT_STOPPED
+
+# A collective that waits longer than this for another rank fails instead of hanging (a rank that
+# was stopped with SIGSTOP, a machine that went away); a rank that died is noticed at once.
+TIMEOUT_S = float(os.environ.get("STUDIO_DIST_TIMEOUT_S", "120"))
+
+
+def launched() -> bool:
+    """True in a process that torchrun (or `launch`) started as one rank of a distributed run."""
+    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
+
+
+def most_processes(device_name: str = "auto") -> int:
+    """How many processes a run on this device may have here: one per GPU, or one per CPU core."""
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        return torch.cuda.device_count()
+    if device.type == "cpu":
+        return os.cpu_count() or 1
+    return 1
+
+
+def check_processes(config) -> None:
+    """BadConfig unless this machine can start `config.processes` ranks on `config.device`."""
+    count = getattr(config, "processes", 1)
+    if count == 1:
+        return
+    device = resolve_device(config.device)
+    if device.type not in ("cpu", "cuda"):
+        raise BadConfig(
+            f"more than one process needs CUDA GPUs or the CPU; on {device.type} a run trains in one "
+            "process: set processes to 1"
+        )
+    if device.type == "cuda" and device.index is not None:
+        raise BadConfig(
+            "with more than one process each takes a GPU of its own: choose the device cuda (or auto), "
+            f"not {config.device!r}"
+        )
+    most = most_processes(config.device)
+    if count > most:
+        what = f"{most} GPU(s)" if device.type == "cuda" else f"{most} CPU core(s)"
+        raise BadConfig(f"{count} processes, but this machine has {what}: choose at most {most}")
+
+
+@dataclass
+class Ranks:
+    """This process's place in a distributed run, and the few collectives the training loop uses."""
+
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    device: torch.device
+    control: object  # a gloo group for the per-batch agreement, on the CPU even when training on GPUs
+
+    def agree(self, stop: bool, lr: float | None) -> tuple[bool, float | None]:
+        """Stop if any rank was asked to; take a new learning rate if one was given (rank 0 reads it).
+
+        Over the CPU group, so a GPU rank answers without waiting for its device."""
+        flags = torch.tensor([1.0 if stop else 0.0, lr or 0.0], dtype=torch.float64)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.control)
+        stop_all, new = flags.tolist()
+        return stop_all > 0, (new if new > 0 else None)
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Add `tensor` over all ranks, in place (on the training device); returns it."""
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def share(self, value: object) -> object:
+        """Rank 0's `value`, on every rank (a small picklable object)."""
+        box = [value if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0, group=self.control)
+        return box[0]
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """`model` in DistributedDataParallel; the caller keeps the plain model for saving."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        if default is None:
+            raise RunError(f"{name} is not set: start this process with torchrun")
+        return default
+    return int(value)
+
+
+@contextlib.contextmanager
+def joined(device_name: str) -> Iterator[Ranks]:
+    """Join the process group that torchrun described in the environment; leave it cleanly.
+
+    NCCL when the run trains on CUDA (each rank on the GPU numbered by its local rank), gloo on the
+    CPU, where the ranks share the cores instead of each starting a thread per core."""
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    local_rank = _env_int("LOCAL_RANK", 0)
+    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    wanted = resolve_device(device_name)
+    if wanted.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise BadConfig(
+                f"local rank {local_rank} has no GPU of its own ({torch.cuda.device_count()} here): start "
+                "at most one process per GPU on each machine, or train with --device cpu"
+            )
+        device, backend = torch.device("cuda", local_rank), "nccl"
+        torch.cuda.set_device(device)
+    elif wanted.type == "cpu":
+        device, backend = torch.device("cpu"), "gloo"
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    else:
+        raise BadConfig(f"more than one process needs CUDA GPUs or the CPU, not {wanted.type}")
+    timeout = timedelta(seconds=TIMEOUT_S)
+    dist.init_process_group(backend, timeout=timeout, **({"device_id": device} if backend == "nccl" else {}))
+    try:
+        control = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
+        yield Ranks(rank, world, local_rank, local_world, device, control)
+    finally:
+        # DistributedDataParallel keeps the group in use until it is freed: destroying the group under a
+        # live DDP object crashed gloo ranks at exit (SIGABRT). fit() drops its DDP object when it ends;
+        # this collects any left in a traceback's frames before the group goes.
+        gc.collect()
+        dist.destroy_process_group()
+
+
+# ---- torchrun -m core train ---------------------------------------------------------------------------
+
+
+def torchrun_train(config, run_dir: Path | None, echo: Callable[[str], None] = print) -> str:
+    """`torchrun ... -m core train`: this process is one rank; rank 0 makes the run, all train it."""
+    from core import runs
+    from core.worker import stop_on_signals
+
+    with joined(config.device) as ranks:
+        config = config.replace(processes=ranks.world)  # the config records the world size
+        with contextlib.ExitStack() as held:
+            if ranks.rank == 0:
+                try:  # this machine's devices, as the dashboard's runs lock them
+                    local = config.replace(processes=ranks.local_world)
+                    held.enter_context(runs.device_lock(runs.device_keys(local)))
+                    directory = run_dir or runs.RUNS_DIR / runs.new_run_id()
+                    runs.create_run(config, directory)
+                    told = {"dir": str(directory)}
+                except StudioError as exc:
+                    told = {"error": str(exc)}
+                ranks.share(told)
+                if "error" in told:
+                    raise RunError(told["error"])
+            else:
+                told = ranks.share(None)
+                if "error" in told:
+                    return "failed"  # rank 0 says why
+            directory = Path(told["dir"])
+            stop_on_signals(directory)
+            quiet = echo if ranks.rank == 0 else (lambda _line: None)
+            return runs.run_worker(directory, echo=quiet, ranks=ranks)
+
+
+# ---- python -m core train --nproc N, and the dashboard's distributed runs ------------------------------
+
+
+def rank_worker(directory: Path, *, init_from: Path | None, nice: int) -> str:
+    """`python -m core worker RUN_DIR` started by `launch`: one rank of the run in `directory`."""
+    from core import runs
+    from core.worker import stop_on_signals
+
+    runs.require_run(directory)
+    config = runs.read_config(directory)
+    with joined(config.device) as ranks:
+        if ranks.world != config.processes:
+            raise RunError(f"the run asks for {config.processes} processes, but {ranks.world} were started")
+        stop_on_signals(directory)
+        echo = print if ranks.rank == 0 else (lambda _line: None)
+        return runs.run_worker(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks)
+
+
+def launch(
+    directory: Path, processes: int, *, init_from: Path | None, nice: int, echo: Callable[[str], None]
+) -> str:
+    """Start `processes` ranks on this machine through torch's launcher API and wait for them.
+
+    Returns the run's final status. A rank that died (a signal, a crash) fails the run with a message
+    that names it; the agent stops the other ranks, and the last checkpoint rank 0 saved is kept."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    settings = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=directory.name,
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",  # a free port on this machine, as torchrun --standalone
+        max_restarts=0,  # a failed run is reported, not restarted from scratch
+        monitor_interval=0.2,
+        shutdown_timeout=30,  # the other ranks' time to leave cleanly before they are killed
+    )
+    args = ["-m", "core", "worker", str(directory), "--nice", str(nice)]
+    if init_from is not None:
+        args += ["--init-from", str(init_from)]
+    echo(f"launching {processes} processes (torch.distributed, {'gloo' if _on_cpu(directory) else 'nccl'})")
+    failure = None
+    try:
+        elastic_launch(settings, sys.executable)(*args)
+    except ChildFailedError as exc:
+        failure = exc
+    except SignalException as exc:  # Ctrl-C or SIGTERM here: the ranks were asked to stop too
+        echo(f"interrupted ({signal.Signals(exc.sigval).name}); the processes were stopped")
+    status = _final_status(directory)
+    if failure is None:
+        return status if status in ("finished", "stopped", "failed") else _record(directory, echo)
+    rank, first = failure.get_first_failure()
+    died = _how(first.exitcode)
+    if status in ("finished", "stopped"):  # the run ended as asked; a rank's trouble leaving goes to the log
+        echo(f"warning: process rank {rank} {died} after the run had ended")
+        return status
+    if first.exitcode in (EXIT_FAILED, EXIT_STOPPED) and status == "failed":
+        return status  # the ranks left on their own after rank 0 recorded why
+    return _record(
+        directory,
+        echo,
+        f"process rank {rank} (pid {first.pid}) {died}, so every process of the run was stopped; "
+        "the last saved checkpoint is kept: continue from it or start again",
+    )
+
+
+def _on_cpu(directory: Path) -> bool:
+    from core import runs
+
+    try:
+        return resolve_device(runs.read_config(directory).device).type == "cpu"
+    except StudioError:
+        return True
+
+
+def _how(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def _final_status(directory: Path) -> str:
+    from core import runs
+
+    try:
+        return runs.read_status(directory).get("status", "queued")
+    except (OSError, StudioError):
+        return "failed"
+
+
+def _record(directory: Path, echo, error: str | None = None) -> str:
+    from core import runs
+
+    error = error or "the processes of this run ended without a result: start again"
+    with contextlib.suppress(OSError, StudioError):
+        runs.record_failure(directory, error)
+    echo(f"failed: {error}")
+    return "failed"
