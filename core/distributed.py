@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from core import runs
 from core.device import resolve_device
 from core.errors import BadConfig, RunError, StudioError
-from core.worker import EXIT_FAILED, EXIT_STOPPED
 
 # A collective that waits longer than this for another rank fails instead of hanging (a rank that
 # was stopped with SIGSTOP, a machine that went away); a rank that died is noticed at once.
@@ -161,7 +161,6 @@ def joined(device_name: str) -> Iterator[Ranks]:
 
 def torchrun_train(config, run_dir: Path | None, echo: Callable[[str], None] = print) -> str:
     """`torchrun ... -m core train`: this process is one rank; rank 0 makes the run, all train it."""
-    from core import runs
     from core.worker import stop_on_signals
 
     with joined(config.device) as ranks:
@@ -194,7 +193,6 @@ def torchrun_train(config, run_dir: Path | None, echo: Callable[[str], None] = p
 
 def rank_worker(directory: Path, *, init_from: Path | None, nice: int) -> str:
     """`python -m core worker RUN_DIR` started by `launch`: one rank of the run in `directory`."""
-    from core import runs
     from core.worker import stop_on_signals
 
     runs.require_run(directory)
@@ -234,8 +232,10 @@ def launch(
         args += ["--init-from", str(init_from)]
     echo(f"launching {processes} processes (torch.distributed, {'gloo' if _on_cpu(directory) else 'nccl'})")
     failure = None
+    runs.record_pid(directory)  # alive until the ranks are done and their end is recorded
     try:
-        elastic_launch(settings, sys.executable)(*args)
+        with _environ(**{runs.LAUNCHER_ENV: str(os.getpid())}):  # the ranks inherit it from the agent
+            elastic_launch(settings, sys.executable)(*args)
     except ChildFailedError as exc:
         failure = exc
     except SignalException as exc:  # Ctrl-C or SIGTERM here: the ranks were asked to stop too
@@ -243,23 +243,79 @@ def launch(
     status = _final_status(directory)
     if failure is None:
         return status if status in ("finished", "stopped", "failed") else _record(directory, echo)
-    rank, first = failure.get_first_failure()
-    died = _how(first.exitcode)
+    culprit = _culprit(failure.failures)
     if status in ("finished", "stopped"):  # the run ended as asked; a rank's trouble leaving goes to the log
-        echo(f"warning: process rank {rank} {died} after the run had ended")
+        if culprit:
+            echo(f"warning: after the run had ended, {culprit}")
         return status
-    if first.exitcode in (EXIT_FAILED, EXIT_STOPPED) and status == "failed":
-        return status  # the ranks left on their own after rank 0 recorded why
+    if culprit is None:
+        if status == "failed":
+            return status  # the ranks left on their own after rank 0 recorded why (a divergence, ...)
+        rank, first = failure.get_first_failure()
+        culprit = f"process rank {rank} (pid {first.pid}) {_how(first.exitcode)}"
     return _record(
         directory,
         echo,
-        f"process rank {rank} (pid {first.pid}) {died}, so every process of the run was stopped; "
-        "the last saved checkpoint is kept: continue from it or start again",
+        f"{culprit}, so every process of the run was stopped; the last saved checkpoint is kept: "
+        "continue from it or start again",
     )
 
 
+# Signals the agent (or a user's Ctrl-C) sends to stop ranks: a rank that got one did not cause a failure.
+_STOPPING = (signal.SIGTERM, signal.SIGINT)
+
+
+def _culprit(failures: dict) -> str | None:
+    """The rank that made the run fail, in words: one that reported its own error (report_error), else
+    one that a signal killed or crashed (not the agent's SIGTERM to the others); None if none did."""
+
+    def first(ranks: list[int]) -> int:
+        return min(ranks, key=lambda r: (failures[r].timestamp, r))
+
+    reported = [r for r, f in failures.items() if f.exitcode > 0 and os.path.isfile(f.error_file or "")]
+    if reported:
+        rank = first(reported)
+        return f"process rank {rank} (pid {failures[rank].pid}) failed: {_reported(failures[rank])}"
+    killed = [r for r, f in failures.items() if f.exitcode < 0 and -f.exitcode not in _STOPPING]
+    if killed:
+        rank = first(killed)
+        return f"process rank {rank} (pid {failures[rank].pid}) {_how(failures[rank].exitcode)}"
+    return None
+
+
+class RankFailed(Exception):
+    """A rank's own error, written where torch's launcher reads it (TORCHELASTIC_ERROR_FILE)."""
+
+
+def report_error(error: str) -> None:
+    """Leave `error` for the agent that started this rank (nothing happens outside torchrun)."""
+    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+    with contextlib.suppress(OSError):
+        ErrorHandler().record_exception(RankFailed(error))
+
+
+def _reported(failure) -> str:
+    message = failure.message
+    prefix = f"{RankFailed.__name__}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _on_cpu(directory: Path) -> bool:
-    from core import runs
 
     try:
         return resolve_device(runs.read_config(directory).device).type == "cpu"
@@ -277,7 +333,6 @@ def _how(exitcode: int) -> str:
 
 
 def _final_status(directory: Path) -> str:
-    from core import runs
 
     try:
         return runs.read_status(directory).get("status", "queued")
@@ -286,7 +341,6 @@ def _final_status(directory: Path) -> str:
 
 
 def _record(directory: Path, echo, error: str | None = None) -> str:
-    from core import runs
 
     error = error or "the processes of this run ended without a result: start again"
     with contextlib.suppress(OSError, StudioError):

@@ -58,6 +58,7 @@ DAMAGED = "damaged"  # a run whose config.json or status.json is not what the st
 STOP_FILE = "STOP"
 LR_FILE = "lr.json"  # a new learning rate for a running run: written by the page, read by the worker
 CHECKPOINT = "model.pth"
+LAUNCHER_ENV = "STUDIO_LAUNCHER_PID"  # set for the ranks that core.distributed.launch starts
 LABEL_FILE = "label.json"  # the user's name and note for a run; written by the page, never by the worker
 NAME_MAX, NOTE_MAX = 80, 1000  # characters
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
@@ -454,7 +455,7 @@ def _device_keys_of(run: RunInfo) -> list[str]:
 
 
 @contextlib.contextmanager
-def device_lock(keys: str | list[str], runs_dir: Path | None = None):
+def device_lock(keys: str | list[str], runs_dir: Path | None = None, grace: float = LOCK_GRACE_S):
     """Hold the lock file (flock) of every device in `keys` or raise RunError; yields the open file
     descriptors, in the order of `keys`.
 
@@ -471,7 +472,7 @@ def device_lock(keys: str | list[str], runs_dir: Path | None = None):
             except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
                 raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
             fds.append(fd)
-            if not _try_lock(fd, key, root):
+            if not _try_lock(fd, key, root, grace):
                 busy = active_run(key, root, races=True)
                 which = f" (run {busy.id})" if busy else ""
                 raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
@@ -706,7 +707,9 @@ def train_run(
     if ranks is not None and ranks.rank != 0:
         return _follow(fit(config, model=model, should_stop=should_stop, ranks=ranks), nice)
     remove_stale_temps(directory)
-    _write_status(directory, status="running", error=None, **_pid_fields(os.getpid()))
+    # Under core.distributed.launch the launcher's pid stays: it outlives the ranks and records their end.
+    me = {} if launcher_watches() else _pid_fields(os.getpid())
+    _write_status(directory, status="running", error=None, **me)
     if isinstance(config, RaceConfig):
         return _train_race(directory, config, home, echo, nice)
     best = None
@@ -770,10 +773,22 @@ def train_run(
                 echo(f"finished: best test accuracy {best:.1%}; checkpoint {directory / CHECKPOINT}")
                 return "finished"
             elif isinstance(event, Failed):
-                _write_status(directory, status="failed", error=event.error, step=event.step)
                 echo(f"failed: {event.error}")
+                if event.peer_lost and launcher_watches():
+                    return "failed"  # the launcher knows which rank died and records that instead
+                _write_status(directory, status="failed", error=event.error, step=event.step)
                 return "failed"
     return "failed"
+
+
+def record_pid(directory: Path) -> None:
+    """Make this process the one whose life the run's status follows (a launcher of several ranks)."""
+    _write_status(directory, **_pid_fields(os.getpid()))
+
+
+def launcher_watches() -> bool:
+    """True in a rank that core.distributed.launch started: it records how the run ended if a rank dies."""
+    return bool(os.environ.get(LAUNCHER_ENV))
 
 
 def _follow(events, nice: int) -> str:
@@ -915,8 +930,11 @@ def run_worker(
     except Exception as exc:  # a bug: still tell the user rather than leave "running" behind
         error = f"unexpected error: {type(exc).__name__}: {exc}"
     if ranks is not None and ranks.rank != 0:
+        from core.distributed import report_error
+
         echo(f"failed: {error}")
-        return "failed"  # rank 0 (or the launcher) records the run's failure
+        report_error(error)  # for the launcher, which names this rank in the run's status
+        return "failed"
     with contextlib.suppress(OSError):
         record_failure(directory, error)
     echo(f"failed: {error}")

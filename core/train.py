@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
@@ -229,6 +230,7 @@ class Stopped:
 class Failed:
     error: str
     step: int
+    peer_lost: bool = False  # another rank of a distributed run died or stopped answering
 
 
 Event = Started | BatchLogged | LrChanged | EpochEnd | Finished | Stopped | Failed
@@ -533,8 +535,10 @@ def fit(
         yield Failed("out of memory: lower the batch size (or choose a smaller model)", step)
     except StudioError as exc:
         yield Failed(str(exc), step)
-    except _rank_lost_errors() as exc:  # only with ranks: another rank died or stopped answering
-        yield Failed(lost_rank_message(exc), step)
+    except RuntimeError as exc:  # with ranks, a collective whose peer is gone: another rank died
+        if ranks is None or not _peer_lost(exc):
+            raise
+        yield Failed(lost_rank_message(exc), step, peer_lost=True)
     finally:
         net = None
         if threads is not None:
@@ -549,11 +553,15 @@ def _scheduler(config: TrainConfig, optimizer, total_steps: int):
     )
 
 
-def _rank_lost_errors() -> tuple[type[BaseException], ...]:
-    """The errors a collective raises when another rank is gone (none without torch.distributed)."""
-    if not torch.distributed.is_available():
-        return ()
-    return (torch.distributed.DistError,)
+# What gloo and NCCL say when the other end of a collective is gone (they raise RuntimeError, or
+# DistBackendError, a subclass of it).
+_PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed|refused)|broken pipe|timed out|timeout", re.I)
+
+
+def _peer_lost(exc: RuntimeError) -> bool:
+    if torch.distributed.is_available() and isinstance(exc, torch.distributed.DistError):
+        return True
+    return bool(_PEER_LOST.search(str(exc)))
 
 
 def lost_rank_message(exc: BaseException) -> str:
