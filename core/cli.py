@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 from core.errors import BadConfig, StudioError
-from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, stop_on_signals
+from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,7 +152,7 @@ def _train(args) -> int:
         if args.nproc is not None:
             raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
         config = preset(args.preset, **overrides)
-        return exit_code(distributed.torchrun_train(config, args.run_dir, echo=print))
+        leave(exit_code(distributed.torchrun_train(config, args.run_dir, echo=print)))
     if args.nproc is not None:
         overrides["processes"] = args.nproc
     config = preset(args.preset, **overrides)
@@ -183,6 +183,6 @@ def _predict(args) -> int:
 
 
 def _worker(args) -> int:
-    from core.worker import work
+    from core.worker import leave, work
 
-    return work(args.run_dir, lock_fds=args.lock_fd, init_from=args.init_from, nice=args.nice)
+    leave(work(args.run_dir, lock_fds=args.lock_fd, init_from=args.init_from, nice=args.nice))

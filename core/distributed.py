@@ -14,6 +14,7 @@ process's (core.train), and rank 0 alone writes the run folder (core.runs.train_
 
 import contextlib
 import gc
+import logging
 import os
 import signal
 import sys
@@ -216,6 +217,7 @@ def launch(
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    _quiet_agent()
     settings = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -296,7 +298,9 @@ def report_error(error: str) -> None:
 
 
 def _reported(failure) -> str:
-    message = failure.message
+    message = failure.message  # the error file's text, or its {"message": text, "extraInfo": ...}
+    if isinstance(message, dict):
+        message = str(message.get("message", ""))
     prefix = f"{RankFailed.__name__}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
 
@@ -313,6 +317,14 @@ def _environ(**values: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _quiet_agent() -> None:
+    """The agent's warnings ("Received 2 death signal, shutting down workers", ...) repeat what this
+    module says in one line; its errors (a rank's traceback) still reach the log."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _on_cpu(directory: Path) -> bool:

@@ -253,12 +253,12 @@ def main(argv: list[str]) -> int:
     if job is None:
         return 0
     from core import runs
-    from core.worker import exit_code, stop_on_signals
+    from core.worker import exit_code, leave, stop_on_signals
 
     directory, init_from = job
     stop_on_signals(directory)
     status = runs.run_worker(directory, init_from=init_from, echo=print)  # its priority is lowered already
-    return exit_code(status)
+    leave(exit_code(status))
 
 
 if __name__ == "__main__":
