@@ -424,8 +424,8 @@ def _device_fields() -> None:
     )
     if on_cpu and most > 1:
         st.caption(
-            "Several processes on one CPU show the mechanism (DistributedDataParallel: each process "
-            "takes its share of every batch) rather than speed: they share the same cores."
+            "On one CPU, several processes show DistributedDataParallel at work (each takes its share "
+            "of every batch) rather than a speed-up."
         )
 
 

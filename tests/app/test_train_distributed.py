@@ -57,10 +57,10 @@ def test_processes_is_1_by_default_and_offers_one_per_cpu_core(run_store):
     most = distributed.most_processes("cpu")
     assert most == os.cpu_count()  # a CPU machine: one process per core
     assert field.options == [str(n) for n in range(1, most + 1)]
-    said = [c for c in _captions(at) if c.startswith("Several processes on one CPU")]
+    said = [c for c in _captions(at) if c.startswith("On one CPU, several processes show")]
     assert len(said) == (most > 1)
     if said:
-        assert "DistributedDataParallel" in said[0] and "rather than speed" in said[0]
+        assert "DistributedDataParallel" in said[0] and "rather than a speed-up" in said[0]
 
 
 @needs_two_cores
