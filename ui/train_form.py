@@ -413,14 +413,15 @@ def _device_fields() -> None:
     left.selectbox("Device", devices, key=_key("device"))
     device = st.session_state[_key("device")]
     most = distributed.most_processes(device)
-    on_cpu = resolve_device(device).type == "cpu"
-    each = "CPU core" if on_cpu else "GPU"
+    kind = resolve_device(device).type
+    on_cpu = kind == "cpu"
+    here = {"cpu": f"up to {most} here, one per CPU core", "cuda": f"up to {most} here, one per GPU"}
     right.selectbox(
         "Processes",
         with_value(range(1, most + 1), st.session_state[_key("processes")]),
         key=_key("processes"),
-        help=f"Processes that train the run together with DistributedDataParallel: each takes its share "
-        f"of every batch and their gradients are averaged. Up to {most} here (one per {each}).",
+        help="Processes that train the run together with DistributedDataParallel: each takes its share "
+        f"of every batch and their gradients are averaged ({here.get(kind, f'one on {kind}')}).",
     )
     if on_cpu and most > 1:
         st.caption(

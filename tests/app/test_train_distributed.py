@@ -57,6 +57,7 @@ def test_processes_is_1_by_default_and_offers_one_per_cpu_core(run_store):
     most = distributed.most_processes("cpu")
     assert most == os.cpu_count()  # a CPU machine: one process per core
     assert field.options == [str(n) for n in range(1, most + 1)]
+    assert f"up to {most} here, one per CPU core" in field.help
     said = [c for c in _captions(at) if c.startswith("On one CPU, several processes show")]
     assert len(said) == (most > 1)
     if said:
