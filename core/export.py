@@ -112,7 +112,7 @@ def test_loop(dataloader, model, loss_fn):
 def _header(config: TrainConfig, source: str) -> str:
     limit = config.limit_batches
     return f'''"""FashionMNIST training, exported from FashionMNIST Studio ({source}).
-
+{_processes_note(config)}
 Needs only torch and torchvision:  python {{this file}} [--epochs N] [--max-batches N]
 Writes model.pth, loadable with `model.load_state_dict(torch.load("model.pth", weights_only=True))`.
 """
@@ -134,6 +134,23 @@ torch.manual_seed({config.seed})
 device = torch.accelerator.current_accelerator().type if torch.accelerator.is_available() else "cpu"
 print(f"Using {{device}} device")
 '''
+
+
+def _processes_note(config: TrainConfig) -> str:
+    """A config for several processes (DistributedDataParallel) is exported as a one-process script: the
+    processes average their gradients into the whole batch's (core.train scales each share's loss), so
+    one process on whole batches does the same arithmetic. The script's docstring says so."""
+    if config.processes <= 1:
+        return ""
+    lines = [
+        f"The Studio trains this in {config.processes} processes (DistributedDataParallel), each taking",
+        f"its share of every batch of {config.batch_size}, their gradients averaged into the whole batch's;",
+        "this script trains on whole batches in one process, the same arithmetic",
+    ]
+    if config.model == "cnn":  # BatchNorm normalizes each process's share there (no SyncBatchNorm)
+        lines[-1] += " but for batch norm,"
+        lines.append("which normalizes each process's share there and whole batches here")
+    return "\n" + "\n".join(lines) + ".\n"
 
 
 def _transforms(config: TrainConfig) -> str:

@@ -51,12 +51,15 @@ def render_header(run: runs.RunInfo) -> None:
 
 
 def describe(config: TrainConfig) -> str:
-    """ "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · cap 100 · augmentation flip 50%"."""
+    """ "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · 2 processes (DistributedDataParallel) ·
+    cap 100 batches per epoch · augmentation flip 50%"."""
     parts = [
         MODEL_NAMES.get(config.model, config.model),
         count(config.epochs, "epoch"),
         f"{OPTIMIZER_NAMES[config.optimizer]}, lr {config.lr:g}, batch {config.batch_size}",
     ]
+    if config.processes > 1:
+        parts.append(f"{config.processes} processes (DistributedDataParallel)")
     if config.limit_batches:
         parts.append(f"cap {count(config.limit_batches, 'batch', 'batches')} per epoch")
     if config.augment.active:
@@ -101,6 +104,12 @@ def export_script(config: TrainConfig, source: str, source_id: str | None, *, ke
     with st.expander("Export as script", icon=":material/code:"):
         text = export.script(config, source)
         st.caption("Plain PyTorch and torchvision, in the tutorial's style: run it anywhere with `python`.")
+        if config.processes > 1:  # core.export writes one process; its docstring says so too
+            st.caption(
+                f"It trains in one process: the run's {config.processes} processes split each batch of "
+                f"{config.batch_size} and average their gradients, which one process on whole batches does "
+                "at once."
+            )
         st.download_button(
             f"Download {export.file_name(source_id)}", text.encode(), file_name=export.file_name(source_id),
             mime="text/x-python", on_click="ignore", icon=":material/download:", key=key,

@@ -4,10 +4,10 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, distributed, runs
 from core.augment import Augment
 from core.data import DatasetStatus
-from core.device import available_devices
+from core.device import available_devices, resolve_device
 from core.errors import BadConfig, StudioError
 from core.models import MODELS
 from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
@@ -121,7 +121,7 @@ def _take_transforms_augment() -> None:
 
 
 def _apply_preset() -> None:
-    """on_change of the preset: fill the form with it, keeping the chosen model, device and augmentation."""
+    """on_change of the preset: fill the form with it, keeping model, device, processes and augmentation."""
     chosen = PRESETS.get(st.session_state[_key("preset")])
     if chosen is None:  # the highlighted preset clicked again: nothing to fill
         return
@@ -129,7 +129,9 @@ def _apply_preset() -> None:
         st.session_state[_key(name)] = _widget_value(name, getattr(chosen, name))
 
 
-_PRESET_FIELDS = tuple(name for name in _FORM_FIELDS if name not in ("model", "device"))
+# What the machine offers (device, processes) and the model stay as chosen when a preset is applied.
+_KEPT_BY_PRESETS = ("model", "device", "processes")
+_PRESET_FIELDS = tuple(name for name in _FORM_FIELDS if name not in _KEPT_BY_PRESETS)
 
 
 def _matching_preset() -> str | None:
@@ -163,10 +165,15 @@ def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
         return None, problems
     augment = Augment(**{name: float(st.session_state[_aug_key(name)]) for name in _AUGMENT_FIELDS})
     try:
-        return TrainConfig(**values, augment=augment), {}
+        config = TrainConfig(**values, augment=augment)
     except (BadConfig, ValueError) as exc:  # fields together, e.g. a model too big for a checkpoint
         field = next((name for name in NUMBER_FIELDS if name in str(exc)), "config")
         return None, {field: str(exc)}
+    try:  # what core.runs.start checks first: listed with the other problems rather than after Start
+        distributed.check_processes(config)
+    except StudioError as exc:
+        return None, {"processes": str(exc)}
+    return config, {}
 
 
 def with_value(options: tuple, value) -> list:
@@ -179,7 +186,7 @@ def with_value(options: tuple, value) -> list:
 _LINK_NAMES = {"model": "model", "epochs": "epochs", "batch_size": "batch", "limit_batches": "cap",
                "hidden": "hidden", "dropout": "dropout", "lr": "lr", "optimizer": "opt",
                "lr_schedule": "schedule", "momentum": "momentum", "weight_decay": "wd", "seed": "seed",
-               "device": "device", "log_every": "log"}  # fmt: skip
+               "device": "device", "log_every": "log", "processes": "procs"}  # fmt: skip
 _AUGMENT_LINKS = {"hflip": ("flip", 1.0), "rotate": ("rotate", 180.0), "translate": ("shift", 1.0),
                   "scale": ("zoom", 1.0), "erase": ("erase", 1.0)}  # fmt: skip
 
@@ -196,6 +203,7 @@ def form_links() -> list[link.Param]:
         link.choice("schedule", _key("lr_schedule"), SCHEDULES),
         link.choice("device", _key("device"), available_devices(), fallback="auto"),
         link.number("momentum", _key("momentum"), 0.0, 0.99),
+        _processes_param(),
     ]
     params += [link.number(url, _aug_key(name), 0.0, most) for name, (url, most) in _AUGMENT_LINKS.items()]
     return params
@@ -229,6 +237,17 @@ def _limit_param(name: str) -> link.Param:
         return number
 
     return link.Param(url, _key(name), read, write=shown, fallback="the form's value")
+
+
+def most_processes_here() -> int:
+    """The most processes any device of this machine allows (core.distributed.most_processes)."""
+    return max(distributed.most_processes(device) for device in available_devices())
+
+
+def _processes_param() -> link.Param:
+    """Processes: a whole number this machine can run (the chosen device's own limit is checked on Start)."""
+    most = min(most_processes_here(), int(LIMITS["processes"].high))
+    return link.whole(_LINK_NAMES["processes"], _key("processes"), 1, most, fallback="1 process")
 
 
 def _link_values() -> dict:
@@ -378,15 +397,37 @@ def _optimizer_fields() -> None:
         key=_key("weight_decay"),
         format_func=lambda v: f"{v:g}",
     )
-    left, right = st.columns(2)
-    _number_field(left, "seed", help=f"Same seed, same run ({LIMITS['seed'].describe()}).")
-    devices = available_devices()
-    if st.session_state[_key("device")] not in devices:
-        st.session_state[_key("device")] = "auto"
-    right.selectbox("Device", devices, key=_key("device"))
+    _number_field(st, "seed", help=f"Same seed, same run ({LIMITS['seed'].describe()}).")
+    _device_fields()
     _number_field(
         st, "log_every", help="The tutorial prints every 100 batches; fewer gives a denser loss chart."
     )
+
+
+def _device_fields() -> None:
+    """Device, and how many processes train the run on it (DistributedDataParallel, core.distributed)."""
+    left, right = st.columns(2)
+    devices = available_devices()
+    if st.session_state[_key("device")] not in devices:
+        st.session_state[_key("device")] = "auto"
+    left.selectbox("Device", devices, key=_key("device"))
+    device = st.session_state[_key("device")]
+    most = distributed.most_processes(device)
+    kind = resolve_device(device).type
+    on_cpu = kind == "cpu"
+    here = {"cpu": f"up to {most} here, one per CPU core", "cuda": f"up to {most} here, one per GPU"}
+    right.selectbox(
+        "Processes",
+        with_value(range(1, most + 1), st.session_state[_key("processes")]),
+        key=_key("processes"),
+        help="Processes that train the run together with DistributedDataParallel: each takes its share "
+        f"of every batch and their gradients are averaged ({here.get(kind, f'one on {kind}')}).",
+    )
+    if on_cpu and most > 1:
+        st.caption(
+            "On one CPU, several processes show DistributedDataParallel at work (each takes its share "
+            "of every batch) rather than a speed-up."
+        )
 
 
 def _augment_fields() -> None:

@@ -68,3 +68,15 @@ def test_an_exported_script_trains_and_its_model_pth_loads_in_core_and_the_tutor
     tutorial.load_state_dict(torch.load(tmp_path / "model.pth", weights_only=True))
     x = torch.rand(2, 1, 28, 28)
     assert torch.allclose(tutorial.eval()(x), loaded.model.eval()(x))
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_a_config_for_several_processes_is_exported_as_one_process_and_says_so(model):
+    one, two = script(TrainConfig(model=model)), script(TrainConfig(model=model, processes=2))
+    compile(two, "exported.py", "exec")
+    assert "DistributedDataParallel" not in one
+    note = two.split('"""')[1]  # the docstring: the only difference
+    assert "in 2 processes (DistributedDataParallel)" in note and "in one process" in note
+    assert ("batch norm" in note) == (model == "cnn")
+    assert two.replace(note, "") == one.replace(one.split('"""')[1], "")
+    assert "torch.distributed" not in two and "init_process_group" not in two
