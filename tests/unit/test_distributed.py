@@ -220,3 +220,28 @@ def test_a_run_on_several_devices_holds_every_one_of_their_locks(runs_dir):
     with runs.device_lock(["cuda:2"], runs_dir):
         assert refused(["cuda:3", "cuda:2"])
     assert not refused("cuda:3")  # a lock taken before the refusal was let go
+
+
+def test_the_launcher_blames_the_rank_that_failed_first_not_the_ones_it_stopped(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from core.distributed import RankFailed, _culprit
+
+    def failure(rank: int, pid: int, exitcode: int, error: str | None = None) -> ProcessFailure:
+        error_file = tmp_path / f"error-{rank}.json"
+        if error is not None:
+            message = {"message": f"{RankFailed.__name__}: {error}", "extraInfo": {"timestamp": "1"}}
+            error_file.write_text(json.dumps({"message": message}))
+        return ProcessFailure(local_rank=rank, pid=pid, exitcode=exitcode, error_file=str(error_file))
+
+    # rank 1 killed; rank 0 left on its own (exit 1, nothing reported), rank 2 stopped by the agent
+    killed = {0: failure(0, 100, 1), 1: failure(1, 101, -signal.SIGKILL), 2: failure(2, 102, -signal.SIGTERM)}
+    assert _culprit(killed) == "process rank 1 (pid 101) was killed by SIGKILL"
+    # a rank that reported its own error is named with it, before one that a signal ended
+    reported = {
+        0: failure(0, 100, -signal.SIGSEGV),
+        1: failure(1, 101, 1, "out of memory: lower the batch size"),
+    }
+    assert _culprit(reported) == "process rank 1 (pid 101) failed: out of memory: lower the batch size"
+    # only ranks the agent stopped, or ranks that left after rank 0 recorded why: nobody to blame
+    assert _culprit({0: failure(0, 100, 1), 1: failure(1, 101, -signal.SIGTERM)}) is None
