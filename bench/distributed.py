@@ -73,8 +73,9 @@ def one_run(
     args = [*command, "--model", model, "--epochs", "1", "--batch-size", str(batch_size),
             "--device", device, "--run-dir", str(run_dir)]  # fmt: skip
     args += ["--limit-batches", str(batches)] if batches is not None else []
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(folder)}  # its own device locks, none in the user's store
     cpu_before, start = _children_cpu(), time.perf_counter()
-    done = subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
     status = json.loads((run_dir / "status.json").read_text()) if (run_dir / "status.json").exists() else {}
     if done.returncode != 0 or status.get("status") != "finished":
@@ -163,6 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     batches = {"mlp": args.mlp_batches, "cnn": args.cnn_batches}
     prepare(allow_download=False)
+    load_before = os.getloadavg()[0]
     results = measure(args.models, args.modes, args.repeats, args.batch_size, batches)
     print(table(results))
     print(json.dumps({
@@ -172,6 +174,7 @@ def main() -> None:
         "torch": torch.__version__,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after
         "results": results,
     }, indent=2))  # fmt: skip
 
