@@ -46,6 +46,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.export
 	$(PY) -m bench.learn_pages
 	$(PY) -m bench.race
+	$(PY) -m bench.distributed
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh
