@@ -147,52 +147,6 @@ def model_options(name: str, **cfg) -> dict:
     return {**MODELS[name].defaults, **cfg}
 
 
-@dataclass(frozen=True)
-class LayerInfo:
-    name: str
-    kind: str
-    output_shape: tuple[int, ...]
-    params: int
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    layers: list[LayerInfo]
-    total_params: int
-    trainable_params: int
-
-
-def describe(model: nn.Module) -> ModelSummary:
-    """Leaf layers with their output shape for a (1, 1, 28, 28) input and parameter counts."""
-    layers: list[LayerInfo] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if name and not list(module.children()):
-            hooks.append(module.register_forward_hook(_shape_hook(name, module, layers)))
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(INPUT_SHAPE, device=device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return ModelSummary(layers, total, trainable)
-
-
-def _shape_hook(name: str, module: nn.Module, out: list[LayerInfo]):
-    params = sum(p.numel() for p in module.parameters(recurse=False))
-
-    def hook(_mod, _inputs, output):
-        out.append(LayerInfo(name, type(module).__name__, tuple(output.shape), params))
-
-    return hook
-
-
 def flops_per_sample(model: nn.Module) -> int:
     """Forward-pass FLOPs (2 per multiply-add) of the Linear and Conv2d layers for one image."""
     total = 0
