@@ -1,13 +1,13 @@
 """Streamlit pieces of the optimizer races on the Optimization page: set one up, watch it, read the table."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs
 from core.errors import StudioError
 from core.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
 from core.train import OPTIMIZERS
+from ui.live_chart import live_chart
 
 RACE_KEY = "race_shown"  # the id of the race this session shows
 ERROR_KEY = "race_error"
@@ -126,26 +126,38 @@ def live(race_id: str) -> None:
     )
     if race.active:
         row.button("Stop", icon=":material/stop:", key="race_stop", on_click=runs.stop, args=(race_id,))
-    st.plotly_chart(race_figure(rows, labels), width="stretch", key="race_chart")
+    figure = race_figure(rows, labels)
+
+    def built_in() -> None:
+        st.plotly_chart(figure, width="stretch", key="race_chart")
+
+    if race.active:  # redrawn every second: updated in place rather than rebuilt (ui.live_chart)
+        live_chart(figure, key="race_chart_live", fallback=built_in)
+    else:
+        built_in()
     if not race.active:
         _results(race)
 
 
-def race_figure(rows: list[dict], labels: list[str]) -> go.Figure:
-    """One loss curve per contender over the steps; a contender that diverged stops where it blew up."""
-    figure = go.Figure()
+def race_figure(rows: list[dict], labels: list[str]) -> dict:
+    """One loss curve per contender over the steps; a contender that diverged stops where it blew up.
+
+    Plain JSON, as the Train page's curves: st.plotly_chart takes it, and so does ui.live_chart."""
+    traces = []
     for i, label in enumerate(labels):
         points = [(r["step"], loss) for r in rows if (loss := _loss(r, i)) is not None]
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in points], y=[p[1] for p in points], name=label, mode="lines",
-            line={"color": COLORS[i % len(COLORS)], "width": 2},
-        ))  # fmt: skip
-    figure.update_layout(
-        title="Batch loss, every contender on the same images", height=360,
-        xaxis_title="step", yaxis_title="loss (cross-entropy)", margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25}, uirevision="race",
-    )  # fmt: skip
-    return figure
+        traces.append({
+            "type": "scatter", "x": [p[0] for p in points], "y": [p[1] for p in points], "name": label,
+            "mode": "lines", "line": {"color": COLORS[i % len(COLORS)], "width": 2},
+        })  # fmt: skip
+    layout = {
+        "title": {"text": "Batch loss, every contender on the same images"}, "height": 360,
+        "xaxis": {"title": {"text": "step"}, "automargin": True},
+        "yaxis": {"title": {"text": "loss (cross-entropy)"}, "automargin": True},
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25},
+        "uirevision": "race",
+    }  # fmt: skip
+    return {"data": traces, "layout": layout}
 
 
 def _loss(row: dict, i: int) -> float | None:

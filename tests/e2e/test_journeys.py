@@ -324,7 +324,8 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
 
 
 RACE_JS = """() => {
-  const plot = [...document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot')]
+  const found = '.studio-live-chart, [data-testid=stPlotlyChart] .js-plotly-plot';  // in place, or built in
+  const plot = [...document.querySelectorAll(found)]
     .find((p) => p.layout && p.layout.title && String(p.layout.title.text).includes('Batch loss, every'));
   return plot ? plot.data.map((t) => (t.x ? t.x.length : 0)) : [];
 }"""
