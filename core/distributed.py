@@ -226,7 +226,7 @@ def launch(
         rdzv_endpoint="127.0.0.1:0",  # a free port on this machine, as torchrun --standalone
         max_restarts=0,  # a failed run is reported, not restarted from scratch
         monitor_interval=0.2,
-        shutdown_timeout=30,  # the other ranks' time to leave cleanly before they are killed
+        shutdown_timeout=10,  # the ranks' time to stop cleanly (a batch, a checkpoint) before they are killed
     )
     args = ["-m", "core", "worker", str(directory), "--nice", str(nice)]
     if init_from is not None:
@@ -273,14 +273,25 @@ def _culprit(failures: dict) -> str | None:
     def first(ranks: list[int]) -> int:
         return min(ranks, key=lambda r: (failures[r].timestamp, r))
 
-    reported = [r for r, f in failures.items() if f.exitcode > 0 and os.path.isfile(f.error_file or "")]
+    said = {
+        r: _reported(f) for r, f in failures.items() if f.exitcode > 0 and os.path.isfile(f.error_file or "")
+    }
+    lost = {r: text[len(LOST_PEER) :] for r, text in said.items() if text.startswith(LOST_PEER)}
+    reported = [r for r in said if r not in lost]
     if reported:
         rank = first(reported)
-        return f"process rank {rank} (pid {failures[rank].pid}) failed: {_reported(failures[rank])}"
+        return f"process rank {rank} (pid {failures[rank].pid}) failed: {said[rank]}"
     killed = [r for r, f in failures.items() if f.exitcode < 0 and -f.exitcode not in _STOPPING]
     if killed:
         rank = first(killed)
-        return f"process rank {rank} (pid {failures[rank].pid}) {_how(failures[rank].exitcode)}"
+        how = f"process rank {rank} (pid {failures[rank].pid}) {_how(failures[rank].exitcode)}"
+        if lost:  # e.g. a rank that hung: the others timed out on it, then the agent killed it
+            witness = first(list(lost))
+            how += f" (rank {witness} had lost contact with it: {lost[witness]})"
+        return how
+    if lost:  # nobody died: the ranks could not reach each other (a network between machines, ...)
+        witness = first(list(lost))
+        return f"the processes lost contact with each other (rank {witness}: {lost[witness]})"
     return None
 
 
@@ -294,6 +305,14 @@ def report_error(error: str) -> None:
 
     with contextlib.suppress(OSError):
         ErrorHandler().record_exception(RankFailed(error))
+
+
+LOST_PEER = "lost contact: "  # marks a report_lost_peer text: what a rank saw, not what it caused
+
+
+def report_lost_peer(detail: str) -> None:
+    """Tell the launcher that this rank lost another (its collective failed with `detail`)."""
+    report_error(f"{LOST_PEER}{detail}")
 
 
 def _reported(failure) -> str:

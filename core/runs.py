@@ -775,7 +775,10 @@ def train_run(
             elif isinstance(event, Failed):
                 echo(f"failed: {event.error}")
                 if event.peer_lost and launcher_watches():
-                    return "failed"  # the launcher knows which rank died and records that instead
+                    from core.distributed import report_lost_peer
+
+                    report_lost_peer(event.detail)  # context for the launcher, which names the culprit
+                    return "failed"
                 _write_status(directory, status="failed", error=event.error, step=event.step)
                 return "failed"
     return "failed"
@@ -799,6 +802,10 @@ def _follow(events, nice: int) -> str:
                 lower_priority(nice)
                 nice = 0
             elif isinstance(event, Finished | Stopped | Failed):
+                if isinstance(event, Failed) and event.peer_lost:
+                    from core.distributed import report_lost_peer
+
+                    report_lost_peer(event.detail)
                 return {Finished: "finished", Stopped: "stopped", Failed: "failed"}[type(event)]
     return "failed"
 

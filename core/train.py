@@ -231,6 +231,7 @@ class Failed:
     error: str
     step: int
     peer_lost: bool = False  # another rank of a distributed run died or stopped answering
+    detail: str = ""  # with peer_lost: what the backend said ("Timed out waiting 10000ms for recv ...")
 
 
 Event = Started | BatchLogged | LrChanged | EpochEnd | Finished | Stopped | Failed
@@ -538,7 +539,7 @@ def fit(
     except RuntimeError as exc:  # with ranks, a collective whose peer is gone: another rank died
         if ranks is None or not _peer_lost(exc):
             raise
-        yield Failed(lost_rank_message(exc), step, peer_lost=True)
+        yield Failed(lost_rank_message(exc), step, peer_lost=True, detail=backend_words(exc))
     finally:
         net = None
         if threads is not None:
@@ -564,10 +565,15 @@ def _peer_lost(exc: RuntimeError) -> bool:
     return bool(_PEER_LOST.search(str(exc)))
 
 
-def lost_rank_message(exc: BaseException) -> str:
+def backend_words(exc: BaseException) -> str:
+    """The first line of a collective's error, without gloo's source location ("[.../pair.cc:545] ")."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r"^\[[^\]]*\]\s*", "", first)[:200]
+
+
+def lost_rank_message(exc: BaseException) -> str:
     return (
         "another process of this distributed run stopped answering (it failed or was killed), so every "
-        f"process stopped; the last saved checkpoint is kept ({first[:200]})"
+        f"process stopped; the last saved checkpoint is kept ({backend_words(exc)})"
     )

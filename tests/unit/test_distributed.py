@@ -3,6 +3,7 @@
 Each run goes through the project's own paths: core.runs.run_worker launches the ranks with torch's
 launcher API exactly as `python -m core train --nproc N` and the dashboard do."""
 
+import contextlib
 import json
 import os
 import signal
@@ -228,8 +229,10 @@ def test_the_launcher_blames_the_rank_that_failed_first_not_the_ones_it_stopped(
 
     from core.distributed import RankFailed, _culprit
 
+    made = iter(range(100))
+
     def failure(rank: int, pid: int, exitcode: int, error: str | None = None) -> ProcessFailure:
-        error_file = tmp_path / f"error-{rank}.json"
+        error_file = tmp_path / f"error-{next(made)}.json"  # one per failure, as the agent gives each rank
         if error is not None:
             message = {"message": f"{RankFailed.__name__}: {error}", "extraInfo": {"timestamp": "1"}}
             error_file.write_text(json.dumps({"message": message}))
@@ -239,10 +242,42 @@ def test_the_launcher_blames_the_rank_that_failed_first_not_the_ones_it_stopped(
     killed = {0: failure(0, 100, 1), 1: failure(1, 101, -signal.SIGKILL), 2: failure(2, 102, -signal.SIGTERM)}
     assert _culprit(killed) == "process rank 1 (pid 101) was killed by SIGKILL"
     # a rank that reported its own error is named with it, before one that a signal ended
-    reported = {
-        0: failure(0, 100, -signal.SIGSEGV),
-        1: failure(1, 101, 1, "out of memory: lower the batch size"),
-    }
-    assert _culprit(reported) == "process rank 1 (pid 101) failed: out of memory: lower the batch size"
+    oom = "out of memory: lower the batch size"
+    reported = {0: failure(0, 100, -signal.SIGSEGV), 1: failure(1, 101, 1, oom)}
+    assert _culprit(reported) == f"process rank 1 (pid 101) failed: {oom}"
+    # a rank that hung: rank 0 timed out on it and said so, then the agent killed it
+    timed_out = "lost contact: Timed out waiting 10000ms"
+    hung = {0: failure(0, 100, 1, timed_out), 1: failure(1, 101, -signal.SIGKILL)}
+    assert _culprit(hung) == (
+        "process rank 1 (pid 101) was killed by SIGKILL "
+        "(rank 0 had lost contact with it: Timed out waiting 10000ms)"
+    )
+    # nobody died, the ranks could not reach each other
+    apart = {0: failure(0, 100, 1, timed_out), 1: failure(1, 101, 1, timed_out)}
+    assert _culprit(apart) == "the processes lost contact with each other (rank 0: Timed out waiting 10000ms)"
     # only ranks the agent stopped, or ranks that left after rank 0 recorded why: nobody to blame
     assert _culprit({0: failure(0, 100, 1), 1: failure(1, 101, -signal.SIGTERM)}) is None
+
+
+def test_a_rank_that_hangs_times_out_and_no_rank_is_left(real_data, runs_dir, monkeypatch):
+    """SIGSTOP: a rank that neither answers nor dies. The others give up after the collective timeout
+    (5 s here, 120 s by default), torch's agent kills the hung one (after its own 30 s), and the run
+    says which rank it was and what the others saw."""
+    monkeypatch.setenv("STUDIO_DIST_TIMEOUT_S", "5")  # the worker and its ranks inherit it
+    config = preset("tutorial", device="cpu", epochs=50, processes=2)
+    run_id = runs.start(config, runs_dir=runs_dir)
+    directory = runs_dir / run_id
+    assert wait_for(lambda: (directory / "metrics.jsonl").exists() and len(_rows(directory, "batch")) >= 2)
+    pids = _rank_pids(run_id)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        run = runs.wait(run_id, runs_dir, timeout=120)
+        assert run.status == "failed"
+        assert run.error.startswith("process rank 1") and "rank 0 had lost contact with it" in run.error, (
+            run.error
+        )
+        assert "Timed out" in run.error
+        assert wait_for(lambda: not _rank_pids(run_id), timeout=10), "a rank was left running"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pids[1], signal.SIGKILL)
