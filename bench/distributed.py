@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from core import runs
 from core.data import PROJECT_ROOT, prepare
 from core.runfiles import read_rows
 
@@ -77,15 +78,15 @@ def one_run(
     cpu_before, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu_before
-    status = json.loads((run_dir / "status.json").read_text()) if (run_dir / "status.json").exists() else {}
+    status = runs.read_status(run_dir)
     if done.returncode != 0 or status.get("status") != "finished":
         raise RuntimeError(
             f"{' '.join(args)} exited with {done.returncode} ({status.get('status')}):\n"
             f"{(done.stdout + done.stderr)[-3000:]}"
         )
-    config = json.loads((run_dir / "config.json").read_text())
-    if config["processes"] != ranks:
-        raise RuntimeError(f"{mode}: the run recorded {config['processes']} processes, not {ranks}")
+    processes = runs.read_config(run_dir).processes
+    if processes != ranks:
+        raise RuntimeError(f"{mode}: the run recorded {processes} processes, not {ranks}")
     rows = read_rows(run_dir / "metrics.jsonl")
     epoch = next((row for row in rows if row.get("kind") == "epoch"), {})
     return {"samples_per_s": steady_rate(rows, batch_size), "wall_s": wall, "cpu_s": cpu, "epoch": epoch}

@@ -148,14 +148,13 @@ def _train(args) -> int:
     from core.train import preset
 
     overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
-    if distributed.launched():  # one rank of `torchrun ... -m core train`
-        if args.nproc is not None:
-            raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
-        config = preset(args.preset, **overrides)
-        leave(exit_code(distributed.torchrun_train(config, args.run_dir, echo=print)))
     if args.nproc is not None:
+        if distributed.launched():
+            raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
         overrides["processes"] = args.nproc
     config = preset(args.preset, **overrides)
+    if distributed.launched():  # one rank of `torchrun ... -m core train`
+        leave(exit_code(distributed.torchrun_train(config, args.run_dir, echo=print)))
     distributed.check_processes(config)
     directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
     with runs.device_lock(runs.device_keys(config)):  # the same locks the dashboard's runs take

@@ -280,15 +280,14 @@ class TensorBatches:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            if self.augment is not None:  # the whole batch, as one process would: the generator stays shared
-                x = self.augment(self.images[idx].unsqueeze(1).float().div_(255), self.generator)
-                if self.world > 1:
-                    x = x.tensor_split(self.world)[self.rank]
-            if self.world > 1:  # this rank's contiguous share; the shares of all ranks cover the batch once
-                idx = idx.tensor_split(self.world)[self.rank]
+            # This rank's contiguous share (the whole batch for one process); the shares cover it once.
+            share = idx.tensor_split(self.world)[self.rank]
             if self.augment is None:
-                x = self.images[idx].unsqueeze(1).float().div_(255)  # (B, 1, 28, 28)
-            yield x, self.labels[idx]
+                x = self.images[share].unsqueeze(1).float().div_(255)  # (B, 1, 28, 28)
+            else:  # the whole batch, as one process would: the generator stays the same on every rank
+                x = self.augment(self.images[idx].unsqueeze(1).float().div_(255), self.generator)
+                x = x.tensor_split(self.world)[self.rank]
+            yield x, self.labels[share]
 
 
 class CustomImageDataset(Dataset):

@@ -35,6 +35,14 @@ from core.errors import BadConfig, RunError, StudioError
 TIMEOUT_S = float(os.environ.get("STUDIO_DIST_TIMEOUT_S", "120"))
 
 
+LAUNCHER_ENV = "STUDIO_LAUNCHER_PID"  # set for the ranks that `launch` starts
+
+
+def launcher_watches() -> bool:
+    """True in a rank that `launch` started: the launcher records how the run ended if a rank dies."""
+    return bool(os.environ.get(LAUNCHER_ENV))
+
+
 def launched() -> bool:
     """True in a process that torchrun (or `launch`) started as one rank of a distributed run."""
     return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
@@ -205,10 +213,8 @@ def rank_worker(directory: Path, *, init_from: Path | None, nice: int) -> str:
         return runs.run_worker(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks)
 
 
-def launch(
-    directory: Path, processes: int, *, init_from: Path | None, nice: int, echo: Callable[[str], None]
-) -> str:
-    """Start `processes` ranks on this machine through torch's launcher API and wait for them.
+def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: Callable[[str], None]) -> str:
+    """Start the run's `config.processes` ranks on this machine through torch's launcher API and wait.
 
     Returns the run's final status. A rank that died (a signal, a crash) fails the run with a message
     that names it; the agent stops the other ranks, and the last checkpoint rank 0 saved is kept."""
@@ -220,7 +226,7 @@ def launch(
     settings = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
-        nproc_per_node=processes,
+        nproc_per_node=config.processes,
         run_id=directory.name,
         rdzv_backend="c10d",
         rdzv_endpoint="127.0.0.1:0",  # a free port on this machine, as torchrun --standalone
@@ -231,11 +237,12 @@ def launch(
     args = ["-m", "core", "worker", str(directory), "--nice", str(nice)]
     if init_from is not None:
         args += ["--init-from", str(init_from)]
-    echo(f"launching {processes} processes (torch.distributed, {'gloo' if _on_cpu(directory) else 'nccl'})")
+    backend = "gloo" if resolve_device(config.device).type == "cpu" else "nccl"
+    echo(f"launching {config.processes} processes (torch.distributed, {backend})")
     failure = None
     runs.record_pid(directory)  # alive until the ranks are done and their end is recorded
     try:
-        with _environ(**{runs.LAUNCHER_ENV: str(os.getpid())}):  # the ranks inherit it from the agent
+        with _environ(**{LAUNCHER_ENV: str(os.getpid())}):  # the ranks inherit it from the agent
             elastic_launch(settings, sys.executable)(*args)
     except ChildFailedError as exc:
         failure = exc
@@ -343,14 +350,6 @@ def _quiet_agent() -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _on_cpu(directory: Path) -> bool:
-
-    try:
-        return resolve_device(runs.read_config(directory).device).type == "cpu"
-    except StudioError:
-        return True
 
 
 def _how(exitcode: int) -> str:

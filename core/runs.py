@@ -58,7 +58,6 @@ DAMAGED = "damaged"  # a run whose config.json or status.json is not what the st
 STOP_FILE = "STOP"
 LR_FILE = "lr.json"  # a new learning rate for a running run: written by the page, read by the worker
 CHECKPOINT = "model.pth"
-LAUNCHER_ENV = "STUDIO_LAUNCHER_PID"  # set for the ranks that core.distributed.launch starts
 LABEL_FILE = "label.json"  # the user's name and note for a run; written by the page, never by the worker
 NAME_MAX, NOTE_MAX = 80, 1000  # characters
 WORKER_NICE = int(os.environ.get("STUDIO_WORKER_NICE", "10"))  # dashboard runs yield the CPU to it
@@ -703,9 +702,14 @@ def train_run(
 
         model = load_checkpoint(init_from).model
     stop_file = directory / STOP_FILE
-    should_stop = lambda: stop_file.exists() or home.gone()  # noqa: E731
+
+    def should_stop() -> bool:
+        return stop_file.exists() or home.gone()
+
     if ranks is not None and ranks.rank != 0:
         return _follow(fit(config, model=model, should_stop=should_stop, ranks=ranks), nice)
+    from core.distributed import launcher_watches, report_lost_peer
+
     remove_stale_temps(directory)
     # Under core.distributed.launch the launcher's pid stays: it outlives the ranks and records their end.
     me = {} if launcher_watches() else _pid_fields(os.getpid())
@@ -775,8 +779,6 @@ def train_run(
             elif isinstance(event, Failed):
                 echo(f"failed: {event.error}")
                 if event.peer_lost and launcher_watches():
-                    from core.distributed import report_lost_peer
-
                     report_lost_peer(event.detail)  # context for the launcher, which names the culprit
                     return "failed"
                 _write_status(directory, status="failed", error=event.error, step=event.step)
@@ -787,11 +789,6 @@ def train_run(
 def record_pid(directory: Path) -> None:
     """Make this process the one whose life the run's status follows (a launcher of several ranks)."""
     _write_status(directory, **_pid_fields(os.getpid()))
-
-
-def launcher_watches() -> bool:
-    """True in a rank that core.distributed.launch started: it records how the run ended if a rank dies."""
-    return bool(os.environ.get(LAUNCHER_ENV))
 
 
 def _follow(events, nice: int) -> str:
@@ -922,7 +919,7 @@ def run_worker(
             if isinstance(config, TrainConfig) and config.processes > 1:
                 from core.distributed import launch
 
-                return launch(directory, config.processes, init_from=init_from, nice=nice, echo=echo)
+                return launch(directory, config, init_from=init_from, nice=nice, echo=echo)
         return train_run(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks)
     except RunFolderGone as exc:
         echo(f"failed: {exc}")  # nowhere to record it: writing would make the folder again

@@ -473,7 +473,6 @@ def fit(
     """
     step = 0
     threads = None
-    net = None  # what trains: the model, or DDP around it; released in `finally`, before the process group
     try:
         device = ranks.device if ranks is not None else resolve_device(config.device)
         if adapt_threads and device.type == "cpu":
@@ -483,7 +482,7 @@ def fit(
             model = build_model(config.model, **config.model_options())
         model.to(device)
         train, test = data or make_batches(config, device, ranks)
-        net = ranks.wrap(model) if ranks is not None else model
+        net = ranks.wrap(model) if ranks is not None else model  # what trains: the model, or DDP around it
         optimizer = build_optimizer(config, model.parameters())
         total_steps = len(train) * config.epochs
         scheduler = _scheduler(config, optimizer, total_steps)
@@ -541,7 +540,6 @@ def fit(
             raise
         yield Failed(lost_rank_message(exc), step, peer_lost=True, detail=backend_words(exc))
     finally:
-        net = None
         if threads is not None:
             threads.close()
 
