@@ -563,11 +563,21 @@ def _peer_lost(exc: RuntimeError) -> bool:
     return bool(_PEER_LOST.search(str(exc)))
 
 
+_TIMED_OUT = re.compile(r"timed out|timeout", re.I)
+
+
 def backend_words(exc: BaseException) -> str:
-    """The first line of a collective's error, without gloo's source location ("[.../pair.cc:545] ")."""
+    """The first line of a collective's error, without gloo's source location ("[.../pair.cc:545] ").
+    A timeout is said plainly first: gloo words it several ways ("Timed out waiting 5000ms for recv",
+    "Application timeout caused pair closure")."""
+    from core.distributed import TIMEOUT_S
+
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return re.sub(r"^\[[^\]]*\]\s*", "", first)[:200]
+    words = re.sub(r"^\[[^\]]*\]\s*", "", first)[:200]
+    if _TIMED_OUT.search(words):
+        return f"no answer within {TIMEOUT_S:g} s, STUDIO_DIST_TIMEOUT_S: {words}"
+    return words
 
 
 def lost_rank_message(exc: BaseException) -> str:
