@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import analysis, runs
+from core import analysis, distributed, runs
 from core.data import CLASSES, dataset_status
 from core.errors import StudioError
 from ui import charts, link
@@ -170,15 +170,42 @@ def _continue(run: runs.RunInfo) -> None:
         format_func=lambda v: f"{v:g}",
         width=220,
     )
+    processes = _processes_field(row, run)
     clicked = row.button(
         "Continue training from this checkpoint", icon=":material/play_arrow:", key="train_continue"
     )
     if clicked:
         try:
-            config = run.config.replace(epochs=parse_number("epochs", more), lr=float(lr))
+            epochs = parse_number("epochs", more)
+            config = run.config.replace(epochs=epochs, lr=float(lr), processes=processes)
             new_id = runs.start(config, init_from=run.checkpoint)
         except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return
         st.session_state[SHOWN] = st.session_state[SCROLL_TO] = new_id
         st.rerun()
+
+
+def _processes_field(row, run: runs.RunInfo) -> int:
+    """How many processes continue the run: as many as trained it, where this machine has them (a run
+    store copied from a bigger machine offers what this one can); any count loads the same plain weights."""
+    try:
+        most = distributed.most_processes(run.config.device)
+    except StudioError:  # its device is not on this machine: Continue says so in words when clicked
+        return run.config.processes
+    if most < 2 and run.config.processes == 1:
+        return 1  # nothing to choose
+    if run.config.processes > most:
+        st.caption(
+            f"{run.config.processes} processes trained this run; this machine runs at most {most} on "
+            f"{run.config.device}, so it continues on {most}."
+        )
+    return row.selectbox(
+        "Processes",
+        range(1, most + 1),
+        index=min(run.config.processes, most) - 1,
+        key="train_more_processes",
+        width=110,
+        help="Processes that train the continued run together (DistributedDataParallel); the checkpoint "
+        "is the same plain model whatever the count.",
+    )

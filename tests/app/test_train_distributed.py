@@ -189,6 +189,9 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
     (script,) = [c for c in at.code if f"FashionMNIST Studio (run {run.id})" in c.value]
     assert "in 2 processes (DistributedDataParallel)" in script.value
 
+    field = at.selectbox(key="train_more_processes")
+    assert field.label == "Processes" and field.value == 2  # as many as trained it
+    assert field.options == [str(n) for n in range(1, distributed.most_processes("cpu") + 1)]
     at.text_input(key="train_more").input("1")
     at.button(key="train_continue").click().run()  # the same config, 2 processes, from the checkpoint
     assert not at.exception and not _errors(at)
@@ -198,6 +201,25 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
     assert continued.parent == run.id and continued.config.processes == 2
     at.run()
     assert any(DDP in c and "status **finished**" in c for c in _captions(at))
+
+
+def test_a_two_process_run_continues_on_one_process_from_the_same_weights(ddp_store, monkeypatch):
+    monkeypatch.setattr(runs, "RUNS_DIR", ddp_store)
+    first = runs.list_runs()[-1]  # the run 2 processes trained (the previous test may have continued it)
+    at = _page({"run": first.id})
+    assert any(h.value == f"Run {first.id}" for h in at.subheader)
+    at.text_input(key="train_more").input("1")
+    at.selectbox(key="train_more_processes").set_value(1)
+    at.button(key="train_continue").click().run()
+    assert not at.exception and not _errors(at)
+    new_id = at.session_state["train_run_id"]
+    continued = runs.wait(new_id, ddp_store, timeout=180)
+    assert continued.status == "finished", continued.error
+    assert continued.parent == first.id and continued.config.processes == 1
+    at.run()
+    (header,) = [c for c in _captions(at) if "status **finished**" in c]
+    assert "processes" not in header  # one process: the header does not mention DistributedDataParallel
+    assert at.selectbox(key="train_more_processes").value == 1  # what the run now shown had
 
 
 def test_predict_shows_what_a_two_process_runs_checkpoint_answers(ddp_store, monkeypatch):
