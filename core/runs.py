@@ -566,6 +566,11 @@ def stop(run_id: str, runs_dir: Path | None = None) -> None:
     (directory / STOP_FILE).touch()
 
 
+def stop_asked(run: RunInfo) -> bool:
+    """Whether someone asked this run to stop (it is active until its worker has saved and left)."""
+    return (run.dir / STOP_FILE).exists()
+
+
 def set_lr(run_id: str, lr: object, runs_dir: Path | None = None) -> float:
     """Ask a running run to train at `lr` from its next batch on; BadConfig for a value it cannot take."""
     limit = LIMITS["lr"]

@@ -44,7 +44,8 @@ def _active_run(dataset_ready: bool) -> None:
         if dataset_ready:  # a worker warms up in the background, so Start trains within a second
             runs.prepare_worker()
         return
-    st.caption("Training now")
+    stopping = runs.stop_asked(run)  # Stop was clicked: the worker saves a checkpoint, then leaves
+    st.caption("Stopping, saving a checkpoint" if stopping else "Training now")
     where = runs.progress(run)
     model = run.config.model.upper() if run.config else "run"
     st.progress(where.fraction, text=f"{model} · {where.label}")  # the Train page's words (runs.Progress)

@@ -57,7 +57,7 @@ def _redraw_page_at_each_epoch(run_id: str, where: runs.Progress) -> None:
 
 
 def _stop_control(run: runs.RunInfo, row) -> None:
-    stopping = (run.dir / runs.STOP_FILE).exists()
+    stopping = runs.stop_asked(run)
     if row.button(
         "Stop",
         icon=":material/stop_circle:",

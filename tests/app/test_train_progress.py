@@ -49,6 +49,18 @@ def test_the_live_view_the_runs_table_and_the_sidebar_agree(run_store):
     assert side_bar.text == "MLP · epoch 3/5 · 48%"
 
 
+def test_the_sidebar_says_a_run_is_stopping_once_stop_is_asked_until_its_worker_leaves(run_store):
+    now = time.time()
+    _training_run(run_store, [_batch(50, now - 30), _batch(950, now)])
+    assert "Training now" in [c.value for c in _home().sidebar.caption]
+    runs.stop(RUN_ID)
+    side = [c.value for c in _home().sidebar.caption]
+    assert "Stopping, saving a checkpoint" in side and "Training now" not in side
+    at = AppTest.from_file(PAGE, default_timeout=60).run()  # the Train page says the same, Stop greyed
+    assert at.button(key="train_stop").disabled
+    assert any(i.value.startswith("Stopping after the current batch") for i in at.info)
+
+
 def test_no_time_estimate_until_enough_steps_are_timed_then_the_pace_so_far(run_store):
     now = time.time()
     # The first logged rows carry the worker's warm-up: 1 s for 10 steps says nothing about the rest.
