@@ -23,6 +23,8 @@ all_runs = runs.list_runs()  # after the form, so a run it just started is liste
 views = [train.RUN_LINK, *train_outcome.CELL_LINKS]  # the run shown and the gallery's classes
 link.notify(link.adopt(views))
 selected = runs_table.selected_ids(all_runs)
+with run_col:
+    train.say_if_not_listed(all_runs)  # before the run shown replaces the id asked for
 run = train.pick_run(all_runs, selected)
 if run is not None:
     st.session_state[train.SHOWN] = run.id  # kept when the table's selection goes with a page switch

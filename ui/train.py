@@ -7,6 +7,7 @@ from core.errors import RunError
 from core.train import TrainConfig
 from ui import charts, link
 from ui.live_chart import live_chart
+from ui.race import RACE_KEY
 
 SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
 RUN_LINK = link.run_id("run", SHOWN, fallback="the newest run")
@@ -23,6 +24,23 @@ def pick_run(all_runs: list[runs.RunInfo], selected: list[str]) -> runs.RunInfo 
     if active is not None:
         return active
     return by_id.get(st.session_state.get(SHOWN, "")) or (all_runs[0] if all_runs else None)
+
+
+def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
+    """A linked (or remembered) run id that is not a training run of this store, said in words: an
+    optimizer race opens on the Optimization page; anything else is gone or from another machine."""
+    wanted = st.session_state.get(SHOWN)
+    if not wanted or any(r.id == wanted for r in all_runs):
+        return
+    if any(race.id == wanted for race in runs.list_races()):
+        st.info(f":material/sports_score: {wanted} is an optimizer race: the Optimization page shows it.")
+        st.session_state[RACE_KEY] = wanted  # the race that page shows this session
+        st.page_link("pages/8_Optimization.py", label="Open the race", icon=":material/arrow_forward:")
+        return
+    st.caption(
+        f":material/info: There is no run {wanted} in this run store (deleted, or made on another "
+        f"machine){', so another run is shown' if all_runs else ''}."
+    )
 
 
 # ---- one run ------------------------------------------------------------------------------------------

@@ -71,3 +71,40 @@ def test_the_run_shown_and_the_true_class_filter_survive_a_page_switch_and_a_lin
     assert "Run 20260101-000000-aaaa" in [h.value for h in shared.subheader]
     assert shared.selectbox(key="train_cell_true").value == CLASSES.index("Shirt")
     assert shared.selectbox(key="train_cell_pred").value == CLASSES.index("Coat")
+
+
+def test_a_link_to_a_run_that_is_not_here_says_so_and_shows_another(real_data, run_store):
+    _finished(run_store, "20260101-000001-bbbb")
+    at = _page(run="20260101-000000-dead")  # a run id of the right shape, deleted or from elsewhere
+    assert not at.exception
+    assert any(
+        c.value.endswith("There is no run 20260101-000000-dead in this run store (deleted, or made on "
+                         "another machine), so another run is shown.")
+        for c in at.caption
+    ), [c.value for c in at.caption]  # fmt: skip
+    assert "Run 20260101-000001-bbbb" in [h.value for h in at.subheader]
+    at.run()  # said once: the run shown is now the one in the URL
+    assert not any("There is no run" in c.value for c in at.caption)
+    assert at.query_params["run"] == "20260101-000001-bbbb"
+
+
+def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_shown(real_data, run_store):
+    from core.race import READY, RaceConfig
+    from ui.race import RACE_KEY
+
+    race_id = "20260101-000002-cccc"
+    runs.create_run(RaceConfig(READY["Optimizers"], steps=5), run_store / race_id)
+    runs.create_run(RaceConfig(READY["Optimizers"], steps=6), run_store / "20260101-000003-dddd")  # newer
+    _finished(run_store, "20260101-000001-bbbb")
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.query_params["run"] = race_id
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    (notice,) = [i.value for i in at.info if race_id in i.value]
+    assert notice.endswith(f"{race_id} is an optimizer race: the Optimization page shows it.")
+    (opener,) = [p for p in at.get("page_link") if p.proto.label == "Open the race"]
+    assert opener.proto.page == "Optimization"
+    at.switch_page(str(PROJECT_ROOT / "pages" / "8_Optimization.py")).run()  # the link, as AppTest follows it
+    assert not at.exception
+    assert at.session_state[RACE_KEY] == race_id
+    assert at.selectbox(key="race_pick").value == race_id  # the linked race, not the newest one
