@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import runs
 from core.data import dataset_status
+from core.race import RaceConfig
 from ui.cache import device_info
 
 
@@ -35,7 +36,7 @@ def render_sidebar() -> None:
 # The Train page's own live view is the one refreshed every second.
 @st.fragment(run_every=5)
 def _active_run(dataset_ready: bool) -> None:
-    all_runs = runs.list_runs()
+    all_runs = runs.list_runs(races=True)
     damaged = [r.id for r in all_runs if r.status == runs.DAMAGED]
     if damaged:
         st.caption(f":orange[:material/warning:] Damaged run: {', '.join(damaged)} (see Train)")
@@ -43,6 +44,10 @@ def _active_run(dataset_ready: bool) -> None:
     if run is None:
         if dataset_ready:  # a worker warms up in the background, so Start trains within a second
             runs.prepare_worker()
+        return
+    if isinstance(run.config, RaceConfig):  # its curves and Stop are on the Optimization page
+        st.caption("Optimizer race running")
+        st.page_link("pages/8_Optimization.py", label="Open the race", icon=":material/sports_score:")
         return
     stopping = runs.stop_asked(run)  # Stop was clicked: the worker saves a checkpoint, then leaves
     st.caption("Stopping, saving a checkpoint" if stopping else "Training now")

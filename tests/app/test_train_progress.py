@@ -61,6 +61,21 @@ def test_the_sidebar_says_a_run_is_stopping_once_stop_is_asked_until_its_worker_
     assert any(i.value.startswith("Stopping after the current batch") for i in at.info)
 
 
+def test_a_running_optimizer_race_is_in_the_sidebar_with_a_link_to_its_page(run_store):
+    from core.race import READY, RaceConfig
+
+    directory = runs.create_run(RaceConfig(READY["Optimizers"], steps=5), run_store / RUN_ID)
+    me = os.getpid()  # its worker is this test process, so it reads as running
+    runs._write_status(directory, status="running", pid=me, pid_started=process_started(me))
+    home = _home()
+    assert not home.exception
+    assert "Optimizer race running" in [c.value for c in home.sidebar.caption]
+    (opener,) = [p for p in home.sidebar.get("page_link") if p.proto.label == "Open the race"]
+    assert opener.proto.page == "Optimization"
+    runs._write_status(directory, status="finished", pid=me, pid_started=process_started(me))
+    assert "Optimizer race running" not in [c.value for c in _home().sidebar.caption]
+
+
 def test_no_time_estimate_until_enough_steps_are_timed_then_the_pace_so_far(run_store):
     now = time.time()
     # The first logged rows carry the worker's warm-up: 1 s for 10 steps says nothing about the rest.
