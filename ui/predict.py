@@ -494,6 +494,8 @@ def draw_section(model: nn.Module | None, k: int, explain: bool = False) -> None
         "Tool", ["Pen", "Eraser"], default="Pen", required=True, key="predict_draw_tool", width="content"
     )
     brush = tools.slider("Brush size", 4, 48, 20, key="predict_draw_brush", width=220)
+    tools.button("Clear", icon=":material/ink_eraser:", key="predict_draw_clear", on_click=_clear_canvas,
+                 help="Start again on a blank canvas (undo and redo are above the canvas).")  # fmt: skip
     canvas_col, result_col = side_by_side("predict_draw_result", CANVAS_PX + 4, 420)
     with canvas_col:
         drawing = canvas(
@@ -505,9 +507,12 @@ def draw_section(model: nn.Module | None, k: int, explain: bool = False) -> None
             width=CANVAS_PX,
             drawing_mode="freedraw",
             return_image_data=True,
-            key=CANVAS_KEY,
+            key=f"{CANVAS_KEY}_{st.session_state.get(_CANVAS_GENERATION, 0)}",
         )
-        st.caption("Undo, redo and clear: the buttons above the canvas. Draw dark on white, like a sketch.")
+        st.caption(
+            "Draw dark on white, like a sketch. Undo and redo: the buttons that appear above the canvas "
+            "when you point at it (on a touch screen, tap it)."
+        )
     pixels = drawing.image_data
     if pixels is None or _blank(pixels):
         result_col.info("Sketch a piece of clothing on the canvas: trousers, a shirt, a shoe, a bag…")
@@ -526,6 +531,13 @@ def draw_section(model: nn.Module | None, k: int, explain: bool = False) -> None
             st.caption(f":orange[:material/info:] {hint}")
     if explain and predictions is not None:
         render_attributions(model, prepped.tensor, predictions[0])
+
+
+_CANVAS_GENERATION = "predict_canvas_generation"  # a new number, a new canvas: how Clear empties it
+
+
+def _clear_canvas() -> None:
+    st.session_state[_CANVAS_GENERATION] = st.session_state.get(_CANVAS_GENERATION, 0) + 1
 
 
 def canvas(**options):

@@ -93,6 +93,11 @@ def test_a_drawing_on_the_canvas_is_classified_like_an_upload(store, model, monk
     assert calls[-1]["stroke_color"] == ui.predict.PAPER
     at.slider(key="predict_draw_brush").set_value(30).run()
     assert calls[-1]["stroke_width"] == 30
+    drawn_on = calls[-1]["key"]
+    at.button(key="predict_draw_clear").click().run()  # a canvas of another key: the component starts blank
+    assert calls[-1]["key"] != drawn_on
+    at.run()
+    assert calls[-1]["key"] == calls[-2]["key"]  # and stays that canvas until Clear is clicked again
 
 
 def test_an_empty_canvas_asks_for_a_sketch(store, monkeypatch):

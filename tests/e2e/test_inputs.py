@@ -54,6 +54,52 @@ def test_a_trouser_drawn_with_the_mouse_is_classified(server, trained_run, page:
     shot(page, "predict-draw")
 
 
+def _touch_stroke(cdp, origin: dict, start: tuple, end: tuple) -> None:
+    """A finger's stroke, as a touch screen sends it (Chrome's own touch events, not mouse ones)."""
+
+    def at(t: float) -> list[dict]:
+        return [{"x": origin["x"] + start[0] + (end[0] - start[0]) * t,
+                 "y": origin["y"] + start[1] + (end[1] - start[1]) * t}]  # fmt: skip
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(0)})
+    for step in range(1, 13):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at(step / 12)})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_trouser_drawn_with_a_finger_on_a_phone_sized_screen_is_classified(server, trained_run, browser):
+    context = browser.new_context(viewport={"width": 412, "height": 915}, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/Predict?input=draw")
+        canvas = page.locator("canvas.upper-canvas").first
+        expect(canvas).to_be_visible(timeout=20_000)
+        canvas.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        origin = canvas.bounding_box()
+        assert origin["width"] == 280  # the whole canvas fits a phone's width
+        scrolled = "document.querySelector('[data-testid=stMain]').scrollTop"
+        before = page.evaluate(scrolled)
+        cdp = context.new_cdp_session(page)
+        for start, end in TROUSER_STROKES:
+            _touch_stroke(cdp, origin, start, end)
+            page.wait_for_timeout(700)
+        assert page.evaluate(scrolled) == before  # the finger drew; it did not scroll the page
+        expect(page.get_by_text("What the model sees (28×28)")).to_be_visible(timeout=20_000)
+        page.wait_for_timeout(2_000)  # the last stroke's rerun
+        assert _top1(page) == "Trouser"
+        shot(page, "predict-draw-touch")
+        page.get_by_role("button", name="Clear").tap()  # a blank canvas, and nothing to classify
+        expect(page.get_by_text("Sketch a piece of clothing")).to_be_visible(timeout=20_000)
+        expect(page.get_by_text(TOP1)).to_have_count(0)
+        blank = page.locator("canvas.lower-canvas.dc-canvas").last.evaluate(
+            "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every(v => v === 255)"
+        )
+        assert blank, "the canvas still shows the old drawing"
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def camera_page(browser: Browser):
     """A Chromium of its own whose camera is the fake one, allowed without asking (launched through the
