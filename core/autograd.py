@@ -236,3 +236,100 @@ def no_grad_snippet(ex: Example, how: str) -> Snippet:
 
 def is_small(value: float) -> bool:
     return math.isfinite(value) and value < AGREE
+
+
+# ---- optional reading: Jacobian products -----------------------------------------------------------------
+
+JACOBIAN_VS = ("ones", "random")  # the tutorial's v = torch.ones_like(out), or a seeded random one
+
+
+@dataclass
+class JacobianExample:
+    """The tutorial's optional reading: a tensor output, so backward needs a vector v of its shape.
+
+    inp = torch.eye(4, 5, requires_grad=True); out = (inp + 1).pow(2).t(); out.backward(v) puts
+    vᵀ·J (the vector-Jacobian product) into inp.grad, adding to what is there.
+    """
+
+    v_kind: str
+    seed: int
+    inp: torch.Tensor  # (4, 5), requires grad
+    out: torch.Tensor  # (5, 4): a function of inp
+    v: torch.Tensor  # (5, 4): out's shape
+    calls: int = 0  # backward calls since inp.grad was last zeroed
+
+
+def _jacobian_out(inp: torch.Tensor) -> torch.Tensor:
+    return (inp + 1).pow(2).t()
+
+
+def jacobian_example(v_kind: str = "ones", seed: int = 0) -> JacobianExample:
+    if v_kind not in JACOBIAN_VS:
+        raise BadAutogradInput(f"v is one of {', '.join(JACOBIAN_VS)}, not {v_kind!r}")
+    inp = torch.eye(4, 5, requires_grad=True)
+    out = _jacobian_out(inp)
+    if v_kind == "ones":
+        v = torch.ones_like(out)
+    else:  # small whole numbers, so that vᵀ·J can be checked by eye
+        v = torch.randint(-2, 3, out.shape, generator=torch.Generator().manual_seed(seed)).float()
+    return JacobianExample(v_kind, seed, inp, out, v)
+
+
+def jacobian_backward(ex: JacobianExample) -> torch.Tensor:
+    """`out.backward(v, retain_graph=True)`: inp.grad += vᵀ·J. Returns a copy of inp.grad."""
+    ex.out.backward(ex.v, retain_graph=True)
+    ex.calls += 1
+    return ex.inp.grad.detach().clone()
+
+
+def jacobian_zero(ex: JacobianExample) -> None:
+    """`inp.grad.zero_()`, as the tutorial does between calls."""
+    if ex.inp.grad is not None:
+        ex.inp.grad.zero_()
+    ex.calls = 0
+
+
+def full_jacobian(ex: JacobianExample) -> torch.Tensor:
+    """Every ∂out[i, j] / ∂inp[k, l]: shape (5, 4, 4, 5), which backward never builds."""
+    return torch.autograd.functional.jacobian(_jacobian_out, ex.inp.detach())
+
+
+def vjp_by_hand(ex: JacobianExample, jacobian: torch.Tensor | None = None) -> torch.Tensor:
+    """vᵀ·J from the full Jacobian, flattened to a (20,) x (20, 20) product: what one backward adds."""
+    jac = full_jacobian(ex) if jacobian is None else jacobian
+    return (ex.v.reshape(-1) @ jac.reshape(ex.out.numel(), ex.inp.numel())).reshape(ex.inp.shape)
+
+
+def jacobian_code(ex: JacobianExample) -> str:
+    v = (
+        "torch.ones_like(out)"
+        if ex.v_kind == "ones"
+        else f"torch.randint(-2, 3, out.shape, generator=torch.Generator().manual_seed({ex.seed})).float()"
+    )
+    return "\n".join(
+        [
+            "import torch",
+            "",
+            "inp = torch.eye(4, 5, requires_grad=True)",
+            "out = (inp + 1).pow(2).t()",
+            f"v = {v}",
+            "out.backward(v, retain_graph=True)",
+            'print(f"First call\\n{inp.grad}")',
+            "out.backward(v, retain_graph=True)",
+            'print(f"\\nSecond call\\n{inp.grad}")',
+            "inp.grad.zero_()",
+            "out.backward(v, retain_graph=True)",
+            'print(f"\\nCall after zeroing gradients\\n{inp.grad}")',
+        ]
+    )
+
+
+def jacobian_snippet(v_kind: str = "ones", seed: int = 0) -> Snippet:
+    """The tutorial's three calls on a fresh example, with what they print."""
+    ex = jacobian_example(v_kind, seed)
+    out = Printed()
+    out(f"First call\n{jacobian_backward(ex)}")
+    out(f"\nSecond call\n{jacobian_backward(ex)}")
+    jacobian_zero(ex)
+    out(f"\nCall after zeroing gradients\n{jacobian_backward(ex)}")
+    return Snippet(jacobian_code(ex) + "\n", out.text())

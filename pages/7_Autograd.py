@@ -39,3 +39,11 @@ st.caption(
 )
 if dataset_or_message():
     view.real_model()
+
+st.subheader("6. Optional reading: tensor gradients and Jacobian products")
+st.caption(
+    "When the output is a tensor rather than a scalar loss, `backward()` needs a vector `v` of the output's "
+    "shape: it computes the vector-Jacobian product vᵀ·J, not the Jacobian J itself. The tutorial's example, "
+    "then the same calls one click at a time."
+)
+view.jacobian()

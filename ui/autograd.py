@@ -1,12 +1,15 @@
-"""Streamlit pieces of the Autograd page: the example, its graph, backward checked, stopping tracking."""
+"""Streamlit pieces of the Autograd page: the example, its graph, backward checked, stopping tracking,
+the pixels' gradient, and the optional Jacobian products."""
 
 import streamlit as st
+import torch
 from PIL import Image
 
 from core import autograd as ag
 from core.attribution import input_gradient, overlay
 from core.data import CLASSES
 from core.errors import StudioError
+from core.models import parameter_count
 from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells
@@ -180,4 +183,48 @@ def real_model() -> None:
         "blue: it would raise it. The same autograd that fills `w.grad` fills `X.grad`: for the network, "
         "pixels and weights are just leaves of the graph. Predict shows this map, and two from Captum, for "
         "any image."
+    )
+
+
+# ---- optional reading: Jacobian products -----------------------------------------------------------------
+
+JACOBIAN_KEY = "autograd_jacobian"  # the session's JacobianExample: inp.grad accumulates across clicks
+
+
+def jacobian() -> None:
+    """The tutorial's tensor-output example: its code and print-out, then one call at a time beside vᵀ·J."""
+    v_kind = st.segmented_control(
+        "v, the vector given to backward", ag.JACOBIAN_VS, default="ones", required=True,
+        key="autograd_jac_v",
+        format_func=lambda k: {"ones": "torch.ones_like(out)", "random": "random whole numbers"}[k],
+    ) or "ones"  # fmt: skip
+    code_and_output(ag.jacobian_snippet(v_kind))
+    ex = st.session_state.get(JACOBIAN_KEY)
+    if ex is None or ex.v_kind != v_kind:
+        ex = st.session_state[JACOBIAN_KEY] = ag.jacobian_example(v_kind)
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.button("out.backward(v, retain_graph=True)", icon=":material/undo:", key="autograd_jac_backward",
+               on_click=lambda: ag.jacobian_backward(st.session_state[JACOBIAN_KEY]))  # fmt: skip
+    row.button("inp.grad.zero_()", key="autograd_jac_zero",
+               on_click=lambda: ag.jacobian_zero(st.session_state[JACOBIAN_KEY]))  # fmt: skip
+    jac = ag.full_jacobian(ex)
+    by_hand = ag.vjp_by_hand(ex, jac)
+    left, right = st.columns(2, gap="medium")
+    left.caption(f"`inp.grad` after {ex.calls} call{'' if ex.calls == 1 else 's'} since it was zeroed")
+    grad = ex.inp.grad
+    left.code("None" if grad is None else str(grad), language="text")
+    right.caption(f"vᵀ·J from the full Jacobian{f', times {ex.calls}' if ex.calls > 1 else ''}")
+    right.code(str(by_hand * max(ex.calls, 1)), language="text")
+    if grad is not None and ex.calls:
+        same = bool(torch.allclose(grad, by_hand * ex.calls, rtol=0, atol=1e-6))
+        (st.success if same else st.error)(
+            f"{'Equal' if same else 'NOT equal'}: each `backward(v)` added vᵀ·J to `inp.grad`."
+        )
+    weights = parameter_count("mlp")
+    st.caption(
+        f"J holds every ∂out[i, j] / ∂inp[k, l]: shape {tuple(jac.shape)}, {jac.numel():,} numbers for "
+        "20 outputs and 20 inputs. `backward(v)` never builds it; it computes vᵀ·J directly, in one pass "
+        "back through the graph. A training loss is a scalar, so there v is just 1. The Jacobian of the "
+        f"tutorial's MLP's logits for a batch of 64 with respect to its {weights:,} weights would hold "
+        f"{64 * 10 * weights:,} numbers."
     )

@@ -91,3 +91,25 @@ def test_the_real_model_section_draws_the_pixel_gradient_and_refuses_a_bad_index
     at.number_input(key="autograd_sample").set_value(10_000).run()
     assert not at.exception
     assert [e.value for e in at.error] == ["there is no test image 10,000: the test split holds 0 to 9,999"]
+
+
+def test_the_jacobian_section_shows_the_tutorials_print_out_and_accumulates_one_click_at_a_time(at):
+    output = ag.jacobian_snippet("ones").output.rstrip("\n")
+    assert output in _codes(at)
+    assert "None" in _codes(at)  # inp.grad before any call
+    first = ag.vjp_by_hand(ag.jacobian_example("ones"))
+    for calls in (1, 2):
+        at.button(key="autograd_jac_backward").click().run()
+        assert not at.exception
+        assert str(calls * first) in _codes(at)
+        assert any(c.value.startswith(f"`inp.grad` after {calls} call") for c in at.caption)
+        assert any(s.value.startswith("Equal: each `backward(v)` added") for s in at.success)
+    at.button(key="autograd_jac_zero").click().run()
+    assert str(torch.zeros(4, 5)) in _codes(at)
+    assert any(c.value.startswith("`inp.grad` after 0 calls") for c in at.caption)
+    at.segmented_control(key="autograd_jac_v").set_value("random").run()
+    random_v = ag.jacobian_example("random")
+    assert ag.jacobian_snippet("random").output.rstrip("\n") in _codes(at)
+    at.button(key="autograd_jac_backward").click().run()
+    assert str(ag.vjp_by_hand(random_v)) in _codes(at)
+    assert any("shape (5, 4, 4, 5), 400 numbers" in c.value for c in at.caption)

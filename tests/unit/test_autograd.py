@@ -101,6 +101,39 @@ def test_the_example_code_prints_what_the_page_shows(seed, n_in, n_out):
     assert torch.equal(namespace["w"], ex.w) and torch.equal(namespace["b"], ex.b)
 
 
+TUTORIAL_FIRST_CALL = torch.tensor([[4.0, 2, 2, 2, 2], [2, 4, 2, 2, 2], [2, 2, 4, 2, 2], [2, 2, 2, 4, 2]])
+
+
+def test_the_jacobian_example_prints_the_tutorials_numbers_and_runs_as_shown():
+    snippet = ag.jacobian_snippet("ones")
+    assert _printed(snippet.code) == snippet.output
+    one, two = str(TUTORIAL_FIRST_CALL), str(2 * TUTORIAL_FIRST_CALL)  # the tutorial's printed numbers
+    assert (
+        snippet.output == f"First call\n{one}\n\nSecond call\n{two}\n\nCall after zeroing gradients\n{one}\n"
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_each_backward_adds_v_transposed_times_the_full_jacobian(seed):
+    ex = ag.jacobian_example("random", seed)
+    assert ex.v.shape == ex.out.shape == (5, 4) and ex.inp.shape == (4, 5)
+    jac = ag.full_jacobian(ex)
+    assert jac.shape == (5, 4, 4, 5)
+    by_hand = ag.vjp_by_hand(ex, jac)
+    # d out[i, j] / d inp[j, i] = 2 (inp[j, i] + 1): vᵀ·J written out elementwise
+    assert torch.equal(by_hand, ex.v.t() * 2 * (ex.inp.detach() + 1))
+    assert torch.equal(ag.jacobian_backward(ex), by_hand)
+    assert torch.equal(ag.jacobian_backward(ex), 2 * by_hand) and ex.calls == 2
+    ag.jacobian_zero(ex)
+    assert ex.calls == 0 and not ex.inp.grad.any()
+    assert _printed(ag.jacobian_snippet("random", seed).code) == ag.jacobian_snippet("random", seed).output
+
+
+def test_a_jacobian_v_that_is_not_offered_is_refused():
+    with pytest.raises(ag.BadAutogradInput, match="v is one of ones, random"):
+        ag.jacobian_example("zeros")
+
+
 @pytest.mark.parametrize("how", ["no_grad", "detach"])
 def test_stopping_tracking_prints_what_its_code_prints(how):
     ex = ag.example(3)
