@@ -93,8 +93,9 @@ def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_sh
     from ui.race import RACE_KEY
 
     race_id = "20260101-000002-cccc"
-    runs.create_run(RaceConfig(READY["Optimizers"], steps=5), run_store / race_id)
-    runs.create_run(RaceConfig(READY["Optimizers"], steps=6), run_store / "20260101-000003-dddd")  # newer
+    for steps, run_id in ((5, race_id), (6, "20260101-000003-dddd")):  # the second is the newer race
+        runs._write_status(runs.create_run(RaceConfig(READY["Optimizers"], steps=steps), run_store / run_id),
+                           status="finished")  # fmt: skip
     _finished(run_store, "20260101-000001-bbbb")
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
     at.query_params["run"] = race_id
@@ -102,7 +103,7 @@ def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_sh
     assert not at.exception
     (notice,) = [i.value for i in at.info if race_id in i.value]
     assert notice.endswith(f"{race_id} is an optimizer race: the Optimization page shows it.")
-    (opener,) = [p for p in at.get("page_link") if p.proto.label == "Open the race"]
+    (opener,) = [p for p in at.main.get("page_link") if p.proto.label == "Open the race"]
     assert opener.proto.page == "Optimization"
     at.switch_page(str(PROJECT_ROOT / "pages" / "8_Optimization.py")).run()  # the link, as AppTest follows it
     assert not at.exception
