@@ -92,10 +92,11 @@ def test_a_trouser_drawn_with_a_finger_on_a_phone_sized_screen_is_classified(ser
         page.get_by_role("button", name="Clear").tap()  # a blank canvas, and nothing to classify
         expect(page.get_by_text("Sketch a piece of clothing")).to_be_visible(timeout=20_000)
         expect(page.get_by_text(TOP1)).to_have_count(0)
-        blank = page.locator("canvas.lower-canvas.dc-canvas").last.evaluate(
-            "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every(v => v === 255)"
-        )
-        assert blank, "the canvas still shows the old drawing"
+        blank = "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every(v => v === 255)"
+        deadline = time.monotonic() + 10  # the new canvas may still be mounting
+        while not page.locator("canvas.lower-canvas.dc-canvas").last.evaluate(blank):
+            assert time.monotonic() < deadline, "the canvas still shows the old drawing"
+            page.wait_for_timeout(250)
     finally:
         context.close()
 
