@@ -33,7 +33,10 @@ def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
     if not wanted or any(r.id == wanted for r in all_runs):
         return
     if any(race.id == wanted for race in runs.list_races()):
-        st.info(f":material/sports_score: {wanted} is an optimizer race: the Optimization page shows it.")
+        st.info(
+            f":material/sports_score: {wanted} is an optimizer race: the Optimization page shows it, "
+            "under 4. Optimizer races."
+        )
         st.session_state[RACE_KEY] = wanted  # the race that page shows this session
         st.page_link("pages/8_Optimization.py", label="Open the race", icon=":material/arrow_forward:")
         return

@@ -102,7 +102,8 @@ def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_sh
     at.switch_page(PAGE).run()
     assert not at.exception
     (notice,) = [i.value for i in at.info if race_id in i.value]
-    assert notice.endswith(f"{race_id} is an optimizer race: the Optimization page shows it.")
+    said = f"{race_id} is an optimizer race: the Optimization page shows it, under 4. Optimizer races."
+    assert notice.endswith(said)
     (opener,) = [p for p in at.main.get("page_link") if p.proto.label == "Open the race"]
     assert opener.proto.page == "Optimization"
     at.switch_page(str(PROJECT_ROOT / "pages" / "8_Optimization.py")).run()  # the link, as AppTest follows it
