@@ -362,7 +362,6 @@ def _how(exitcode: int) -> str:
 
 
 def _final_status(directory: Path) -> str:
-
     try:
         return runs.read_status(directory).get("status", "queued")
     except (OSError, StudioError):
@@ -370,7 +369,6 @@ def _final_status(directory: Path) -> str:
 
 
 def _record(directory: Path, echo, error: str | None = None) -> str:
-
     error = error or "the processes of this run ended without a result: start again"
     with contextlib.suppress(OSError, StudioError):
         runs.record_failure(directory, error)

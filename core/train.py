@@ -552,18 +552,18 @@ def _scheduler(config: TrainConfig, optimizer, total_steps: int):
     )
 
 
+_TIMED_OUT = re.compile(r"timed out|timeout", re.I)
 # What gloo and NCCL say when the other end of a collective is gone (they raise RuntimeError, or
 # DistBackendError, a subclass of it).
-_PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed|refused)|broken pipe|timed out|timeout", re.I)
+_PEER_LOST = re.compile(
+    rf"gloo|nccl|connection (reset|closed|refused)|broken pipe|{_TIMED_OUT.pattern}", re.I
+)
 
 
 def _peer_lost(exc: RuntimeError) -> bool:
     if torch.distributed.is_available() and isinstance(exc, torch.distributed.DistError):
         return True
     return bool(_PEER_LOST.search(str(exc)))
-
-
-_TIMED_OUT = re.compile(r"timed out|timeout", re.I)
 
 
 def backend_words(exc: BaseException) -> str:

@@ -29,6 +29,19 @@ def _ready() -> None:
     st.session_state[READY] = True
 
 
+def chart(figure: dict, *, key: str, live: bool) -> None:
+    """st.plotly_chart for a figure that is done; while it changes at every refresh, live_chart, so that
+    the mounted chart is updated rather than a new one built from scratch each time."""
+
+    def built_in() -> None:
+        st.plotly_chart(figure, key=key)
+
+    if live:
+        live_chart(figure, key=f"{key}_live", fallback=built_in)
+    else:
+        built_in()
+
+
 def live_chart(figure: dict, *, key: str, fallback: Callable[[], None]) -> None:
     """Draw `figure` ({"data": [...], "layout": {...}}, plain JSON) in place of the previous one.
 

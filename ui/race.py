@@ -7,7 +7,7 @@ from core import runs
 from core.errors import StudioError
 from core.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
 from core.train import OPTIMIZERS
-from ui.live_chart import live_chart
+from ui.live_chart import chart
 
 RACE_KEY = "race_shown"  # the id of the race this session shows
 ERROR_KEY = "race_error"
@@ -126,15 +126,7 @@ def live(race_id: str) -> None:
     )
     if race.active:
         row.button("Stop", icon=":material/stop:", key="race_stop", on_click=runs.stop, args=(race_id,))
-    figure = race_figure(rows, labels)
-
-    def built_in() -> None:
-        st.plotly_chart(figure, width="stretch", key="race_chart")
-
-    if race.active:  # redrawn every second: updated in place rather than rebuilt (ui.live_chart)
-        live_chart(figure, key="race_chart_live", fallback=built_in)
-    else:
-        built_in()
+    chart(race_figure(rows, labels), key="race_chart", live=race.active)  # redrawn every second while it runs
     if not race.active:
         _results(race)
 

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from core import analysis, export, runs
-from core.errors import RunError
+from core.errors import RunError, StudioError
+from core.race import RaceConfig
 from core.train import TrainConfig
 from ui import charts, link
-from ui.live_chart import live_chart
+from ui.live_chart import chart
 from ui.race import RACE_KEY
 
 SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
@@ -32,7 +33,7 @@ def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
     wanted = st.session_state.get(SHOWN)
     if not wanted or any(r.id == wanted for r in all_runs):
         return
-    if any(race.id == wanted for race in runs.list_races()):
+    if _is_race(wanted):
         st.info(
             f":material/sports_score: {wanted} is an optimizer race: the Optimization page shows it, "
             "under 4. Optimizer races."
@@ -44,6 +45,13 @@ def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
         f":material/info: There is no run {wanted} in this run store (deleted, or made on another "
         f"machine){', so another run is shown' if all_runs else ''}."
     )
+
+
+def _is_race(run_id: str) -> bool:
+    try:
+        return isinstance(runs.get_run(run_id).config, RaceConfig)
+    except StudioError:  # no such run here
+        return False
 
 
 # ---- one run ------------------------------------------------------------------------------------------
@@ -158,25 +166,15 @@ def render_curves(rows: list[dict], run: runs.RunInfo, *, live: bool = False) ->
     rows = analysis.shift(rows, *runs.lineage_offset(run))
     run_id = run.id
     log = st.toggle("Log-scale loss", key="train_log_loss")
-    _curve(charts.step_loss(rows, run_id, log=log), "train_chart_steps", live)
+    chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps", live=live)
     if not analysis.epoch_rows(rows):
         st.caption("Loss and accuracy per epoch appear when the first epoch ends and the test set is scored.")
         return
     left, right = st.columns(2)
     with left:
-        _curve(charts.epoch_loss(rows, run_id, log=log), "train_chart_epoch_loss", live)
+        chart(charts.epoch_loss(rows, run_id, log=log), key="train_chart_epoch_loss", live=live)
     with right:
-        _curve(charts.epoch_accuracy(rows, run_id), "train_chart_epoch_acc", live)
-
-
-def _curve(figure: dict, key: str, live: bool) -> None:
-    def built_in() -> None:
-        st.plotly_chart(figure, key=key)
-
-    if live:  # a new st.plotly_chart each time the figure changes would be a chart built from scratch
-        live_chart(figure, key=f"{key}_live", fallback=built_in)
-    else:
-        built_in()
+        chart(charts.epoch_accuracy(rows, run_id), key="train_chart_epoch_acc", live=live)
 
 
 def pct(value: float | None) -> str:

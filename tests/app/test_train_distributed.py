@@ -173,6 +173,19 @@ def _processes_gone(directory) -> bool:
     return not pid_alive(status["pid"], started=status.get("pid_started"))
 
 
+def _continue(at: AppTest, store, processes: int | None = None) -> runs.RunInfo:
+    """One more epoch from the run shown, on `processes` (else the field's default); the continued run,
+    finished."""
+    at.text_input(key="train_more").input("1")
+    if processes is not None:
+        at.selectbox(key="train_more_processes").set_value(processes)
+    at.button(key="train_continue").click().run()
+    assert not at.exception and not _errors(at)
+    continued = runs.wait(at.session_state["train_run_id"], store, timeout=180)
+    assert continued.status == "finished", continued.error
+    return continued
+
+
 def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(ddp_store, monkeypatch):
     monkeypatch.setattr(runs, "RUNS_DIR", ddp_store)
     (run,) = runs.list_runs()
@@ -192,12 +205,7 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
     field = at.selectbox(key="train_more_processes")
     assert field.label == "Processes" and field.value == 2  # as many as trained it
     assert field.options == [str(n) for n in range(1, distributed.most_processes("cpu") + 1)]
-    at.text_input(key="train_more").input("1")
-    at.button(key="train_continue").click().run()  # the same config, 2 processes, from the checkpoint
-    assert not at.exception and not _errors(at)
-    new_id = at.session_state["train_run_id"]
-    continued = runs.wait(new_id, ddp_store, timeout=180)
-    assert continued.status == "finished", continued.error
+    continued = _continue(at, ddp_store)  # the same config, 2 processes, from the checkpoint
     assert continued.parent == run.id and continued.config.processes == 2
     at.run()
     assert any(DDP in c and "status **finished**" in c for c in _captions(at))
@@ -208,13 +216,7 @@ def test_a_two_process_run_continues_on_one_process_from_the_same_weights(ddp_st
     first = runs.list_runs()[-1]  # the run 2 processes trained (the previous test may have continued it)
     at = _page({"run": first.id})
     assert any(h.value == f"Run {first.id}" for h in at.subheader)
-    at.text_input(key="train_more").input("1")
-    at.selectbox(key="train_more_processes").set_value(1)
-    at.button(key="train_continue").click().run()
-    assert not at.exception and not _errors(at)
-    new_id = at.session_state["train_run_id"]
-    continued = runs.wait(new_id, ddp_store, timeout=180)
-    assert continued.status == "finished", continued.error
+    continued = _continue(at, ddp_store, processes=1)
     assert continued.parent == first.id and continued.config.processes == 1
     at.run()
     (header,) = [c for c in _captions(at) if "status **finished**" in c]
