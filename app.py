@@ -8,6 +8,7 @@ from core.data import dataset_status
 from ui.cache import device_info
 from ui.nav import APP_ICON, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar
+from ui.text import escape_markdown
 
 # pandas is imported here, once, before any page runs: plotly looks it up in sys.modules without
 # waiting for its import, so a page importing pandas in one script thread while another thread drew a
@@ -61,7 +62,7 @@ def _latest_runs() -> None:
         )
     for run in latest:
         if run.status == runs.DAMAGED:  # listed with what is wrong; the other runs show as usual
-            st.markdown(f"`{run.id}` · **{run.status}** · {run.error}")
+            st.markdown(f"`{run.id}` · **{run.status}** · {escape_markdown(run.error or '')}")
             continue
         accuracy = f"{run.best_test_acc:.1%}" if run.best_test_acc is not None else "—"
         model = run.config.model.upper() if run.config else "?"

@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from core.errors import BadConfig, StudioError
+from core.runfiles import RUN_ID_WORDS, is_run_id
 from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 
 
@@ -23,12 +24,17 @@ def _number(convert, kind: str, ok, rule: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+            raise argparse.ArgumentTypeError(f"{_cut(text)} is not {kind}") from None
         if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
+            raise argparse.ArgumentTypeError(f"{_cut(text)} must be {rule}")
         return value
 
     return parse
+
+
+def _cut(text: str) -> str:
+    """A typed value for an error line: 400 digits say no more than their first few and their count."""
+    return repr(text) if len(text) <= 40 else f"{text[:12]!r}... ({len(text)} characters)"
 
 
 _positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
@@ -49,6 +55,8 @@ def _run_folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty name is not a folder: name a new or empty folder")
     path = Path(text)
+    if not is_run_id(path.name):  # the folder's name becomes the run's id (core.runfiles.RUN_ID)
+        raise argparse.ArgumentTypeError(f"{_cut(path.name)} cannot name a run: use {RUN_ID_WORDS}")
     try:
         if path.exists() and not path.is_dir():
             raise argparse.ArgumentTypeError(f"{text!r} is not a folder: name a new or empty folder")

@@ -111,7 +111,9 @@ def test_loop(dataloader, model, loss_fn):
 
 def _header(config: TrainConfig, source: str) -> str:
     limit = config.limit_batches
-    return f'''"""FashionMNIST training, exported from FashionMNIST Studio ({source}).
+    # Nothing read from a file or a name enters the script but as a Python literal (repr): a run folder
+    # named with quotes and newlines stays a string here instead of becoming code.
+    return f'''"""FashionMNIST training, exported from FashionMNIST Studio (see EXPORTED_FROM below).
 {_processes_note(config)}
 Needs only torch and torchvision:  python {{this file}} [--epochs N] [--max-batches N]
 Writes model.pth, loadable with `model.load_state_dict(torch.load("model.pth", weights_only=True))`.
@@ -125,12 +127,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+EXPORTED_FROM = {source!r}
+
 parser = argparse.ArgumentParser(description="Train on FashionMNIST and save model.pth")
-parser.add_argument("--epochs", type=int, default={config.epochs})
+parser.add_argument("--epochs", type=int, default={config.epochs!r})
 parser.add_argument("--max-batches", type=int, default={limit!r}, help="training batches per epoch")
 args = parser.parse_args()
 
-torch.manual_seed({config.seed})
+torch.manual_seed({config.seed!r})
 device = torch.accelerator.current_accelerator().type if torch.accelerator.is_available() else "cpu"
 print(f"Using {{device}} device")
 '''
@@ -176,7 +180,7 @@ train_transform = transforms.Compose([
 {body}])
 training_data = datasets.FashionMNIST(root="data", train=True, download=True, transform=train_transform)
 test_data = datasets.FashionMNIST(root="data", train=False, download=True, transform=transforms.ToTensor())
-train_dataloader = DataLoader(training_data, batch_size={config.batch_size}, shuffle=True)
+train_dataloader = DataLoader(training_data, batch_size={config.batch_size!r}, shuffle=True)
 test_dataloader = DataLoader(test_data, batch_size=1000)
 """
 

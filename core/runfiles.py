@@ -1,7 +1,9 @@
 """One careful reader for the JSON files of a run, so a damaged file spoils its own run and no other."""
 
 import json
+import math
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -11,6 +13,15 @@ OBJECT_MAX_BYTES = 1 << 20  # config.json and status.json are about 1 KB; anythi
 LINE_MAX_BYTES = 1 << 16  # one metrics.jsonl row (an epoch row with its confusion matrix is about 2 KB)
 MAX_DEPTH = 16  # our files nest 3 deep; json's C parser recurses per level and overflows near 5000
 MARKER = ".studio-run"  # written by core.runs.create_run: only a folder holding it is ever trained in
+# What a run id (the run's folder name) may be: core.runs.new_run_id's "20261205-082812-ab12", or a name
+# given with --run-dir. A folder name is read as an id in links, downloads, exported scripts and the
+# sidebar, so one with quotes, newlines, spaces or Markdown in it is no run of the store's.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+RUN_ID_WORDS = "letters, digits, '-', '_' and '.', at most 100, starting with a letter or digit"
+
+
+def is_run_id(name: object) -> bool:
+    return isinstance(name, str) and RUN_ID.fullmatch(name) is not None
 
 
 class DamagedRunFile(StudioError):
@@ -56,11 +67,37 @@ def parse_object(data: bytes) -> dict:
     if _too_deep(text):
         raise DamagedRunFile(f"nests deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        value = json.loads(text, parse_int=_whole, parse_float=_real)
+    except _TooBig as exc:
+        raise DamagedRunFile(str(exc)) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise DamagedRunFile(f"is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise DamagedRunFile(f"holds a JSON {_JSON_NAMES.get(type(value), 'value')}, not an object")
+    return value
+
+
+NUMBER_MAX_DIGITS = 19  # int64's 9.2e18: no count, step, pid or seed of ours comes near it
+
+
+class _TooBig(ValueError):
+    pass
+
+
+def _whole(text: str) -> int:
+    """A JSON whole number; one of thousands of digits would raise ValueError in int() (Python's
+    4300-digit limit), and one of hundreds overflows every float conversion a page makes of it."""
+    if len(text.lstrip("-")) > NUMBER_MAX_DIGITS:
+        raise _TooBig(f"holds a number of {len(text)} digits, more than a run file ever does")
+    return int(text)
+
+
+def _real(text: str) -> float:
+    """A JSON number with a fraction or exponent; one beyond a float's range (1e400) is no number of ours
+    (the store writes a diverged loss as NaN or Infinity, which stay readable)."""
+    value = float(text)
+    if math.isinf(value):
+        raise _TooBig(f"holds the number {text[:40]}, beyond what a float holds")
     return value
 
 

@@ -28,8 +28,10 @@ from core.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_rac
 from core.runfiles import (
     LINE_MAX_BYTES,
     MARKER,
+    RUN_ID_WORDS,
     DamagedRunFile,
     is_number,
+    is_run_id,
     last_row,
     parse_row,
     read_object,
@@ -102,8 +104,8 @@ def new_run_id() -> str:
 
 
 def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
-    if not run_id or "/" in run_id or run_id.startswith("."):
-        raise RunError(f"{run_id!r} is not a run id")
+    if not is_run_id(run_id):
+        raise RunError(f"{str(run_id)[:100]!r} is not a run id ({RUN_ID_WORDS})")
     return Path(runs_dir or RUNS_DIR) / run_id
 
 
@@ -113,6 +115,8 @@ def create_run(config: TrainConfig | RaceConfig, directory: Path, *, parent: str
     Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
     deleted as a stale temp file. If writing fails (a full disk), the half-made run is removed again.
     """
+    if not is_run_id(directory.name):
+        raise RunError(f"{directory.name[:100]!r} cannot name a run: a run folder's name is {RUN_ID_WORDS}")
     made = _claim_folder(directory)
     try:
         atomic_write_bytes(directory / MARKER, directory.name.encode())
@@ -364,7 +368,7 @@ def read_config(directory: Path) -> TrainConfig | RaceConfig:
         return TrainConfig.from_dict(data)
     except FileNotFoundError:
         raise DamagedRunFile("config.json is missing") from None
-    except (BadConfig, TypeError) as exc:
+    except (BadConfig, TypeError, ValueError, ArithmeticError) as exc:  # whatever the file's values cause
         raise DamagedRunFile(f"config.json is not a training configuration: {exc}") from None
 
 
@@ -394,7 +398,8 @@ def list_runs(runs_dir: Path | None = None, *, races: bool = False) -> list[RunI
     _reap_children()
     root = Path(runs_dir or RUNS_DIR)
     try:
-        ids = sorted((p.name for p in root.iterdir() if (p / "config.json").is_file()), reverse=True)
+        names = [p.name for p in root.iterdir() if is_run_id(p.name)]  # any other folder is no run
+        ids = sorted((name for name in names if (root / name / "config.json").is_file()), reverse=True)
     except OSError:  # no store yet, or one this user cannot list
         return []
     listed = (_listed(i, root) for i in ids)
@@ -532,7 +537,8 @@ def _parent_of(init_from: Path | None, root: Path) -> str | None:
     """The run of this store whose checkpoint a new run starts from, if it is one."""
     if init_from is None or init_from.parent.parent.resolve() != root.resolve():
         return None
-    return init_from.parent.name if (init_from.parent / "config.json").is_file() else None
+    parent = init_from.parent
+    return parent.name if is_run_id(parent.name) and (parent / "config.json").is_file() else None
 
 
 def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:

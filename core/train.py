@@ -39,8 +39,8 @@ class Limit:
     def allows(self, value) -> bool:
         if isinstance(value, bool) or not isinstance(value, int if self.whole else int | float):
             return False
-        if not math.isfinite(value):
-            return False
+        if isinstance(value, float) and not math.isfinite(value):  # an int is finite, and may be too
+            return False  # long for a float (10**400 overflows math.isfinite): the comparisons take it
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return above and below
@@ -76,6 +76,13 @@ LIMITS: dict[str, Limit] = {
 OPTIONAL = ("limit_batches", "hidden", "dropout")  # None: no cap, or the model's own default
 
 
+def _shown(value) -> str:
+    """`value` for an error message, cut short: a whole number of thousands of digits has no repr."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of {len(str(value)) if value.bit_length() < 14000 else 'thousands of'} digits"
+    return f"{value!r:.40}"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run; flows unchanged from the form to the worker to the sidecar."""
@@ -109,7 +116,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (value is None and name in OPTIONAL) and not limit.allows(value):
                 kind = "a whole number" if limit.whole else "a number"
-                checks.append((False, f"{name} must be {kind} {limit.describe()}, not {value!r:.40}"))
+                checks.append((False, f"{name} must be {kind} {limit.describe()}, not {_shown(value)}"))
         if isinstance(self.batch_size, int) and isinstance(self.processes, int):
             checks.append(
                 (

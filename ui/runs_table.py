@@ -8,6 +8,7 @@ import streamlit as st
 from core import analysis, runs
 from core.errors import StudioError
 from ui import charts
+from ui.text import escape_markdown
 
 
 def table_key(all_runs: list[runs.RunInfo]) -> str:
@@ -55,7 +56,7 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
     )
     for run in all_runs:  # what is wrong with each damaged run, without having to open it
         if run.status == runs.DAMAGED:
-            st.warning(f"Run {run.id}: {run.error}", icon=":material/warning:")
+            st.warning(escape_markdown(f"Run {run.id}: {run.error}"), icon=":material/warning:")
 
 
 def _fixed_columns(all_runs: list[runs.RunInfo]) -> dict[str, list]:

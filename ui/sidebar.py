@@ -6,6 +6,7 @@ from core import runs
 from core.data import dataset_status
 from core.race import RaceConfig
 from ui.cache import device_info
+from ui.text import escape_markdown
 
 
 def format_device(info) -> str:
@@ -39,7 +40,8 @@ def _active_run(dataset_ready: bool) -> None:
     all_runs = runs.list_runs(races=True)
     damaged = [r.id for r in all_runs if r.status == runs.DAMAGED]
     if damaged:
-        st.caption(f":orange[:material/warning:] Damaged run: {', '.join(damaged)} (see Train)")
+        names = escape_markdown(", ".join(damaged))  # folder names: text, never Markdown
+        st.caption(f":orange[:material/warning:] Damaged run: {names} (see Train)")
     run = next((r for r in all_runs if r.active), None)
     if run is None:
         if dataset_ready:  # a worker warms up in the background, so Start trains within a second

@@ -8,6 +8,7 @@ from core.errors import StudioError
 from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
+from ui.text import escape_markdown
 from ui.train import SHOWN, duration, pct, reader, render_curves
 from ui.train_form import LR_VALUES, parse_number, with_value
 from ui.train_live import SCROLL_TO
@@ -25,7 +26,7 @@ _CLICKED = "train_cell_clicked"  # (true, predicted) of the last click taken int
 def render_outcome(run: runs.RunInfo) -> None:
     """A run that is no longer training: its result, curves, downloads and how to go on."""
     if run.status in ("failed", runs.DAMAGED):
-        st.error(run.error or "the run failed without an error message")
+        st.error(escape_markdown(run.error or "the run failed without an error message"))
     elif run.status == "stopped":
         st.warning("Stopped before the end; the checkpoint holds the weights at that moment.")
     rows = reader(run).update()

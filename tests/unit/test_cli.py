@@ -116,6 +116,7 @@ OUT_OF_RANGE = [
     ("--epochs", "1001"), ("--epochs", "0"), ("--batch-size", "65537"), ("--lr", "inf"), ("--lr", "nan"),
     ("--lr", "1e308"), ("--momentum", "1"), ("--weight-decay", "1e300"), ("--weight-decay", "inf"),
     ("--seed", str(10**23)), ("--seed", "-1"), ("--limit-batches", "0"), ("--run-dir", ""),
+    ("--epochs", "9" * 400), ("--seed", "9" * 400), ("--lr", "9" * 400), ("--batch-size", "-" + "9" * 400),
 ]  # fmt: skip
 
 

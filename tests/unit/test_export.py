@@ -1,6 +1,7 @@
 """core.export: every config becomes a standalone script that compiles; one trains for real and writes a
 model.pth that core and the tutorial's class both load."""
 
+import ast
 import itertools
 import os
 import subprocess
@@ -80,3 +81,29 @@ def test_a_config_for_several_processes_is_exported_as_one_process_and_says_so(m
     assert ("batch norm" in note) == (model == "cnn")
     assert two.replace(note, "") == one.replace(one.split('"""')[1], "")
     assert "torch.distributed" not in two and "init_process_group" not in two
+
+
+PLANTED = 'z"""\n__import__("os").system("id > PWNED")\n"""'  # a run folder's name, as issue 22 found it
+
+
+def test_a_source_named_as_code_stays_a_string_in_the_script(tmp_path):
+    text = script(TrainConfig(), f"run {PLANTED}")
+    tree = ast.parse(text)
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    assert not any(isinstance(f, ast.Attribute) and f.attr == "system" for f in calls)
+    assert not any(isinstance(f, ast.Name) and f.id == "__import__" for f in calls)
+    named = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXPORTED_FROM"
+    )
+    assert ast.literal_eval(named) == f"run {PLANTED}"
+
+
+def test_the_cli_refuses_a_run_folder_named_as_code_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "train", "--epochs", "1", "--run-dir", str(tmp_path / PLANTED)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot name a run" in result.stderr and not (tmp_path / PLANTED).exists()

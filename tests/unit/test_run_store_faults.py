@@ -29,6 +29,10 @@ DAMAGE = {
     "not json": b'{"status": ',
     "wrong type": b'{"status": "finished", "epoch": "three"}',
     "unknown status": b'{"status": "exploded"}',
+    # json.loads raises ValueError past 4300 digits; 10**400 overflowed math.isfinite (OverflowError).
+    "5000 digits": b'{"status": "finished", "epoch": 1' + b"0" * 5000 + b"}",
+    "400 digits": b'{"status": "finished", "epochs": 1' + b"0" * 400 + b', "step": 1' + b"0" * 400 + b"}",
+    "beyond a float": b'{"status": "finished", "best_test_acc": 1e400, "lr": 1e400}',
 }
 
 
@@ -60,6 +64,28 @@ def test_a_damaged_run_is_listed_as_damaged_and_the_others_as_usual(runs_dir, da
 
 
 @pytest.mark.timeout(20)
+def test_a_config_with_a_number_of_hundreds_of_digits_is_damaged_not_an_error(runs_dir):
+    directory = runs.create_run(QUICK, runs_dir / "20260103-000000-huge")
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "epochs": 10**400, "seed": 10**400}))
+    run = runs.get_run(directory.name, runs_dir)
+    assert run.status == runs.DAMAGED and "digits" in run.error
+
+
+def test_a_folder_whose_name_is_no_run_id_is_no_run_of_the_store(runs_dir):
+    runs.create_run(QUICK, runs_dir / "20260101-000000-good")
+    planted = runs_dir / 'z"""\n__import__("os").system("id > PWNED")\n"""'
+    shutil.copytree(runs_dir / "20260101-000000-good", planted)
+    assert [run.id for run in runs.list_runs(runs_dir)] == ["20260101-000000-good"]
+    for name in (planted.name, "[a link](http://attacker.test)", "two words", "-flag", "x" * 101):
+        with pytest.raises(RunError, match="is not a run id"):
+            runs.get_run(name, runs_dir)
+        with pytest.raises(RunError, match="cannot name a run"):
+            runs.create_run(QUICK, runs_dir / name)
+        assert not (runs_dir / name / "config.json").exists() or name == planted.name
+    assert runs.is_run_id(runs.new_run_id()) and runs.is_run_id("my-run_2.b")
+
+
 def test_a_fifo_or_a_folder_in_place_of_status_json_is_damage_and_never_hangs(runs_dir):
     fifo = runs.create_run(QUICK, runs_dir / "r1")
     (fifo / "status.json").unlink()
