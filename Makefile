@@ -6,6 +6,10 @@ PORT ?= 8501
 # Loopback only, as TensorBoard and Jupyter do: whoever reaches the port can train and upload.
 # `HOST=0.0.0.0 make run` shares the dashboard on the network.
 HOST ?= 127.0.0.1
+# The server answers only the names it is reached by (no DNS rebinding): loopback, HOST, and for
+# HOST=0.0.0.0 this machine's names and addresses (scripts/serve_flags.py); ALLOWED_HOSTS adds more.
+ALLOWED_HOSTS ?=
+export ALLOWED_HOSTS
 STAMP := $(VENV)/.installed
 # Debian packages the target needs (scripts/system_deps.py installs what is missing).
 NEEDS := dataset
@@ -28,7 +32,7 @@ data: system $(STAMP)
 
 run: system $(STAMP) data
 	@case "$(HOST)" in 127.*|localhost|::1) ;; *) echo "Sharing the dashboard on the network ($(HOST):$(PORT)): anyone who can reach this port can start training and upload files.";; esac
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) $$($(PY) -m scripts.serve_flags $(HOST))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

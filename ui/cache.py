@@ -1,5 +1,7 @@
 """Shared read-only objects, built once per server process with st.cache_resource."""
 
+import functools
+
 import streamlit as st
 import torch
 
@@ -13,6 +15,13 @@ def device_info() -> DeviceInfo:
     return describe_device(resolve_device("auto"))
 
 
+# The tutorial's Dataset is also kept outside Streamlit's caches (load_split keeps the tensors in
+# core.data): any client may send Streamlit's "clear_cache" message, which empties those caches for every
+# user (the server obeys it whatever the toolbar shows), and reading the dataset again dominated what a
+# warm rerun then cost.
+_dataset = functools.cache(fashion_mnist)
+
+
 @st.cache_resource(show_spinner="Loading FashionMNIST…")
 def split_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 (N, 28, 28), labels (N,)) of a split; raises DatasetNotFound/DatasetCorrupt."""
@@ -22,7 +31,7 @@ def split_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 @st.cache_resource(show_spinner="Loading FashionMNIST…")
 def torchvision_dataset(split: str):
     """The tutorial's `datasets.FashionMNIST(..., transform=ToTensor())` for a split."""
-    return fashion_mnist(split)
+    return _dataset(split)
 
 
 def dataset_ready() -> bool:

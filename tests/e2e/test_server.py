@@ -1,9 +1,11 @@
 """What only the real server shows: its upload limit on raw HTTP, and a restart while a run trains."""
 
+import base64
 import http.client
 import os
 import re
 import signal
+import socket
 import urllib.parse
 import uuid
 
@@ -157,5 +159,35 @@ def test_make_run_listens_on_loopback_unless_asked(tmp_path, monkeypatch, real_d
     with streamlit_server(tmp_path, log, make=True, host=host) as server:
         port = urllib.parse.urlsplit(server.url).port
         assert _listening(server.proc.pid, port) == expected
+        # Shared, it answers this machine's own names too; never another domain's (DNS rebinding).
+        machine = socket.gethostname()
+        assert _session_opens(server.url, f"localhost:{port}")
+        assert _session_opens(server.url, f"{machine}:{port}") == notice
+        assert not _session_opens(server.url, f"attacker.test:{port}")
     said = "Sharing the dashboard on the network" in log.read_text()
     assert said == notice, log.read_text()[-2000:]
+
+
+def _session_opens(url: str, host: str) -> bool:
+    """Whether the server opens a session (its websocket, /_stcore/stream) for a request that names
+    `host` in its Host header, as a browser does for a page on a domain that resolves to this server."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(
+            (
+                f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n\r\n"
+            ).encode()
+        )
+        status_line = conn.recv(4096).split(b"\r\n", 1)[0]
+    return b" 101 " in status_line
+
+
+def test_a_page_on_another_domain_gets_no_session_dns_rebinding(server):
+    port = urllib.parse.urlsplit(server.url).port
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        assert _session_opens(server.url, f"{name}:{port}"), name
+    for name in ("attacker.test", "127.0.0.1.attacker.test", "localhost.attacker.test"):
+        assert not _session_opens(server.url, f"{name}:{port}"), name
