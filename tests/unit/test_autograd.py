@@ -163,7 +163,8 @@ def test_the_input_gradient_has_the_inputs_shape_and_is_zero_where_the_model_doe
     for of_loss in (False, True):
         grad = input_gradient(model, x, 3, of_loss=of_loss)
         assert grad.shape == (28, 28)
-        assert grad[model.mask == 0].abs().max() == 0 and grad[model.mask == 1].abs().max() > 0
+        inside = grad[model.mask == 1].abs().max()
+        assert inside > 0 and grad[model.mask == 0].abs().max() <= 1e-6 * inside
     assert all(p.grad is None for p in model.parameters())  # a shared model's grads stay untouched
 
 
@@ -175,7 +176,10 @@ def test_captum_maps_lie_in_the_region_the_model_looks_at(method):
     near = torch.zeros(28, 28)
     near[1:13, 3:15] = 1  # the region and an occlusion window around it
     assert heat.shape == (28, 28)
-    assert heat[near == 0].abs().max() == 0 and heat[model.mask == 1].abs().sum() > 0
+    # Outside, at most float rounding: Occlusion's batched products round by the CPU's kernels (2.98e-08
+    # on an AVX-512 Xeon, 0 where this was written), so "nothing" is relative to the largest value inside.
+    inside = heat[model.mask == 1].abs().max()
+    assert inside > 0 and heat[near == 0].abs().max() <= 1e-6 * inside
     assert set(METHODS) == {"gradient", "integrated_gradients", "occlusion"}
 
 
