@@ -48,6 +48,7 @@ from core.train import (
     Stopped,
     TrainConfig,
     fit,
+    shown_value,
 )
 
 if TYPE_CHECKING:
@@ -582,9 +583,14 @@ def set_lr(run_id: str, lr: object, runs_dir: Path | None = None) -> float:
     limit = LIMITS["lr"]
     if not limit.allows(lr):
         raise BadConfig(
-            f"the learning rate must be a number {limit.describe()}, not {lr!r:.40}: the run goes on"
+            f"the learning rate must be a number {limit.describe()}, not {shown_value(lr)}: the run goes on"
         )
     run = get_run(run_id, runs_dir)
+    if isinstance(run.config, RaceConfig):
+        raise RunError(
+            f"run {run_id} is an optimizer race: each contender trains at the learning rate it started "
+            "with (Optimization page); a new learning rate applies only to a training run"
+        )
     if not run.active or not isinstance(run.config, TrainConfig):
         raise RunError(f"run {run_id} is not training: a new learning rate applies only while it trains")
     atomic_write_json(run.dir / LR_FILE, {"lr": float(lr), "asked": _now()}, make_parents=False)
@@ -616,7 +622,9 @@ class _LrRequests:
 
     def __init__(self, directory: Path):
         self.path = directory / LR_FILE
-        self._seen = self._stamp()
+        # Nothing is taken as seen: a value written while the run was queued or starting (the page
+        # acknowledged it) applies at the first batch. A worker only trains a fresh run (require_run).
+        self._seen = None
 
     def _stamp(self):
         try:

@@ -76,7 +76,7 @@ LIMITS: dict[str, Limit] = {
 OPTIONAL = ("limit_batches", "hidden", "dropout")  # None: no cap, or the model's own default
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
     """`value` for an error message, cut short: a whole number of thousands of digits has no repr."""
     if isinstance(value, int) and value.bit_length() > 64:
         return f"a number of {len(str(value)) if value.bit_length() < 14000 else 'thousands of'} digits"
@@ -116,7 +116,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (value is None and name in OPTIONAL) and not limit.allows(value):
                 kind = "a whole number" if limit.whole else "a number"
-                checks.append((False, f"{name} must be {kind} {limit.describe()}, not {_shown(value)}"))
+                checks.append((False, f"{name} must be {kind} {limit.describe()}, not {shown_value(value)}"))
         if isinstance(self.batch_size, int) and isinstance(self.processes, int):
             checks.append(
                 (

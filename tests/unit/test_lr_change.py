@@ -10,6 +10,7 @@ from core import runs
 from core.data import TensorBatches
 from core.errors import BadConfig, RunError
 from core.models import build_model
+from core.race import READY, RaceConfig
 from core.train import LrChanged, TrainConfig, _scheduler, build_optimizer, train_one_epoch
 from tests.conftest import wait_for
 
@@ -83,3 +84,22 @@ def test_a_runs_current_learning_rate_is_its_last_change(tmp_path):
     assert runs.lr_history(run) == [(40, 0.05), (90, 0.01)] and runs.current_lr(run) == 0.01
     runs._write_status(directory, lr_history="damaged")
     assert runs.current_lr(run) == 0.002  # a history that is not one is ignored
+
+
+def test_a_learning_rate_asked_for_while_the_run_starts_is_applied_at_its_first_batch(real_data, runs_dir):
+    directory = runs.create_run(TrainConfig(epochs=1, limit_batches=3, device="cpu", log_every=1),
+                                runs_dir / "20260101-000000-soon")  # fmt: skip
+    assert runs.set_lr(directory.name, 0.05, runs_dir) == 0.05  # queued: the page says it will apply
+    assert runs.train_run(directory) == "finished"
+    changes = [r for r in runs.read_metrics(directory.name, runs_dir) if r.get("kind") == "lr"]
+    assert [c["lr"] for c in changes] == [0.05]
+    assert runs.read_status(directory)["lr"] == 0.05
+
+
+def test_a_learning_rate_for_a_race_or_of_thousands_of_digits_is_refused_in_words(runs_dir):
+    race = runs.create_run(RaceConfig(READY["Optimizers"], device="cpu"), runs_dir / "20260101-000000-race")
+    with pytest.raises(RunError, match="optimizer race"):
+        runs.set_lr(race.name, 0.05, runs_dir)
+    for huge in (10**20, 10**400, 10**5000):
+        with pytest.raises(BadConfig, match="the run goes on"):
+            runs.set_lr(race.name, huge, runs_dir)
