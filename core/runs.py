@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -554,10 +555,28 @@ def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd:
 
 
 def prepare_worker(runs_dir: Path | None = None) -> int | None:
-    """Have a spare worker warm up now (core.spare), so the next start trains within a second; its pid."""
+    """Have a spare worker warm up now (core.spare), so the next start trains within a second; its pid.
+
+    None, starting nothing, where the store cannot be written: a spare could never take a run there."""
     from core import spare
 
+    if store_problem(runs_dir) is not None:
+        return None
     return spare.ensure(Path(runs_dir or RUNS_DIR))
+
+
+def store_problem(runs_dir: Path | None = None) -> str | None:
+    """Why no run can be started in the store, in words (a read-only folder, a full disk); None when
+    one can. A file is made and removed there: permission bits alone say nothing for root."""
+    root = Path(runs_dir or RUNS_DIR)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".writable-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"the run store {root} cannot be written ({_reason(exc)}): runs can be looked at, not started"
+    return None
 
 
 def adopt_child(proc: subprocess.Popen) -> None:

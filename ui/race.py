@@ -29,9 +29,11 @@ def setup() -> None:
     model = row.radio("Model", ["mlp", "cnn"], horizontal=True, key="race_model", format_func=str.upper)
     steps = row.slider("Steps per contender", 10, MAX_STEPS, 500, step=10, key="race_steps", width=280)
     seed = int(row.number_input("Seed", 0, 2**31 - 1, 0, key="race_seed", width=130))
+    read_only = runs.store_problem()  # the sidebar says so too
     row.button(
         "Start the race", icon=":material/flag:", type="primary", key="race_start",
         on_click=_start, args=(contenders, model, steps, seed),
+        disabled=read_only is not None, help=read_only,
     )  # fmt: skip
     error = st.session_state.pop(ERROR_KEY, None)
     if error:

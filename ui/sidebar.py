@@ -44,7 +44,10 @@ def _active_run(dataset_ready: bool) -> None:
         st.caption(f":orange[:material/warning:] Damaged run: {names} (see Train)")
     run = next((r for r in all_runs if r.active), None)
     if run is None:
-        if dataset_ready:  # a worker warms up in the background, so Start trains within a second
+        problem = runs.store_problem()
+        if problem is not None:  # said once here; Start is off on the pages that start runs
+            st.caption(f":orange[:material/lock:] {escape_markdown(problem[0].upper() + problem[1:])}")
+        elif dataset_ready:  # a worker warms up in the background, so Start trains within a second
             runs.prepare_worker()
         return
     if isinstance(run.config, RaceConfig):  # its curves and Stop are on the Optimization page

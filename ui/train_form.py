@@ -278,6 +278,7 @@ def render_form(status: DatasetStatus) -> None:
     st.caption(PRESET_HELP[preset] if preset else "Your own settings: no preset matches the fields.")
     if not status.ready:
         st.error(status.message)
+    read_only = runs.store_problem()
     with st.container(border=True, key="train_form"):
         _model_fields()
         _optimizer_fields()
@@ -286,7 +287,8 @@ def render_form(status: DatasetStatus) -> None:
             "Start training",
             type="primary",
             key=_key("start"),
-            disabled=not status.ready,
+            disabled=not status.ready or read_only is not None,
+            help=read_only,  # the sidebar says so too
             width="stretch",
             on_click=_start,
         )
