@@ -1,5 +1,7 @@
 """Turn any uploaded image into the 28x28 input FashionMNIST would have, and rank the classes for it."""
 
+import base64
+import binascii
 import contextlib
 import io
 import math
@@ -37,6 +39,9 @@ MAX_READS = 50_000  # 10 MB of PNG in 1 KB chunks takes about 30,000 reads; tiny
 MAX_JPEG_SCANS = 100  # libjpeg writes 10 progressive scans in colour, 6 in grey, 18 in CMYK
 MAX_SCAN_PIXELS = 1_000_000_000  # scans x pixels: 25 scans at 40 megapixels, 0.6-1.1 s of libjpeg here
 MAX_JPEG_SEGMENTS = 2_000  # a real JPEG has tens; 255 ICC chunks and a few hundred more still pass
+
+# A data URL as a browser's canvas.toDataURL() writes it: the media type, then base64.
+_DATA_URL = re.compile(r"data:(?P<kind>[\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*;base64,")
 
 _UNREADABLE = "not an image this app can read (PNG, JPEG, WebP, BMP or GIF)"
 _DAMAGED = "cannot decode this image (it is truncated or damaged)"
@@ -275,9 +280,41 @@ def _upright(image: Image.Image) -> Image.Image:
     return image
 
 
-def prepare(source: bytes | str | os.PathLike | BinaryIO) -> Prepared:
+def load_data_url(
+    url: object, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Decode a `data:image/...;base64,...` URL (a canvas's drawing) through load_image's limits.
+
+    The URL comes from the browser and may be anything: its length is checked before base64 is
+    decoded, and the bytes are then checked like any upload."""
+    if not isinstance(url, str):
+        raise BadImage(f"the drawing arrived as {type(url).__name__}, not as an image; clear the canvas")
+    head = _DATA_URL.match(url, 0, 200)  # a real header is about 22 characters
+    if head is None:
+        raise BadImage("the drawing did not arrive as a base64 data: URL; clear the canvas and draw again")
+    if not (head["kind"] or "").startswith("image/"):
+        raise BadImage("the drawing's data URL does not hold an image; clear the canvas and draw again")
+    encoded = len(url) - head.end()
+    _check_bytes(encoded // 4 * 3, max_bytes)  # base64 turns 3 bytes into 4 characters
+    try:
+        data = base64.b64decode(url[head.end() :], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadImage("the drawing's data is not valid base64; clear the canvas and draw again") from exc
+    return load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def prepare(
+    source: bytes | str | os.PathLike | BinaryIO,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> Prepared:
     """Load an upload and make the model input from it, keeping what the UI shows."""
-    image = load_image(source)
+    return prepare_image(load_image(source, max_bytes=max_bytes, max_pixels=max_pixels))
+
+
+def prepare_image(image: Image.Image) -> Prepared:
+    """The model input made from an image already loaded (by load_image or load_data_url)."""
     tensor, inverted, crop_box = _transform(image)
     return Prepared(image, tensor, inverted, crop_box)
 

@@ -1,5 +1,6 @@
 """core.predict: uploads become FashionMNIST-like 28x28 inputs; bad uploads become BadImage."""
 
+import base64
 import io
 import os
 import re
@@ -23,6 +24,7 @@ from core.predict import (
     MAX_SIDE,
     Prediction,
     Prepared,
+    load_data_url,
     load_image,
     predict,
     prepare,
@@ -627,3 +629,16 @@ def test_an_item_on_a_transparent_png_keeps_its_lightness(tmp_path, fill, invert
     assert prepared.inverted is inverted
     _assert_visible_item(prepared.tensor)
     assert float(prepared.tensor[0, 0, 14, 14]) > 0.9, "the item's middle is bright in the model input"
+
+
+def test_a_drawings_data_url_is_decoded_through_the_image_limits():
+    image = Image.new("RGBA", (280, 280), "white")
+    ImageDraw.Draw(image).line([(140, 30), (140, 250)], fill="black", width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    assert load_data_url(url).size == (280, 280)
+    with pytest.raises(BadImage, match=r"^image too large: 280 x 280 pixels; the limit is 0.01 megapixels"):
+        load_data_url(url, max_pixels=10_000)
+    with pytest.raises(BadImage, match=r"^image is too large \(.* KB; the limit is 0.1 KB\)$"):
+        load_data_url(url, max_bytes=100)  # refused from the URL's length, before base64 is decoded
