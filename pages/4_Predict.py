@@ -14,9 +14,9 @@ st.caption(
 )
 
 link.notify(link.adopt([predict.K_LINK, predict.INPUT_LINK]))
+predict.begin_run()  # what each image costs is remembered; what this run does not show is forgotten
 with st.container(border=True):
-    loaded = predict.model_section()
-model = loaded.model if loaded is not None else None  # None: images are kept and shown until there is one
+    loaded = predict.model_section()  # None: images are kept and shown until there is a model
 
 # A wrapping row: in columns, a narrow window squeezed the slider's label onto two lines.
 options = st.container(horizontal=True, vertical_alignment="center", gap="large")
@@ -42,50 +42,27 @@ images_tab, draw_tab, camera_tab, samples_tab = st.tabs(
 )
 
 with images_tab:
-    uploads = st.file_uploader(
-        predict.IMAGE_ZONE,
-        accept_multiple_files=True,  # any kind: a wrong one gets a sentence, not the widget's bare red mark
-        max_upload_size=predict.MAX_IMAGE_MB,  # the browser's limit; ui.predict checks the bytes again
-        key="predict_images",
-        help=f"{predict.IMAGE_KINDS}. One item on a plain background works best, like FashionMNIST.",
-    )
-    predict.forget_images({upload.file_id for upload in uploads})
-    if not uploads:
-        st.info(
-            "Drop one or more images above. Each is turned into a 28×28 grayscale picture the way "
-            "FashionMNIST was made (inverted if the background is light, cropped, centred) before the "
-            "model sees it."
-        )
-    summary = st.container()
-    results = []
-    for position, upload in enumerate(uploads):
-        data = upload.getvalue()
-        result = predict.render_upload(
-            upload.name, data, model, k, file_id=upload.file_id, position=position, explain=explain
-        )
-        results.append((upload.name, result))
-    if len(results) > 1 and model is not None:
-        with summary:
-            predict.render_summary(results, k)
+    predict.uploads_section(loaded, k, explain)
 
 with draw_tab:
-    predict.draw_section(model, k, explain)
+    predict.draw_section(loaded, k, explain)
 
 if camera_tab.open:
     with camera_tab:
-        predict.camera_section(model, k, explain)
+        predict.camera_section(loaded, k, explain)
 
 with samples_tab:
     st.caption("Images the model never trained on, with the true label to compare against.")
     status = dataset_status()
-    if model is None:
+    if loaded is None:
         st.info("There is no model to ask yet: train the quick one above, or upload a `model.pth`.")
     elif not status.ready:
         st.error(status.message)
     else:
         try:
-            predict.sample_section(model, k, explain)
+            predict.sample_section(loaded, k, explain)
         except StudioError as exc:
             st.error(str(exc))
 
 predict.keep_in_link(heading)
+predict.forget_unused()

@@ -1,5 +1,6 @@
 """The Predict page's other inputs (a drawing, the camera), its link, the run it picks and its hints."""
 
+import base64
 import io
 import json
 import shutil
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import ui.predict
+import ui.predict_inputs
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.data import PROJECT_ROOT
@@ -79,31 +81,36 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def sent(at: AppTest, pixels: np.ndarray, canvas: int = 0) -> AppTest:
+    """What the browser's canvas sends after a stroke: its state, the drawing as a PNG data URL."""
+    url = "data:image/png;base64," + base64.b64encode(_png(pixels)).decode()
+    at.session_state[f"predict_canvas_{canvas}"] = {"drawing": {"raw": {"objects": []}, "data": url}}
+    return at.run()
+
+
 def test_a_drawing_on_the_canvas_is_classified_like_an_upload(store, model, monkeypatch):
     sketch = _trouser_sketch()
     calls = []
-    monkeypatch.setattr(
-        ui.predict, "canvas", lambda **o: calls.append(o) or SimpleNamespace(image_data=sketch)
-    )
-    at = _page()
-    assert not at.exception
+    real = ui.predict_inputs.canvas
+    monkeypatch.setattr(ui.predict_inputs, "canvas", lambda **o: calls.append(o) or real(**o))
+    at = sent(_page(), sketch)
+    assert not at.exception and not at.error
     assert _top1(model, _png(sketch)) in _texts(at, "markdown")
-    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict.INK
+    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict_inputs.INK
     at.segmented_control(key="predict_draw_tool").set_value("Eraser").run()
-    assert calls[-1]["stroke_color"] == ui.predict.PAPER
+    assert calls[-1]["stroke_color"] == ui.predict_inputs.PAPER
     at.slider(key="predict_draw_brush").set_value(30).run()
     assert calls[-1]["stroke_width"] == 30
     drawn_on = calls[-1]["key"]
     at.button(key="predict_draw_clear").click().run()  # a canvas of another key: the component starts blank
     assert calls[-1]["key"] != drawn_on
+    assert any(i.startswith("Sketch a piece of clothing") for i in _texts(at, "info"))
     at.run()
     assert calls[-1]["key"] == calls[-2]["key"]  # and stays that canvas until Clear is clicked again
 
 
-def test_an_empty_canvas_asks_for_a_sketch(store, monkeypatch):
-    blank = np.full((280, 280, 4), 255, dtype=np.uint8)
-    monkeypatch.setattr(ui.predict, "canvas", lambda **o: SimpleNamespace(image_data=blank))
-    at = _page()
+def test_an_empty_canvas_asks_for_a_sketch(store):
+    at = sent(_page(), np.full((280, 280, 4), 255, dtype=np.uint8))
     assert not at.exception and not at.error
     assert any(i.startswith("Sketch a piece of clothing") for i in _texts(at, "info"))
 

@@ -37,6 +37,16 @@ def repeated_scan_jpeg(repeats: int = HOSTILE_SCANS, side: int = 4096, **params)
     return data[:end] + data[last_scan:end] * repeats + data[end:]
 
 
+def png_bomb(side: int = 13_000) -> bytes:
+    """A white side x side RGBA PNG, written row by row: 676 MB of pixels at 13,000 a side, 0.66 MB of
+    file. Pillow is never asked to hold the image, so building it costs no memory."""
+    row = b"\x00" + b"\xff" * (side * 4)  # filter type 0, then the row's RGBA bytes
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)  # 8 bits, RGBA, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", pixels) + _chunk(b"IEND", b"")
+
+
 def _item(size=(64, 64)) -> Image.Image:
     image = Image.new("L", size, 255)
     image.paste(0, (size[0] // 6, size[1] // 6, size[0] * 2 // 3, size[1] * 5 // 6))
