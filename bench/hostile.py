@@ -7,10 +7,16 @@ uploader waited for its error lines, the server's CPU, and any failure.
 Usage: python -m bench.hostile [--copies N] [--rounds N] [--pillow-alone] [--client-cpus LIST]
 `--pillow-alone` also times Pillow decoding one such file with no limits, in this process.
 `--client-cpus 1` keeps both browsers on one CPU at the lowest priority, as in bench.load.
+
+Two more measurements run the Predict page's script in this process (Streamlit's AppTest), so the CPU
+and memory counted are the server's own work for one rerun, with no browser on the same cores:
+`--canvas-bomb`: the drawing canvas sent a 13000x13000 PNG data URL (0.66 MB), then a text data URL.
+`--photos N`: N small photos with "which pixels mattered" on; the first run, a rerun, a top-k change.
 """
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import os
@@ -34,7 +40,7 @@ from bench.load import (
 from core import runs
 from core.data import prepare
 from core.train import preset
-from tests.unit.test_hostile_images import HOSTILE_SCANS, repeated_scan_jpeg
+from tests.unit.test_hostile_images import HOSTILE_SCANS, png_bomb, repeated_scan_jpeg
 
 COPIES = 5  # files in one upload
 ROUNDS = 4  # uploads, one after the other, each from a fresh page
@@ -158,14 +164,114 @@ def _summary(times: list[float]) -> dict:
     }
 
 
+# ---- the page's own work, measured in this process -----------------------------------------------
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_Predict.py")
+CANVAS_KEY = "predict_canvas_0"  # the drawing canvas's widget key before any Clear
+BOMB_SIDE = 13_000
+
+
+def _page_store(folder: Path, model_name: str = "mlp") -> Path:
+    store = folder / "page-runs"
+    config = preset("recommended", model=model_name, epochs=1, limit_batches=20, device="cpu")
+    model = runs.create_run(config, store / "0-m")
+    assert runs.train_run(model) == "finished"
+    runs.RUNS_DIR = store  # the page's run store, in this process
+    return store
+
+
+def _peak_mb() -> float:
+    """VmHWM: this process's peak resident memory."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # VmHWM back to what is resident now
+
+
+def _timed_run(at) -> dict:
+    """One rerun of the page: its CPU seconds (every thread of this process) and peak memory rise."""
+    _reset_peak()
+    peak, cpu, wall = _peak_mb(), time.process_time(), time.perf_counter()
+    at.run()
+    return {
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "wall_s": round(time.perf_counter() - wall, 2),
+        "peak_rise_mb": round(_peak_mb() - peak),
+        "exception": [e.message for e in at.exception],
+        "errors": sorted({e.value for e in at.error}),
+    }
+
+
+def canvas_bomb(folder: Path) -> dict:
+    """What the page does with a forged canvas value: a PNG bomb, then a data URL that is no image."""
+    from streamlit.testing.v1 import AppTest
+
+    _page_store(folder)
+    bomb = png_bomb(BOMB_SIDE)
+    at = AppTest.from_file(PAGE, default_timeout=600).run()
+    report = {"bomb": {"side": BOMB_SIDE, "mb": round(len(bomb) / 2**20, 2)}}
+    for name, url in [
+        ("png_bomb", "data:image/png;base64," + base64.b64encode(bomb).decode()),
+        ("text_data_url", "data:text/plain;base64," + base64.b64encode(b"no image here").decode()),
+    ]:
+        at.session_state[CANVAS_KEY] = {"drawing": {"raw": {"objects": []}, "data": url}}
+        report[name] = _timed_run(at)
+        report[name]["exception"] = [line.splitlines()[0][:200] for line in report[name]["exception"]]
+    return report
+
+
+def _photo(index: int) -> bytes:
+    """A small photo: test image `index` on a light background, as a phone snapshot of it might be."""
+    from PIL import Image, ImageOps
+
+    from core.data import load_split
+
+    images, _labels = load_split("test")
+    item = ImageOps.invert(Image.fromarray(images[index].numpy())).resize((96, 96))
+    buffer = io.BytesIO()
+    item.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def photos(count: int, folder: Path, model_name: str) -> dict:
+    """CPU per rerun with `count` photos and their attributions on."""
+    from streamlit.testing.v1 import AppTest
+
+    _page_store(folder, model_name)
+    at = AppTest.from_file(PAGE, default_timeout=900).run()
+    at.toggle(key="predict_explain").set_value(True)
+    at.file_uploader(key="predict_images").set_value(
+        [(f"photo{i:03}.jpg", _photo(i), "image/jpeg") for i in range(count)]
+    )
+    report = {"photos": count, "model": model_name, "first_run": _timed_run(at), "rerun": _timed_run(at)}
+    at.slider(key="predict_k").set_value(5)
+    report["top_k_change"] = _timed_run(at)
+    report["classified"] = sum(m.value.startswith("Top-1: **") for m in at.markdown)
+    report["explained"] = sum(m.value.startswith("**Which pixels mattered") for m in at.markdown)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=COPIES, help="files in one upload")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="uploads, one after the other")
     parser.add_argument("--pillow-alone", action="store_true", help="also time Pillow alone on one file")
     parser.add_argument("--client-cpus", help='run Chromium on these CPUs only, e.g. "1", at nice 19')
+    parser.add_argument("--canvas-bomb", action="store_true", help="the page given a forged canvas value")
+    parser.add_argument("--photos", type=int, help="CPU per rerun with this many photos explained")
+    parser.add_argument("--model", choices=["mlp", "cnn"], default="cnn", help="the model for --photos")
     args = parser.parse_args()
     prepare(allow_download=False)
+    if args.canvas_bomb or args.photos:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = {"canvas": canvas_bomb(Path(tmp) / "canvas")} if args.canvas_bomb else {}
+            if args.photos:
+                report["photos"] = photos(args.photos, Path(tmp) / "photos", args.model)
+        print(json.dumps(report, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         report = run(args.copies, args.rounds, Path(tmp), args.pillow_alone, args.client_cpus)
     print(json.dumps(report, indent=2))
