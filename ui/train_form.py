@@ -73,8 +73,13 @@ def parse_number(name: str, text: str) -> int | float | None:
         value = _number(label, text, whole=limit.whole)
     if not limit.allows(value):
         kind = "a whole number " if limit.whole else ""
-        raise ValueError(f"{label} must be {kind}{limit.describe()}, not {text}")
+        raise ValueError(f"{label} must be {kind}{limit.describe()}, not {_cut(text)}")
     return value
+
+
+def _cut(text: str) -> str:
+    """What was typed, for a message: 400 digits show as their first few and their count."""
+    return text if len(text) <= 40 else f"{text[:12]}… ({len(text)} characters)"
 
 
 def _number(label: str, text: str, *, whole: bool) -> int | float:
@@ -82,9 +87,9 @@ def _number(label: str, text: str, *, whole: bool) -> int | float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{label}: {text!r} is not a number") from None
+        raise ValueError(f"{label}: {_cut(text)!r} is not a number") from None
     if whole and not value.is_integer():
-        raise ValueError(f"{label} must be a whole number, not {text}")
+        raise ValueError(f"{label} must be a whole number, not {_cut(text)}")
     return int(value) if whole else value
 
 

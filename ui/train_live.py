@@ -35,7 +35,10 @@ def scroll_into_view(run_id: str) -> None:
 @st.fragment(run_every=1)
 def live_view(run_id: str) -> None:
     """Redrawn every second from the run directory while the worker trains; cheap by design."""
-    run = runs.get_run(run_id)
+    try:
+        run = runs.get_run(run_id)
+    except (StudioError, OSError):  # deleted while watched (its worker then stops): no error box
+        st.rerun()  # the whole page then shows the runs that are left
     if not run.active:
         st.rerun()  # the whole page then shows the finished view
     where = runs.progress(run)

@@ -76,6 +76,17 @@ def test_values_are_never_changed_silently_start_lists_every_problem(started):
     assert [(c.epochs, c.seed, c.hidden) for c in started] == [(2, 1, None)]
 
 
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_hundreds_of_digits_typed_into_a_field_are_a_problem_listed_not_a_crash(started, digits):
+    at = _page()
+    for key in ("train_epochs", "train_seed", "train_dropout", "train_limit_batches"):
+        at.text_input(key=key).input("9" * digits)
+    at.run().button(key="train_start").click().run()
+    assert not at.exception and started == []
+    (message,) = _errors(at)
+    assert message.count(f"({digits} characters)") == 4 and len(message) < 1000
+
+
 def test_parse_number_keeps_what_is_typed_or_says_why_not():
     assert parse_number("epochs", " 3 ") == 3
     assert parse_number("epochs", "1e2") == 100

@@ -1,6 +1,7 @@
 """The Train page as users meet it, in Chromium: the form, the live view after Start, the confusion matrix."""
 
 import re
+import shutil
 import time
 
 import pytest
@@ -162,3 +163,20 @@ def test_a_running_runs_learning_rate_changes_and_the_chart_marks_it(server, pag
     finally:
         runs.stop(run_id, server.runs_dir)
         runs.wait(run_id, server.runs_dir, timeout=60)
+
+
+def test_a_run_deleted_while_its_page_watches_it_leaves_no_error_box(server, page: Page):
+    from tests.e2e.conftest import start_run
+
+    _open(page, server.url)
+    before = _run_ids(server)
+    start_run(page, epochs=50, cap=3000)
+    wait_points(page, 2, timeout=60)
+    (run_id,) = _run_ids(server) - before
+    shutil.rmtree(server.runs_dir / run_id)  # by hand, as a user tidying data/runs might
+    expect(page.get_by_role("heading", name=f"Run {run_id}")).to_be_hidden(timeout=15_000)
+    page.wait_for_timeout(3_000)  # a few more ticks of the live view, had it stayed
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    expect(page.get_by_text("No runs yet")).to_be_visible()  # the page as it is without the run
+    shot(page, "train-run-deleted")
