@@ -133,12 +133,14 @@ def describe_model(loaded: LoadedCheckpoint) -> str:
 
 def _model_upload() -> None:
     """A tutorial-style model.pth, checked once per file; a refused one leaves the selection alone."""
+    # The browser refuses bigger files itself; above the server's own limit it would get a bare 413.
+    limit_mb = min(MAX_CHECKPOINT_BYTES // 2**20, st.get_option("server.maxUploadSize"))
     upload = st.file_uploader(
         MODEL_ZONE,  # any kind: a wrong one gets a sentence, not the widget's bare red mark
-        max_upload_size=MAX_CHECKPOINT_BYTES // 2**20,
+        max_upload_size=limit_mb,
         key="predict_model_file",
         help="Saved with `torch.save(model.state_dict(), 'model.pth')` as in the tutorial, "
-        f"at most {MAX_CHECKPOINT_BYTES // 2**20} MB. Loaded safely: nothing in the file is run.",
+        f"at most {limit_mb} MB. Loaded safely: nothing in the file is run.",
     )
     if upload is None:
         return
