@@ -161,6 +161,12 @@ def _train(args) -> int:
             raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
         overrides["processes"] = args.nproc
     config = preset(args.preset, **overrides)
+    if config.processes > 1 or distributed.launched():
+        try:
+            distributed.timeout_s()
+        except BadConfig as exc:  # a setting as wrong as a bad argument: said before any run is made
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if distributed.launched():  # one rank of `torchrun ... -m core train`
         leave(exit_code(distributed.torchrun_train(config, args.run_dir, echo=print)))
     distributed.check_processes(config)

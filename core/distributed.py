@@ -14,6 +14,7 @@ process's (core.train), and rank 0 alone writes the run folder (core.runs.train_
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -32,7 +33,37 @@ from core.errors import BadConfig, RunError, StudioError
 
 # A collective that waits longer than this for another rank fails instead of hanging (a rank that
 # was stopped with SIGSTOP, a machine that went away); a rank that died is noticed at once.
-TIMEOUT_S = float(os.environ.get("STUDIO_DIST_TIMEOUT_S", "120"))
+TIMEOUT_ENV = "STUDIO_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 120.0
+MIN_TIMEOUT_S = 1.0  # torch counts whole milliseconds, and 0 ms fails the ranks' first meeting at once
+MAX_TIMEOUT_S = 86_400.0  # a collective that waits a day is hung; far beyond it torch's clocks overflow
+
+
+def timeout_s() -> float:
+    """The collective timeout, from STUDIO_DIST_TIMEOUT_S; BadConfig for a value that is not one.
+
+    Read when a run needs it, not at import: a bad value is one line for the person who set it, not an
+    import error in every process that touches this module."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:  # also refuses nan, which compares false with all
+        raise BadConfig(
+            f"{TIMEOUT_ENV}={text!r:.40} is not a timeout: set it to a number of seconds from "
+            f"{MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} (default {DEFAULT_TIMEOUT_S:g}), or unset it"
+        )
+    return value
+
+
+def __getattr__(name: str):
+    # core.train names the timeout in its messages as TIMEOUT_S; it is read when asked for.
+    if name == "TIMEOUT_S":
+        return timeout_s()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 LAUNCHER_ENV = "STUDIO_LAUNCHER_PID"  # set for the ranks that `launch` starts
@@ -151,7 +182,7 @@ def joined(device_name: str) -> Iterator[Ranks]:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     else:
         raise BadConfig(f"more than one process needs CUDA GPUs or the CPU, not {wanted.type}")
-    timeout = timedelta(seconds=TIMEOUT_S)
+    timeout = timedelta(seconds=timeout_s())
     dist.init_process_group(backend, timeout=timeout, **({"device_id": device} if backend == "nccl" else {}))
     try:
         control = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
@@ -222,6 +253,7 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    timeout_s()  # a bad STUDIO_DIST_TIMEOUT_S fails the run here, in words, before any rank starts
     _quiet_agent()
     settings = LaunchConfig(
         min_nodes=1,

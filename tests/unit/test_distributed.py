@@ -17,7 +17,7 @@ import torch
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.data import TensorBatches
-from core.distributed import check_processes
+from core.distributed import check_processes, timeout_s
 from core.errors import BadConfig
 from core.models import NeuralNetwork
 from core.train import evaluate, make_batches, preset
@@ -284,7 +284,6 @@ def test_a_rank_that_hangs_times_out_and_no_rank_is_left(real_data, runs_dir, mo
 
 
 def test_a_timeout_is_said_plainly_however_gloo_words_it():
-    from core.distributed import TIMEOUT_S
     from core.train import backend_words
 
     for said in (
@@ -292,6 +291,61 @@ def test_a_timeout_is_said_plainly_however_gloo_words_it():
         "[gloo/transport/tcp/unbound_buffer.cc:81] Application timeout caused pair closure",
     ):
         words = backend_words(RuntimeError(said))
-        assert words.startswith(f"no answer within {TIMEOUT_S:g} s"), words
+        assert words.startswith(f"no answer within {timeout_s():g} s"), words
         assert "pair.cc" not in words and "unbound_buffer" not in words
     assert backend_words(RuntimeError("[pair.cc:1] Connection reset by peer")) == "Connection reset by peer"
+
+
+BAD_TIMEOUTS = ("abc", "nan", "inf", "0", "-1", "1e9")
+
+
+def timeout_error(text: str) -> str:
+    return (
+        f"STUDIO_DIST_TIMEOUT_S={text!r} is not a timeout: set it to a number of seconds from 1 to 86400 "
+        "(default 120), or unset it"
+    )
+
+
+@pytest.mark.parametrize("text", BAD_TIMEOUTS)
+def test_a_bad_timeout_setting_is_refused_in_words(text, monkeypatch):
+    monkeypatch.setenv("STUDIO_DIST_TIMEOUT_S", text)
+    with pytest.raises(
+        BadConfig, match=r"^STUDIO_DIST_TIMEOUT_S=.* set it to a number of seconds from 1 to 86400"
+    ):
+        timeout_s()
+
+
+def test_a_good_timeout_setting_is_taken_and_none_is_the_default(monkeypatch):
+    monkeypatch.setenv("STUDIO_DIST_TIMEOUT_S", " 7.5 ")
+    assert timeout_s() == 7.5
+    monkeypatch.delenv("STUDIO_DIST_TIMEOUT_S")
+    assert timeout_s() == 120
+
+
+def test_a_bad_timeout_setting_does_not_break_the_import():
+    env = {**os.environ, "STUDIO_DIST_TIMEOUT_S": "abc"}
+    result = subprocess.run([sys.executable, "-c", "import core.distributed"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("text", ["abc", "inf", "-1"])
+def test_the_cli_refuses_a_bad_timeout_setting_in_one_line_before_making_a_run(text, runs_dir):
+    env = {**os.environ, "STUDIO_DIST_TIMEOUT_S": text, "STUDIO_RUNS_DIR": str(runs_dir)}
+    result = _cli("train", "--nproc", "2", "--device", "cpu", "--epochs", "1", "--limit-batches", "2",
+                  "--run-dir", str(runs_dir / "x"), env=env)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0, result.stderr[-2000:]
+    assert result.stderr.startswith(f"error: STUDIO_DIST_TIMEOUT_S={text!r} is not a timeout")
+    assert not (runs_dir / "x").exists()
+
+
+def test_a_dashboard_run_with_a_bad_timeout_setting_fails_in_words_before_any_rank_starts(
+    runs_dir, monkeypatch
+):
+    monkeypatch.setenv("STUDIO_DIST_TIMEOUT_S", "nan")
+    directory = runs.create_run(preset("tutorial", device="cpu", processes=2), runs_dir / "r1")
+    assert runs.run_worker(directory) == "failed"  # what the dashboard's worker runs
+    run = runs.get_run("r1", runs_dir)
+    assert (run.status, run.error) == ("failed", timeout_error("nan"))
+    assert not (directory / "metrics.jsonl").exists()
