@@ -175,7 +175,7 @@ def _train(args) -> int:
         runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
         stop_on_signals(directory)
         status = runs.run_worker(directory, echo=print)
-    return exit_code(status)
+    leave(exit_code(status))
 
 
 def _predict(args) -> int:

@@ -265,6 +265,10 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
         max_restarts=0,  # a failed run is reported, not restarted from scratch
         monitor_interval=0.2,
         shutdown_timeout=10,  # the ranks' time to stop cleanly (a batch, a checkpoint) before they are killed
+        # Ctrl-C and SIGTERM stay with this process's stop_on_signals: the ranks stop as the dashboard's
+        # Stop makes them (core.runs.STOP_FILE), and a second Ctrl-C asks again rather than raising
+        # inside the agent's shutdown and leaving the ranks mid-save. Other signals still end the ranks.
+        signals_to_handle="SIGHUP,SIGQUIT",
     )
     args = ["-m", "core", "worker", str(directory), "--nice", str(nice)]
     if init_from is not None:
@@ -278,7 +282,7 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
             elastic_launch(settings, sys.executable)(*args)
     except ChildFailedError as exc:
         failure = exc
-    except SignalException as exc:  # Ctrl-C or SIGTERM here: the ranks were asked to stop too
+    except SignalException as exc:  # SIGHUP or SIGQUIT here: the agent stopped the ranks too
         echo(f"interrupted ({signal.Signals(exc.sigval).name}); the processes were stopped")
     status = _final_status(directory)
     if failure is None:

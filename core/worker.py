@@ -23,7 +23,12 @@ def leave(code: int) -> NoReturn:
     load of 8 on 2 cores), and the device lock, held until the process is gone, would keep the next
     start waiting or refused for that long; nothing of the run is left to write by then. For the ranks
     of a distributed run, that teardown also crashed now and then (SIGABRT in gloo's threads, 1 run in
-    20 of a minimal 2-rank script here; 0 in 20 when it ended with os._exit)."""
+    20 of a minimal 2-rank script here; 0 in 20 when it ended with os._exit).
+
+    A Ctrl-C or SIGTERM from now on is ignored: the run's end is recorded, and a second Ctrl-C (the
+    first asked the run to stop) must not turn exit 3 into death by SIGINT. The interpreter's teardown
+    would even restore the default handlers, which is how that happened (exit -2)."""
+    _ignore_stop_signals()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -31,14 +36,23 @@ def leave(code: int) -> NoReturn:
 
 
 def stop_on_signals(directory: Path) -> None:
-    """Ctrl-C or SIGTERM become a cooperative stop: the epoch's batch ends and a checkpoint is saved."""
+    """Ctrl-C or SIGTERM become a cooperative stop: the epoch's batch ends and a checkpoint is saved.
+
+    The first asks; later ones are ignored. Asking again changes nothing, and a request that came after
+    the run had stopped would be left behind in its folder."""
     from core.runs import STOP_FILE
 
     def request_stop(_signum, _frame):
         (directory / STOP_FILE).touch()
+        _ignore_stop_signals()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+
+
+def _ignore_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def work(

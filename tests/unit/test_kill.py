@@ -1,11 +1,13 @@
 """A worker SIGKILLed mid-run or mid-checkpoint-write: its run reads as failed, the previous checkpoint
 loads, and the temp files it left behind are ignored, then cleaned up."""
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,39 @@ def test_cleanup_after_a_dead_worker_spares_temp_files_other_processes_are_writi
     assert runs.get_run("r1", runs_dir).status == "failed"
     assert not left_by_worker.exists()
     assert being_written.exists()
+
+
+def _stopped_once(directory: Path) -> None:
+    wait_for(lambda: runs.read_status(directory)["status"] != "running", timeout=60)
+
+
+@pytest.mark.parametrize("nproc", [1, 2])
+@pytest.mark.parametrize(
+    "second",
+    [lambda _d: time.sleep(0.2), lambda d: (_stopped_once(d), time.sleep(0.3))],
+    ids=["while-it-stops", "as-it-leaves"],
+)
+def test_ctrl_c_twice_still_stops_the_run_with_its_checkpoint_and_exit_3(
+    nproc, second, real_data, runs_dir, workers
+):
+    """A terminal's Ctrl-C goes to the whole foreground process group: the first asks the run to stop,
+    the second comes while it stops (a batch, the checkpoint) or as the process leaves, where the
+    interpreter's teardown had restored the default handler (exit -2 before)."""
+    directory = runs_dir / "r1"
+    args = [sys.executable, "-m", "core", "train", "--device", "cpu", "--epochs", "500",
+            "--limit-batches", "2", "--run-dir", str(directory), "--nproc", str(nproc)]  # fmt: skip
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir)}
+    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, start_new_session=True,  # a group of its own
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    workers.append(proc)
+    assert wait_for(lambda: runs.read_status(directory).get("epoch", 0) >= 1 if directory.is_dir() else False)
+    os.killpg(proc.pid, signal.SIGINT)
+    second(directory)
+    with contextlib.suppress(ProcessLookupError):  # it may have left already: then it cannot die of it
+        os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, f"exit {proc.returncode}\n{out[-1000:]}\n{err[-2000:]}"
+    assert runs.read_status(directory)["status"] == "stopped"
+    assert load_checkpoint(directory / runs.CHECKPOINT).meta is not None
+    assert not (directory / runs.STOP_FILE).exists()  # no stop request left behind the stopped run
+    assert "Traceback" not in err, err[-2000:]
