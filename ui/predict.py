@@ -26,7 +26,8 @@ from ui.predict_answers import (
 )
 from ui.predict_inputs import MAX_PHOTOS, camera_section, draw_section, too_many_photos, uploads_section
 from ui.predict_model import MODEL_KEY, describe_model, model_section, run_link
-from ui.predict_names import display_name, escape_markdown
+from ui.predict_names import display_name
+from ui.text import escape_markdown
 
 __all__ = [
     "INPUTS",

@@ -31,9 +31,9 @@ from ui.predict_names import (
     MODEL_TYPES,
     MODEL_ZONE,
     display_name,
-    escape_markdown,
     suffix,
 )
+from ui.text import escape_markdown
 
 MAX_IMAGE_MB = MAX_IMAGE_BYTES // 2**20  # shown by the image uploader, which the browser enforces
 # Photos classified at a time, per session. Each one's first answer with "which pixels mattered" costs

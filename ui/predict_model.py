@@ -17,9 +17,9 @@ from ui.predict_names import (
     MODEL_TYPES,
     MODEL_ZONE,
     display_name,
-    escape_markdown,
     suffix,
 )
+from ui.text import escape_markdown
 
 USABLE = ("finished", "stopped")  # an active run's checkpoint changes every epoch; offer it once it ends
 KEEP_UPLOADED_MODELS = 3  # uploaded models kept selectable per session (each holds its weights)

@@ -1,7 +1,5 @@
 """File names on the Predict page: shown safely, and what each drop zone takes."""
 
-import re
-import string
 import unicodedata
 from pathlib import Path
 
@@ -12,8 +10,6 @@ MODEL_ZONE = "…or upload a model.pth"  # the model drop zone's label
 IMAGE_ZONE = "Drop images of clothing here"  # the image drop zone's label
 NAME_CHARS = 60  # longer file names are shortened in the middle for display
 
-_MARKDOWN_SPECIAL = re.compile(f"([{re.escape(string.punctuation)}])")
-
 
 def display_name(name: str, limit: int = NAME_CHARS) -> str:
     """A file name fit to show: control and direction-override characters replaced, long ones shortened."""
@@ -22,11 +18,6 @@ def display_name(name: str, limit: int = NAME_CHARS) -> str:
         return clean
     tail = 12  # keeps the extension and the end, where names usually differ
     return clean[: limit - tail - 1] + "…" + clean[-tail:]
-
-
-def escape_markdown(text: str) -> str:
-    """Backslash-escape every ASCII punctuation mark, so markdown shows `text` literally."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def suffix(name: str) -> str:

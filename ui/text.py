@@ -6,7 +6,14 @@ import string
 _MARKDOWN_SPECIAL = re.compile(f"([{re.escape(string.punctuation)}])")
 
 
+# GitHub-flavoured Markdown also turns bare addresses into links ("http://x", "www.x", "a@b.c"), after
+# escapes are read; a zero-width space inside each ("http:\u200b//") keeps the text as it reads.
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)")
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
 def escape_markdown(text: str) -> str:
-    """Backslash-escape every ASCII punctuation mark, so Markdown shows `text` literally (no link, no
-    emphasis, no :color[...] directive) wherever st.markdown, st.caption or st.error render it."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """`text` as Markdown that shows it literally wherever st.markdown, st.caption or st.error render it:
+    every ASCII punctuation mark backslash-escaped (no link, emphasis or :color[...] directive) and bare
+    addresses broken up, so nothing read from a file or a name becomes a link."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(_ZERO_WIDTH_SPACE, text))
