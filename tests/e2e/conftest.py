@@ -14,11 +14,9 @@ from bench.harness import CHROMIUM, CHROMIUM_FLAGS, ServerFailed, stop_runs, str
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, real_data):
-    """The dashboard as users run it, with a private run store."""
-    runs_dir = tmp_path_factory.mktemp("e2e-runs")
-    log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
+def serve(tmp_path_factory, runs_dir: Path, name: str):
+    """Yield a server over `runs_dir` (its log in a folder `name`-log); stop its runs afterwards."""
+    log = tmp_path_factory.mktemp(f"{name}-log") / "streamlit.log"
     try:
         with streamlit_server(runs_dir, log) as running:
             yield running
@@ -26,6 +24,12 @@ def server(tmp_path_factory, real_data):
         pytest.fail(str(exc))
     finally:
         stop_runs(runs_dir)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, real_data):
+    """The dashboard as users run it, with a private run store."""
+    yield from serve(tmp_path_factory, tmp_path_factory.mktemp("e2e-runs"), "e2e")
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,9 @@ import shutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from bench.harness import ServerFailed, stop_runs, streamlit_server
 from core import runs
 from core.train import TrainConfig
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import serve, shot
 from ui.nav import PAGES
 
 pytestmark = pytest.mark.e2e
@@ -38,14 +37,7 @@ def damaged_server(tmp_path_factory, real_data):
         (directory / name).write_bytes(content)
     shutil.copytree(good, store / PLANTED)  # a folder whose name is no run id
     (store / "notes.json").write_text(json.dumps({"not": "a run"}))
-    log = tmp_path_factory.mktemp("damaged-log") / "streamlit.log"
-    try:
-        with streamlit_server(store, log) as running:
-            yield running
-    except ServerFailed as exc:
-        pytest.fail(str(exc))
-    finally:
-        stop_runs(store)
+    yield from serve(tmp_path_factory, store, "damaged")
 
 
 def test_every_page_works_over_a_damaged_store_and_shows_file_text_as_text(damaged_server, page: Page):
