@@ -13,6 +13,7 @@ process's (core.train), and rank 0 alone writes the run folder (core.runs.train_
 """
 
 import contextlib
+import ctypes
 import logging
 import math
 import os
@@ -72,6 +73,29 @@ LAUNCHER_ENV = "STUDIO_LAUNCHER_PID"  # set for the ranks that `launch` starts
 def launcher_watches() -> bool:
     """True in a rank that `launch` started: the launcher records how the run ended if a rank dies."""
     return bool(os.environ.get(LAUNCHER_ENV))
+
+
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
+
+
+def die_with_launcher() -> None:
+    """In a rank that `launch` started: be killed (SIGKILL) the moment the launcher dies; RunError if it
+    is gone already.
+
+    Killed with SIGKILL, the launcher can neither stop its ranks nor record the run's end: the ranks
+    trained on as orphans, beside the next run that took the device lock the launcher had held, and
+    overwrote the status a reader had marked failed. The kernel sends the signal when the thread that
+    started this process ends: torch's agent starts the ranks with subprocess.Popen from the thread that
+    called `launch` (the main one of `python -m core train` or of a worker), which lives until the run's
+    end is recorded."""
+    launcher = os.environ.get(LAUNCHER_ENV, "")
+    if not launcher.isdigit() or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise RunError(f"could not tie this process to its launcher: {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != int(launcher):  # it died before the signal was set: nobody would stop this rank
+        raise RunError(f"the launcher of this run (pid {launcher}) is gone, so this process stops too")
 
 
 def launched() -> bool:
@@ -234,6 +258,7 @@ def rank_worker(directory: Path, *, init_from: Path | None, nice: int) -> str:
     """`python -m core worker RUN_DIR` started by `launch`: one rank of the run in `directory`."""
     from core.worker import stop_on_signals
 
+    die_with_launcher()  # first: an orphan must not write to the run
     runs.require_run(directory)
     config = runs.read_config(directory)
     with joined(config.device) as ranks:

@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 ACTIVE = ("queued", "running")
-STATUSES = (*ACTIVE, "finished", "stopped", "failed")
+FINAL = ("finished", "stopped", "failed")
+STATUSES = (*ACTIVE, *FINAL)
 DAMAGED = "damaged"  # a run whose config.json or status.json is not what the store wrote; never active
 STOP_FILE = "STOP"
 LR_FILE = "lr.json"  # a new learning rate for a running run: written by the page, read by the worker
@@ -212,7 +213,13 @@ def _has_type(value, kind: type) -> bool:
 
 
 def _write_status(directory: Path, **changes) -> dict:
-    status = {**read_status(directory), **changes, "updated": _now()}
+    current = read_status(directory)
+    # One owner: once the status is final, only the process it names (pid: the worker, or the launcher of
+    # several ranks, whose rank 0 writes for it until then) may change it. A process that outlived its
+    # owner (a rank whose launcher was killed) cannot turn a reader's "failed" back into anything else.
+    if current.get("status") in FINAL and current.get("pid") != os.getpid():
+        return current
+    status = {**current, **changes, "updated": _now()}
     atomic_write_json(directory / "status.json", status, make_parents=False)  # never remake a deleted run
     return status
 

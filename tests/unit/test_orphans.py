@@ -1,0 +1,135 @@
+"""A run of several processes whose launcher or rank 0 is SIGKILLed: no rank trains on as an orphan,
+the run's status says failed and stays so, the device is free, and no temp file is left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import runs
+from core.checkpoint import load_checkpoint
+from core.data import PROJECT_ROOT
+from core.procs import pid_alive
+from core.train import TrainConfig
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")
+
+# Epochs of two batches: a checkpoint about every second, in a run that would go on for minutes.
+ENDLESS = TrainConfig(epochs=500, limit_batches=2, log_every=1, device="cpu", processes=2)
+
+
+def _rank_pids(run_id: str) -> dict[int, int]:
+    """The live rank processes of a run, found by the environment torch's launcher gave them."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            items = (entry / "environ").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError):
+            continue
+        env = dict(item.split("=", 1) for item in items if "=" in item)
+        if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and pid_alive(int(entry.name)):
+            found[int(env["RANK"])] = int(entry.name)
+    return found
+
+
+@pytest.fixture
+def procs():
+    """Processes a test starts, and the ranks it finds; any still alive at the end is killed."""
+    started: list[subprocess.Popen] = []
+    ranks: list[int] = []
+    yield started, ranks
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    for pid in ranks:
+        if pid_alive(pid):  # an orphan the test failed to see die: it must not train on after the test
+            os.kill(pid, signal.SIGKILL)
+
+
+def _start(args: list[str], runs_dir: Path, log: Path, started: list) -> subprocess.Popen:
+    env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    started.append(proc)
+    return proc
+
+
+def _epochs(directory: Path) -> int:
+    return runs.read_status(directory).get("epoch") or 0
+
+
+def test_a_killed_launcher_takes_its_ranks_with_it_and_its_run_stays_failed(real_data, runs_dir, procs):
+    started, seen = procs
+    directory = runs_dir / "r1"
+    args = [sys.executable, "-m", "core", "train", "--nproc", "2", "--device", "cpu", "--epochs", "500",
+            "--limit-batches", "2", "--run-dir", str(directory)]  # fmt: skip
+    launcher = _start(args, runs_dir, runs_dir / "r1.log", started)
+    assert wait_for(lambda: directory.is_dir() and _epochs(directory) >= 1), (runs_dir / "r1.log").read_text()
+    ranks = _rank_pids("r1")
+    seen.extend(ranks.values())
+    assert sorted(ranks) == [0, 1]
+    # The ranks outlive the thread-and-process checks of a normal run: two more epochs, both still there.
+    epochs = _epochs(directory)
+    assert wait_for(lambda: _epochs(directory) >= epochs + 2)
+    assert all(pid_alive(pid) for pid in ranks.values())
+
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    assert wait_for(lambda: not any(pid_alive(pid) for pid in ranks.values()), timeout=5), "orphaned ranks"
+    run = runs.get_run("r1", runs_dir)
+    assert (run.status, run.pid) == ("failed", launcher.pid)
+    assert run.error.startswith(f"the training process (pid {launcher.pid}) ended unexpectedly;")
+    rows = (directory / "metrics.jsonl").read_text()
+    with runs.device_lock(runs.device_keys(ENDLESS), runs_dir, grace=0):  # the next run can have the CPU
+        time.sleep(3)  # what an orphan would have trained meanwhile: about three epochs
+    assert runs.read_status(directory)["status"] == "failed"
+    assert runs.read_status(directory)["error"] == run.error
+    assert (directory / "metrics.jsonl").read_text() == rows
+    assert load_checkpoint(run.checkpoint) is not None
+
+
+def test_a_rank_whose_launcher_is_gone_before_it_starts_leaves_at_once(runs_dir):
+    directory = runs.create_run(ENDLESS, runs_dir / "r1")
+    before = (directory / "status.json").read_text()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # Rank 1 of a run whose launcher is gone (it is not this test); joining, it would wait 5 s for rank 0.
+    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": "1", "STUDIO_LAUNCHER_PID": str(gone.pid),
+           "STUDIO_DIST_TIMEOUT_S": "5"}  # fmt: skip
+    worker = [sys.executable, "-m", "core", "worker", str(directory)]
+    result = subprocess.run(worker, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    said = f"error: the launcher of this run (pid {gone.pid}) is gone, so this process stops too\n"
+    assert result.stderr == said
+    assert (directory / "status.json").read_text() == before
+
+
+def test_a_final_status_is_changed_only_by_the_process_it_names(runs_dir):
+    directory = runs.create_run(ENDLESS, runs_dir / "r1")
+    launcher = subprocess.Popen(["true"])
+    launcher.wait()  # the launcher, killed
+    runs._write_status(directory, status="running", **runs._pid_fields(launcher.pid))
+    reader_said = runs.get_run("r1", runs_dir).error  # the reader marks it failed for the dead launcher
+    runs._write_status(directory, status="finished", step=10, epoch=5)  # what an orphaned rank 0 would write
+    runs.record_failure(directory, "a stale error")
+    status = runs.read_status(directory)
+    assert (status["status"], status["error"], status.get("epoch")) == ("failed", reader_said, None)
+
+    owned = runs.create_run(ENDLESS, runs_dir / "r2")
+    runs._write_status(
+        owned, status="running", **runs._pid_fields(os.getpid())
+    )  # this process is its launcher
+    runs.record_failure(owned, "the processes of this run ended without a result: start again")
+    runs.record_failure(owned, "process rank 1 (pid 7) was killed by SIGKILL")  # its better words, later
+    assert runs.read_status(owned)["error"] == "process rank 1 (pid 7) was killed by SIGKILL"
