@@ -31,6 +31,7 @@ from torch import nn
 from core import runs
 from core.device import resolve_device
 from core.errors import BadConfig, RunError, StudioError
+from core.fsutil import remove_orphaned_temps
 
 # A collective that waits longer than this for another rank fails instead of hanging (a rank that
 # was stopped with SIGSTOP, a machine that went away); a rank that died is noticed at once.
@@ -309,6 +310,7 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
         failure = exc
     except SignalException as exc:  # SIGHUP or SIGQUIT here: the agent stopped the ranks too
         echo(f"interrupted ({signal.Signals(exc.sigval).name}); the processes were stopped")
+    remove_orphaned_temps(directory)  # a rank killed inside a save leaves its temp file (12.6 MB for the MLP)
     status = _final_status(directory)
     if failure is None:
         return status if status in ("finished", "stopped", "failed") else _record(directory, echo)

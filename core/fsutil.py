@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from core.procs import pid_alive
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -38,6 +40,21 @@ def remove_stale_temps(folder: str | os.PathLike, *, pid: int | None = None) -> 
     removed = []
     for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
         if pid is not None and _writer_pid(p) != str(pid):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def remove_orphaned_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files whose writer is no longer running on this machine; returns them.
+
+    For a run whose processes died together (a launcher and the ranks it started), where the one pid the
+    run recorded is not the writer's. A temp file of a live writer is never touched."""
+    removed = []
+    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        pid = _writer_pid(p)
+        if pid is None or not pid.isdigit() or pid_alive(int(pid)):
             continue
         p.unlink(missing_ok=True)
         removed.append(p)

@@ -22,7 +22,7 @@ from core.checkpoint import save_checkpoint
 from core.data import DATA_DIR, PROJECT_ROOT
 from core.device import resolve_device
 from core.errors import BadConfig, RunError, StudioError
-from core.fsutil import atomic_write_bytes, atomic_write_json, remove_stale_temps
+from core.fsutil import atomic_write_bytes, atomic_write_json, remove_orphaned_temps, remove_stale_temps
 from core.priority import lower_priority
 from core.procs import pid_alive, process_started
 from core.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
@@ -390,8 +390,8 @@ def _current_status(directory: Path) -> dict:
             status = _write_status(directory, **failed)
         except OSError:  # a read-only store: still say what happened; a writer records it later
             return {**status, **failed}
-        if isinstance(status.get("pid"), int):  # killed mid-write (SIGKILL, the OOM killer): tidy after it
-            remove_stale_temps(directory, pid=status["pid"])
+        # Killed mid-write (SIGKILL, the OOM killer): tidy after it, and after any rank that died with it.
+        remove_orphaned_temps(directory)
     return status
 
 

@@ -1,6 +1,7 @@
 """A run of several processes whose launcher or rank 0 is SIGKILLed: no rank trains on as an orphan,
 the run's status says failed and stays so, the device is free, and no temp file is left behind."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 
 # Epochs of two batches: a checkpoint about every second, in a run that would go on for minutes.
 ENDLESS = TrainConfig(epochs=500, limit_batches=2, log_every=1, device="cpu", processes=2)
+SAVE = 2  # rank 0 is paused in epoch 2's save, so epoch 1's checkpoint is "the previous one"
 
 
 def _rank_pids(run_id: str) -> dict[int, int]:
@@ -38,6 +40,14 @@ def _rank_pids(run_id: str) -> dict[int, int]:
         if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and pid_alive(int(entry.name)):
             found[int(env["RANK"])] = int(entry.name)
     return found
+
+
+def _temps(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob(".*.tmp"))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -113,6 +123,58 @@ def test_a_rank_whose_launcher_is_gone_before_it_starts_leaves_at_once(runs_dir)
     said = f"error: the launcher of this run (pid {gone.pid}) is gone, so this process stops too\n"
     assert result.stderr == said
     assert (directory / "status.json").read_text() == before
+
+
+def _paused_rank_zero(runs_dir: Path, marker: Path, started: list) -> tuple[Path, subprocess.Popen, int]:
+    """A run of two ranks under its launcher (the real one), rank 0 held inside its weights' save."""
+    directory = runs.create_run(ENDLESS, runs_dir / "r1")
+    args = [sys.executable, "-m", "tests.unit.kill_driver", str(directory), "weights-temp", str(SAVE),
+            str(marker), "launcher"]  # fmt: skip
+    launcher = _start(args, runs_dir, runs_dir / "r1.log", started)
+    assert wait_for(marker.exists), (runs_dir / "r1.log").read_text()
+    assert wait_for(lambda: marker.read_text().isdigit())
+    rank_zero = int(marker.read_text())
+    assert _temps(directory) and all(
+        name.startswith(f".model.pth.{rank_zero}.") for name in _temps(directory)
+    )
+    return directory, launcher, rank_zero
+
+
+def test_rank_zero_killed_inside_a_save_leaves_no_temp_file_once_the_launcher_records_it(
+    real_data, runs_dir, tmp_path, procs
+):
+    started, seen = procs
+    directory, launcher, rank_zero = _paused_rank_zero(runs_dir, tmp_path / "paused", started)
+    seen.extend(_rank_pids("r1").values())
+    previous = _sha(directory / runs.CHECKPOINT)  # epoch 1's weights
+
+    os.kill(rank_zero, signal.SIGKILL)
+    assert launcher.wait(timeout=90) == 1
+    status = runs.read_status(directory)
+    assert status["status"] == "failed"
+    assert status["error"].startswith(f"process rank 0 (pid {rank_zero}) was killed by SIGKILL"), status[
+        "error"
+    ]
+    assert _temps(directory) == []  # the launcher tidied after the rank it lost
+    assert load_checkpoint(directory / runs.CHECKPOINT).sha256 == previous
+
+
+def test_a_launcher_killed_while_rank_zero_saves_leaves_no_temp_file_once_a_reader_notices(
+    real_data, runs_dir, tmp_path, procs
+):
+    started, seen = procs
+    directory, launcher, _rank_zero = _paused_rank_zero(runs_dir, tmp_path / "paused", started)
+    ranks = _rank_pids("r1")
+    seen.extend(ranks.values())
+    previous = _sha(directory / runs.CHECKPOINT)
+
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    assert wait_for(lambda: not any(pid_alive(pid) for pid in ranks.values()), timeout=5), "orphaned ranks"
+    run = runs.get_run("r1", runs_dir)  # the reader marks it failed and tidies after every dead writer
+    assert (run.status, run.pid) == ("failed", launcher.pid)
+    assert _temps(directory) == []
+    assert load_checkpoint(run.checkpoint).sha256 == previous
 
 
 def test_a_final_status_is_changed_only_by_the_process_it_names(runs_dir):
