@@ -37,8 +37,8 @@ from core.fsutil import remove_orphaned_temps
 # was stopped with SIGSTOP, a machine that went away); a rank that died is noticed at once.
 TIMEOUT_ENV = "STUDIO_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 120.0
-MIN_TIMEOUT_S = 1.0  # torch counts whole milliseconds, and 0 ms fails the ranks' first meeting at once
-MAX_TIMEOUT_S = 86_400.0  # a collective that waits a day is hung; far beyond it torch's clocks overflow
+MIN_TIMEOUT_S = 1.0  # torch counts whole milliseconds: at 0 ms the ranks' first meeting fails at once
+MAX_TIMEOUT_S = 86_400.0  # a collective that waits a day for another rank is hung, not slow
 
 
 def timeout_s() -> float:
