@@ -310,7 +310,7 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
         failure = exc
     except SignalException as exc:  # SIGHUP or SIGQUIT here: the agent stopped the ranks too
         echo(f"interrupted ({signal.Signals(exc.sigval).name}); the processes were stopped")
-    remove_orphaned_temps(directory)  # a rank killed inside a save leaves its temp file (12.6 MB for the MLP)
+    remove_orphaned_temps(directory)  # a rank killed inside a save leaves its temp file (2.7 MB for the MLP)
     status = _final_status(directory)
     if failure is None:
         return status if status in ("finished", "stopped", "failed") else _record(directory, echo)
