@@ -76,7 +76,7 @@ navigation = st.navigation(
     {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)],
         **{
-            section: [st.Page(p.path, title=p.title, icon=p.icon) for p in pages]
+            section: [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in pages]
             for section, pages in sections().items()
         },
     }

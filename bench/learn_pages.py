@@ -88,22 +88,28 @@ def _optimization_step(at: AppTest, i: int) -> None:
 
 def main() -> None:
     prepare(allow_download=False)
-    warm = ("ui.build_model", "core.build_model", "ui.tensors", "ui.autograd", "ui.optimization")
+    warm = (
+        "ui.learn.build_model",
+        "core.build_model",
+        "ui.learn.tensors",
+        "ui.learn.autograd",
+        "ui.learn.optimization",
+    )
     report = {
         "tensors": {
-            "new_seed": time_page("pages/5_Tensors.py", _tensors_seed, warm=warm),
-            "another_image": time_page("pages/5_Tensors.py", _tensors_sample, warm=warm),
+            "new_seed": time_page("pages/tensors.py", _tensors_seed, warm=warm),
+            "another_image": time_page("pages/tensors.py", _tensors_sample, warm=warm),
         },
         "build_model": {
-            "another_test_image": time_page("pages/6_Build_Model.py", _build_model_sample, warm=warm),
-            "mlp_cnn_switch": time_page("pages/6_Build_Model.py", _build_model_switch, warm=warm),
+            "another_test_image": time_page("pages/build_model.py", _build_model_sample, warm=warm),
+            "mlp_cnn_switch": time_page("pages/build_model.py", _build_model_switch, warm=warm),
         },
         "autograd": {
-            "backward_and_reset": time_page("pages/7_Autograd.py", _autograd_backward, warm=warm),
-            "new_seed": time_page("pages/7_Autograd.py", _autograd_seed, warm=warm),
+            "backward_and_reset": time_page("pages/autograd.py", _autograd_backward, warm=warm),
+            "new_seed": time_page("pages/autograd.py", _autograd_seed, warm=warm),
         },
         "optimization": {
-            "step_buttons": time_page("pages/8_Optimization.py", _optimization_step, warm=warm, repeats=12),
+            "step_buttons": time_page("pages/optimization.py", _optimization_step, warm=warm, repeats=12),
         },
     }
     print(json.dumps(report, indent=2))

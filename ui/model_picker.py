@@ -7,7 +7,7 @@ from core import build_model as bm
 from core import runs
 from core.errors import StudioError
 from core.models import MODELS
-from ui.build_model import load_run
+from ui.learn.build_model import load_run
 
 USABLE = ("finished", "stopped")  # a running run's checkpoint changes every epoch
 

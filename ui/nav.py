@@ -20,27 +20,33 @@ class PageInfo:
     section: str  # LEARN or TOOLS
     lesson: str  # the tutorial section(s) the page is, in the tutorial's words
 
+    @property
+    def url_path(self) -> str:
+        """The page's address, "Dataset_Explorer" for "Dataset Explorer": the same since the pages were
+        numbered files (1_Dataset_Explorer.py), so links people copied still open the page."""
+        return self.title.replace(" ", "_")
+
 
 # In the sidebar's order: the Learn pages follow the tutorial, then the tools.
 PAGES = {
-    "tensors": PageInfo("pages/5_Tensors.py", "Tensors", ":material/data_array:",
+    "tensors": PageInfo("pages/tensors.py", "Tensors", ":material/data_array:",
                         "create, index, join and compute with tensors", LEARN, "Tensors"),
-    "explorer": PageInfo("pages/1_Dataset_Explorer.py", "Dataset Explorer", ":material/grid_view:",
+    "explorer": PageInfo("pages/dataset_explorer.py", "Dataset Explorer", ":material/grid_view:",
                          "samples, classes, what a DataLoader yields", LEARN, "Datasets & DataLoaders"),
-    "transforms": PageInfo("pages/2_Transforms.py", "Transforms", ":material/auto_fix_high:",
+    "transforms": PageInfo("pages/transforms.py", "Transforms", ":material/auto_fix_high:",
                            "torchvision transforms on real samples, one-hot labels", LEARN, "Transforms"),
-    "build_model": PageInfo("pages/6_Build_Model.py", "Build Model", ":material/account_tree:",
+    "build_model": PageInfo("pages/build_model.py", "Build Model", ":material/account_tree:",
                             "the network layer by layer on a real image", LEARN, "Build the Neural Network"),
-    "autograd": PageInfo("pages/7_Autograd.py", "Autograd", ":material/device_hub:",
+    "autograd": PageInfo("pages/autograd.py", "Autograd", ":material/device_hub:",
                          "the graph autograd records, gradients checked by hand", LEARN,
                          "Automatic Differentiation with torch.autograd"),
-    "optimization": PageInfo("pages/8_Optimization.py", "Optimization", ":material/trending_down:",
+    "optimization": PageInfo("pages/optimization.py", "Optimization", ":material/trending_down:",
                              "the loss, the optimizer, one training step at a time", LEARN,
                              "Optimizing Model Parameters"),
-    "train": PageInfo("pages/3_Train.py", "Train", ":material/monitoring:",
+    "train": PageInfo("pages/train.py", "Train", ":material/monitoring:",
                       "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
                       "Quickstart: the whole training loop, in a worker"),
-    "predict": PageInfo("pages/4_Predict.py", "Predict", ":material/image_search:",
+    "predict": PageInfo("pages/predict.py", "Predict", ":material/image_search:",
                         "drop an image or a model.pth and see the prediction", TOOLS,
                         "Save & Load: a model.pth, loaded and asked"),
 }  # fmt: skip

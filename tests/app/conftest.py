@@ -1,5 +1,6 @@
 """AppTest fixtures: a private run store so page tests never touch data/runs."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,9 @@ def store(trained_store, monkeypatch) -> Path:
     """The module's `trained_store` as the pages' run store."""
     monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
     return trained_store
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown the page escaped (ui.text.escape_markdown): the text without its
+    backslashes and zero-width spaces."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data import PROJECT_ROOT
 
-PAGES = [None, "pages/3_Train.py", "pages/8_Optimization.py", "pages/1_Dataset_Explorer.py"]
+PAGES = [None, "pages/train.py", "pages/optimization.py", "pages/dataset_explorer.py"]
 STARTS = ("train_start", "race_start")
 
 

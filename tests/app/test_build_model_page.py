@@ -14,7 +14,7 @@ from core.checkpoint import load_checkpoint
 from core.data import CLASSES, PROJECT_ROOT, load_split
 from tests.app.conftest import make_trained_store
 
-PAGE = str(PROJECT_ROOT / "pages" / "6_Build_Model.py")
+PAGE = str(PROJECT_ROOT / "pages" / "build_model.py")
 RUN_ID = "20260101-000000-bmod"
 SAMPLE = 17  # a fixed test image
 
@@ -209,6 +209,6 @@ def test_the_random_button_picks_another_image(run_store):
 
 
 def test_the_page_runs_inside_the_apps_navigation(run_store):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
     assert not at.exception and not at.error
     assert any("669,706 parameters" in m for m in _texts(at, "markdown"))

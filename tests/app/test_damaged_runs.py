@@ -2,7 +2,6 @@
 run never takes a page down (TensorBoard's rule: one bad event file never hides the others)."""
 
 import json
-import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -11,6 +10,7 @@ from core import runs
 from core.data import PROJECT_ROOT
 from core.models import build_model
 from core.train import TrainConfig
+from tests.app.conftest import shown
 
 APP = str(PROJECT_ROOT / "app.py")
 GOOD_RUN = "20260101-000000-good"
@@ -30,11 +30,6 @@ DAMAGED = {
     "20260102-000000-cinf": ("config.json", b'{"lr": 1e400}'),
 }
 LINK = "20260102-000000-slnk"  # what the file holds reaches the page's text: a link in Markdown
-
-
-def _shown(markdown: str) -> str:
-    """What Markdown shows of `markdown` where the page escaped it: the text without its backslashes."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def _no_link(markdown: str) -> bool:
@@ -96,21 +91,21 @@ def test_home_lists_a_damaged_run_as_damaged_beside_the_good_one(real_data, run_
     _damaged(run_store, run_id)
     at = _page()
     lines = {m.value.split("`")[1]: m.value for m in at.markdown if m.value.startswith("`")}
-    assert "**damaged**" in lines[run_id] and DAMAGED[run_id][0] in _shown(lines[run_id])
+    assert "**damaged**" in lines[run_id] and DAMAGED[run_id][0] in shown(lines[run_id])
     assert "**finished**" in lines[GOOD_RUN] and "30.0%" in lines[GOOD_RUN]
-    assert _no_link(lines[run_id]) and (run_id != LINK or "attacker.test" in _shown(lines[run_id]))
-    assert run_id in _shown(_sidebar_warning(at))
+    assert _no_link(lines[run_id]) and (run_id != LINK or "attacker.test" in shown(lines[run_id]))
+    assert run_id in shown(_sidebar_warning(at))
 
 
 def test_train_lists_every_damaged_run_with_what_is_wrong_and_the_others_as_usual(real_data, damaged_store):
-    at = _page("pages/3_Train.py")
+    at = _page("pages/train.py")
     table = at.dataframe[0].value
     status = dict(zip(table["id"], table["status"], strict=True))
     assert status[GOOD_RUN] == "finished" and status[ODD_METRICS] == "stopped"
     assert all(status[run_id] == "damaged" for run_id in DAMAGED)
     warnings = [w.value for w in at.warning]
     for run_id, (name, _content) in DAMAGED.items():
-        assert any(_shown(w).startswith(f"Run {run_id}: damaged run: {name}") for w in warnings), run_id
+        assert any(shown(w).startswith(f"Run {run_id}: damaged run: {name}") for w in warnings), run_id
     assert all(_no_link(w) for w in warnings)
 
 
@@ -124,22 +119,22 @@ def _open_run(at: AppTest, run_id: str) -> AppTest:
 
 @pytest.mark.parametrize("run_id", [*DAMAGED, ODD_METRICS, GOOD_RUN])
 def test_train_opens_any_run_of_the_store(real_data, damaged_store, run_id):
-    at = _open_run(_page("pages/3_Train.py"), run_id)
+    at = _open_run(_page("pages/train.py"), run_id)
     assert not at.exception, [e.message for e in at.exception]
     header = next(c.value for c in at.caption if "· status **" in c.value)
     assert at.subheader and any(s.value == f"Run {run_id}" for s in at.subheader)
     if run_id in DAMAGED:
         assert "status **damaged**" in header
-        assert any(_shown(e.value).startswith(f"damaged run: {DAMAGED[run_id][0]}") for e in at.error)
+        assert any(shown(e.value).startswith(f"damaged run: {DAMAGED[run_id][0]}") for e in at.error)
         assert all(_no_link(e.value) for e in at.error)
     else:
         assert "damaged" not in header and any(m.label == "Test acc." for m in at.metric)
 
 
-@pytest.mark.parametrize("page", ["pages/1_Dataset_Explorer.py", "pages/4_Predict.py"])
+@pytest.mark.parametrize("page", ["pages/dataset_explorer.py", "pages/predict.py"])
 def test_the_other_pages_show_and_say_which_run_is_damaged(real_data, damaged_store, page):
     at = _page(page)
-    warning = _shown(_sidebar_warning(at))
+    warning = shown(_sidebar_warning(at))
     assert all(run_id in warning for run_id in DAMAGED)
     if page.endswith("Predict.py"):  # the good run's model is still offered
         options = [o for box in at.selectbox for o in box.options]

@@ -9,7 +9,7 @@ import core.paths
 from core import explore
 from core.data import CLASSES, PROJECT_ROOT, load_split
 
-PAGE = str(PROJECT_ROOT / "pages" / "1_Dataset_Explorer.py")
+PAGE = str(PROJECT_ROOT / "pages" / "dataset_explorer.py")
 GRID_CAPTION = re.compile(r"^#(\d+) · (.+)$")
 
 
@@ -207,12 +207,12 @@ def test_a_link_restores_the_view_and_the_view_is_written_back(real_data, run_st
 
 
 def test_settings_survive_a_visit_to_another_page(real_data, run_store, no_custom):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
     at.radio(key="explorer_split").set_value("test").run()
     at.number_input(key="explorer_seed").set_value(123).run()
     at.segmented_control(key="explorer_grid").set_value(5).run()
     at.number_input(key="explorer_batch").set_value(16).run()
-    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()

@@ -12,7 +12,7 @@ from core.models import build_model
 from core.train import TrainConfig
 from tests.unit.test_hostile_checkpoints import deflated_zeros
 
-PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 RUN_ID = "20260101-000000-bomb"
 
 

@@ -15,7 +15,7 @@ from core.data import PROJECT_ROOT, load_split
 from core.train import preset
 from tests.unit.test_hostile_images import png_bomb, repeated_scan_jpeg
 
-PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 RUN_ID = "20260101-000000-hostile"
 COPIES = 4
 PAGE_LIMIT_S = 10.0  # the whole rerun with every file; about 1 s here, decoding them all took minutes

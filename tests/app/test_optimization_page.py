@@ -11,12 +11,12 @@ from core import optimization as opt
 from core.build_model import untrained_model
 from core.data import PROJECT_ROOT, load_split
 
-PAGE = str(PROJECT_ROOT / "pages" / "8_Optimization.py")
+PAGE = str(PROJECT_ROOT / "pages" / "optimization.py")
 
 
 @pytest.fixture
 def at(real_data, run_store) -> AppTest:
-    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
     assert not page.exception
     return page
 
@@ -114,7 +114,7 @@ def test_a_race_on_a_busy_device_is_refused_with_a_message(at, run_store):
 
 
 def test_the_custom_race_table_starts_from_the_optimizers_race_and_bad_rows_are_refused():
-    from ui.race import _contender
+    from ui.learn.race import _contender
 
     assert _contender({"label": " fast ", "optimizer": "adam", "lr": 0.01, "momentum": None,
                        "weight_decay": None, "batch_size": 32.0}).label == "fast"  # fmt: skip

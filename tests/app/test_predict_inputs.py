@@ -13,16 +13,16 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-import ui.predict
-import ui.predict_inputs
+import ui.predict.inputs
+import ui.predict.page
 from core import runs
 from core.checkpoint import load_checkpoint
 from core.data import PROJECT_ROOT
 from core.predict import predict
 from core.train import preset
-from ui.predict import INPUTS, prepare_upload
+from ui.predict.page import INPUTS, prepare_upload
 
-PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 GOOD, WEAK = "20260101-000000-good", "20260102-000000-weak"  # WEAK is newer, GOOD more accurate
 
 
@@ -91,14 +91,14 @@ def sent(at: AppTest, pixels: np.ndarray, canvas: int = 0) -> AppTest:
 def test_a_drawing_on_the_canvas_is_classified_like_an_upload(store, model, monkeypatch):
     sketch = _trouser_sketch()
     calls = []
-    real = ui.predict_inputs.canvas
-    monkeypatch.setattr(ui.predict_inputs, "canvas", lambda **o: calls.append(o) or real(**o))
+    real = ui.predict.inputs.canvas
+    monkeypatch.setattr(ui.predict.inputs, "canvas", lambda **o: calls.append(o) or real(**o))
     at = sent(_page(), sketch)
     assert not at.exception and not at.error
     assert _top1(model, _png(sketch)) in _texts(at, "markdown")
-    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict_inputs.INK
+    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict.inputs.INK
     at.segmented_control(key="predict_draw_tool").set_value("Eraser").run()
-    assert calls[-1]["stroke_color"] == ui.predict_inputs.PAPER
+    assert calls[-1]["stroke_color"] == ui.predict.inputs.PAPER
     at.slider(key="predict_draw_brush").set_value(30).run()
     assert calls[-1]["stroke_width"] == 30
     drawn_on = calls[-1]["key"]
@@ -132,7 +132,7 @@ def test_a_camera_photo_is_classified_like_an_upload(store, model, monkeypatch):
         asked.append(label)
         return SimpleNamespace(getvalue=lambda: photo, file_id="cam", name="camera.jpg")
 
-    monkeypatch.setattr(ui.predict.st, "camera_input", camera_input)
+    monkeypatch.setattr(ui.predict.page.st, "camera_input", camera_input)
     at = _page()
     assert not asked  # the camera is asked for only on its own tab
     at = _page(input="camera")
@@ -154,7 +154,7 @@ def test_the_link_opens_its_run_tab_and_k_and_is_written_back(store):
     assert not at.exception and not [c for c in _texts(at, "caption") if "From the link" in c]
     assert at.selectbox(key="predict_model").value == f"run:{WEAK}"
     assert at.slider(key="predict_k").value == 5
-    assert at.session_state[ui.predict.TAB_KEY] == INPUTS["samples"]
+    assert at.session_state[ui.predict.page.TAB_KEY] == INPUTS["samples"]
     at.slider(key="predict_k").set_value(2).run()
     assert (
         at.query_params["k"] == "2"

@@ -17,9 +17,9 @@ from core.data import CLASSES, PROJECT_ROOT, load_split
 from core.predict import MAX_IMAGE_BYTES, predict
 from core.train import preset
 from tests.app.conftest import make_trained_store
-from ui.predict import display_name, escape_markdown, prepare_upload
+from ui.predict.page import display_name, escape_markdown, prepare_upload
 
-PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 RUN_ID = "20260101-000000-pred"
 
 
@@ -38,9 +38,9 @@ def _page() -> AppTest:
 
 
 def _page_in_app() -> AppTest:
-    """The page reached from app.py: while a run trains, the sidebar links to pages/3_Train.py, a path
+    """The page reached from app.py: while a run trains, the sidebar links to pages/train.py, a path
     Streamlit resolves against the entry point, so the page alone as entry point cannot render it."""
-    return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
 
 
 def _png(image: Image.Image) -> bytes:

@@ -10,13 +10,13 @@ import torch
 from PIL import Image, ImageOps
 from streamlit.testing.v1 import AppTest
 
-import ui.predict_answers
+import ui.predict.answers
 from core.data import PROJECT_ROOT, load_split
 from core.models import NeuralNetwork
 from tests.app.conftest import make_trained_store
-from ui.predict import MAX_PHOTOS, too_many_photos
+from ui.predict.page import MAX_PHOTOS, too_many_photos
 
-PAGE = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 RUN_ID = "20260101-000000-rerun"
 PHOTOS = 3
 METHODS = 3  # input gradient, Integrated Gradients, Occlusion
@@ -40,7 +40,7 @@ def calls(monkeypatch) -> Counter:
         return wrapper
 
     for name in ("predict", "attribute", "prepare"):
-        monkeypatch.setattr(ui.predict_answers, name, counting(name, getattr(ui.predict_answers, name)))
+        monkeypatch.setattr(ui.predict.answers, name, counting(name, getattr(ui.predict.answers, name)))
     return counted
 
 

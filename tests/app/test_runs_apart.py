@@ -9,7 +9,7 @@ from core.augment import Augment
 from core.data import PROJECT_ROOT
 from core.train import PRESETS, TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 def _run(store, run_id: str, config: TrainConfig, *, parent: str | None = None, epochs_done: int = 2):

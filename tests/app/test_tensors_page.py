@@ -7,12 +7,12 @@ from streamlit.testing.v1 import AppTest
 from core import tensors
 from core.data import PROJECT_ROOT, fashion_mnist
 
-PAGE = str(PROJECT_ROOT / "pages" / "5_Tensors.py")
+PAGE = str(PROJECT_ROOT / "pages" / "tensors.py")
 
 
 @pytest.fixture
 def at(real_data) -> AppTest:
-    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
     assert not page.exception
     return page
 

@@ -14,8 +14,8 @@ from core.procs import pid_alive
 from core.train import preset
 from tests.conftest import wait_for
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
-PREDICT = str(PROJECT_ROOT / "pages" / "4_Predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PREDICT = str(PROJECT_ROOT / "pages" / "predict.py")
 DDP = "2 processes (DistributedDataParallel)"
 
 needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two processes need two CPU cores")
@@ -123,7 +123,7 @@ def test_processes_survive_presets_the_link_and_a_page_switch(run_store):
 @needs_two_cores
 def test_an_exported_script_for_two_processes_says_it_trains_in_one(run_store):
     at = _page({"procs": "2"})
-    (code,) = [c for c in at.code if "FashionMNIST Studio (the Train form's settings)" in c.value]
+    (code,) = [c for c in at.code if 'EXPORTED_FROM = "the Train form\'s settings"' in c.value]
     assert "The Studio trains this in 2 processes (DistributedDataParallel)" in code.value
     compile(code.value, "exported.py", "exec")
     assert any(c.startswith("It trains in one process: the run's 2 processes") for c in _captions(at))
@@ -199,7 +199,7 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
     assert {"model.pth", "model.json", "metrics.csv", f"Download train_{run.id}.py"} <= {
         b.label for b in at.get("download_button")
     }
-    (script,) = [c for c in at.code if f"FashionMNIST Studio (run {run.id})" in c.value]
+    (script,) = [c for c in at.code if f"EXPORTED_FROM = 'run {run.id}'" in c.value]
     assert "in 2 processes (DistributedDataParallel)" in script.value
 
     field = at.selectbox(key="train_more_processes")

@@ -15,7 +15,7 @@ from core.export import script
 from core.models import build_model
 from core.train import PRESETS, TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 @pytest.fixture

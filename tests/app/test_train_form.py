@@ -6,9 +6,9 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data import PROJECT_ROOT
 from core.train import PRESETS
-from ui.train_form import parse_number
+from ui.train.form import parse_number
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from core.data import CLASSES, PROJECT_ROOT
 from core.models import build_model
 from core.train import TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 def _page(**query) -> AppTest:
@@ -53,13 +53,13 @@ def test_the_forms_settings_go_into_the_url_leaving_the_tutorials_out(run_store)
 def test_the_run_shown_and_the_true_class_filter_survive_a_page_switch_and_a_link(real_data, run_store):
     _finished(run_store, "20260101-000000-aaaa")
     _finished(run_store, "20260101-000001-bbbb")
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()  # pages are registered
     at.query_params["run"] = "20260101-000000-aaaa"
     at.switch_page(PAGE).run()
     assert "Run 20260101-000000-aaaa" in [h.value for h in at.subheader]  # not the newest: the linked one
     at.selectbox(key="train_cell_true").set_value(CLASSES.index("Shirt")).run()
     assert at.query_params["true"] == "Shirt" and at.query_params["run"] == "20260101-000000-aaaa"
-    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()
@@ -90,14 +90,14 @@ def test_a_link_to_a_run_that_is_not_here_says_so_and_shows_another(real_data, r
 
 def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_shown(real_data, run_store):
     from core.race import READY, RaceConfig
-    from ui.race import RACE_KEY
+    from ui.learn.race import RACE_KEY
 
     race_id = "20260101-000002-cccc"
     for steps, run_id in ((5, race_id), (6, "20260101-000003-dddd")):  # the second is the newer race
         runs._write_status(runs.create_run(RaceConfig(READY["Optimizers"], steps=steps), run_store / run_id),
                            status="finished")  # fmt: skip
     _finished(run_store, "20260101-000001-bbbb")
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()  # pages are registered
     at.query_params["run"] = race_id
     at.switch_page(PAGE).run()
     assert not at.exception
@@ -106,7 +106,7 @@ def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_sh
     assert notice.endswith(said)
     (opener,) = [p for p in at.main.get("page_link") if p.proto.label == "Open the race"]
     assert opener.proto.page == "Optimization"
-    at.switch_page(str(PROJECT_ROOT / "pages" / "8_Optimization.py")).run()  # the link, as AppTest follows it
+    at.switch_page(str(PROJECT_ROOT / "pages" / "optimization.py")).run()  # the link, as AppTest follows it
     assert not at.exception
     assert at.session_state[RACE_KEY] == race_id
     assert at.selectbox(key="race_pick").value == race_id  # the linked race, not the newest one

@@ -7,12 +7,13 @@ from core.checkpoint import save_checkpoint
 from core.data import CLASSES, PROJECT_ROOT
 from core.models import build_model
 from core.train import TrainConfig
+from tests.app.conftest import shown
 from tests.conftest import wait_for
 from ui import live_chart
-from ui.train_live import progress_text
-from ui.train_outcome import GALLERY_SIZE
+from ui.train.live import progress_text
+from ui.train.outcome import GALLERY_SIZE
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 def _page(**state) -> AppTest:
@@ -57,7 +58,7 @@ def _click_cell(at: AppTest, true: int, predicted: int) -> None:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]  # as read: run errors are shown as text, escaped
 
 
 def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real_data, run_store):

@@ -11,7 +11,7 @@ from core.data import PROJECT_ROOT
 from core.procs import process_started
 from core.train import TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "3_Train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 RUN_ID = "20260101-000000-a11e"
 
 

@@ -9,7 +9,7 @@ import core.data
 import core.paths
 from core.data import CLASSES, PROJECT_ROOT, load_split
 
-PAGE = str(PROJECT_ROOT / "pages" / "2_Transforms.py")
+PAGE = str(PROJECT_ROOT / "pages" / "transforms.py")
 
 
 def _page() -> AppTest:
@@ -192,12 +192,12 @@ def test_a_link_restores_the_pipeline_and_samples_and_the_view_is_written_back(r
 
 
 def test_the_first_sample_and_the_pipeline_survive_a_visit_to_another_page(real_data):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).switch_page(PAGE).run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
     at.number_input(key="transforms_index").set_value(7).run()
     _add(at, "RandomRotation")
     rotation = next(s for s in at.slider if s.key and s.key.endswith("_degrees"))
     rotation.set_value(40.0).run()
-    at.switch_page(str(PROJECT_ROOT / "pages" / "5_Tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()

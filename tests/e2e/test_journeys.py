@@ -351,3 +351,16 @@ def test_a_ready_made_race_grows_its_curves_together_live(server, page: Page):
     shot(page, "13-race")
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text(re.compile("^stopped · step"))).to_be_visible(timeout=60_000)
+
+
+def test_links_copied_before_the_pages_were_renamed_open_the_same_views(server, page: Page):
+    """The page files lost their numbers (pages/3_Train.py is pages/train.py); their addresses did not."""
+    for path, title in [("Dataset_Explorer", "Dataset Explorer"), ("Build_Model", "Build Model"),
+                        ("Tensors", "Tensors"), ("Autograd", "Autograd"), ("Optimization", "Optimization"),
+                        ("Predict", "Predict"), ("Transforms", "Transforms")]:  # fmt: skip
+        page.goto(f"{server.url}/{path}")
+        expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=20_000)
+    page.goto(f"{server.url}/Train?epochs=7&opt=adam")
+    form = page.locator(".st-key-train_form")
+    expect(form.get_by_role("textbox", name="Epochs", exact=True)).to_have_value("7", timeout=20_000)
+    expect(form.get_by_role("combobox", name="Optimizer")).to_have_value("Adam")

@@ -3,9 +3,9 @@
 import streamlit as st
 
 from ui import link
-from ui import optimization as view
-from ui import race as race_view
 from ui.cache import dataset_or_message
+from ui.learn import optimization as view
+from ui.learn import race as race_view
 from ui.nav import title
 
 heading = title("optimization")

@@ -1,7 +1,7 @@
-"""Streamlit pieces of the Predict page: the model, the inputs (ui.predict_inputs), test-set samples.
+"""Streamlit pieces of the Predict page: the model, the inputs (ui.predict.inputs), test-set samples.
 
-The page imports this module alone; the pieces live in ui.predict_model, ui.predict_inputs,
-ui.predict_answers and ui.predict_names, each named for what it does.
+The page imports this module alone; the pieces live in ui.predict.model, ui.predict.inputs,
+ui.predict.answers and ui.predict.names, each named for what it does.
 """
 
 import random
@@ -14,7 +14,7 @@ from core.checkpoint import LoadedCheckpoint
 from core.data import CLASSES
 from ui import link
 from ui.cache import split_tensors
-from ui.predict_answers import (
+from ui.predict.answers import (
     answer,
     begin_run,
     forget_unused,
@@ -24,9 +24,9 @@ from ui.predict_answers import (
     topk_figure,
     upscale,
 )
-from ui.predict_inputs import MAX_PHOTOS, camera_section, draw_section, too_many_photos, uploads_section
-from ui.predict_model import MODEL_KEY, describe_model, model_section, run_link
-from ui.predict_names import display_name
+from ui.predict.inputs import MAX_PHOTOS, camera_section, draw_section, too_many_photos, uploads_section
+from ui.predict.model import MODEL_KEY, describe_model, model_section, run_link
+from ui.predict.names import display_name
 from ui.text import escape_markdown
 
 __all__ = [

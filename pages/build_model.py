@@ -4,9 +4,9 @@ import streamlit as st
 
 from core import build_model as bm
 from core.errors import StudioError
-from ui import build_model as view
 from ui.cache import dataset_or_message, split_tensors
 from ui.layout import side_by_side
+from ui.learn import build_model as view
 from ui.nav import title
 
 heading = title("build_model")

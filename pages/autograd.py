@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import autograd as view
 from ui import link
 from ui.cache import dataset_or_message
+from ui.learn import autograd as view
 from ui.nav import title
 
 heading = title("autograd")

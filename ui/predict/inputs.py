@@ -1,7 +1,7 @@
 """The Predict page's inputs: dropped photos (at most MAX_PHOTOS), a drawing and the camera.
 
 Every one reaches the model through core.predict's bounded loader, and its work is remembered by
-content (ui.predict_answers), so a rerun redoes none of it.
+content (ui.predict.answers), so a rerun redoes none of it.
 """
 
 from collections.abc import Mapping
@@ -13,7 +13,7 @@ from core.checkpoint import LoadedCheckpoint
 from core.errors import BadImage, StudioError
 from core.predict import MAX_IMAGE_BYTES, Prediction, load_data_url, prepare_image
 from ui.layout import side_by_side
-from ui.predict_answers import (
+from ui.predict.answers import (
     Prepped,
     answer,
     content_key,
@@ -24,7 +24,7 @@ from ui.predict_answers import (
     render_summary,
     topk_figure,
 )
-from ui.predict_names import (
+from ui.predict.names import (
     IMAGE_KINDS,
     IMAGE_TYPES,
     IMAGE_ZONE,

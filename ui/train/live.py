@@ -8,7 +8,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from core import runs
 from core.errors import StudioError
 from core.runfiles import DamagedRunFile
-from ui.train import duration, reader, render_curves
+from ui.train.view import duration, reader, render_curves
 
 STARTING_POLL_S = 0.25  # how often the live view looks for the first loss while the worker starts
 

@@ -4,8 +4,9 @@ import streamlit as st
 
 from core.data import dataset_status
 from core.errors import StudioError
-from ui import link, predict
+from ui import link
 from ui.nav import title
+from ui.predict import page as predict
 
 heading = title("predict")
 st.caption(

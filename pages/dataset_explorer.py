@@ -5,7 +5,8 @@ import streamlit as st
 from core.data import SPLITS, dataset_status
 from core.errors import StudioError
 from core.explore import sample_indices
-from ui import explorer, link
+from ui import link
+from ui.learn import explorer
 from ui.nav import title
 
 heading = title("explorer")

@@ -7,8 +7,8 @@ from core.errors import RunError, StudioError
 from core.race import RaceConfig
 from core.train import TrainConfig
 from ui import charts, link
+from ui.learn.race import RACE_KEY
 from ui.live_chart import chart
-from ui.race import RACE_KEY
 
 SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
 RUN_LINK = link.run_id("run", SHOWN, fallback="the newest run")
@@ -39,7 +39,7 @@ def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
             "under 4. Optimizer races."
         )
         st.session_state[RACE_KEY] = wanted  # the race that page shows this session
-        st.page_link("pages/8_Optimization.py", label="Open the race", icon=":material/arrow_forward:")
+        st.page_link("pages/optimization.py", label="Open the race", icon=":material/arrow_forward:")
         return
     st.caption(
         f":material/info: There is no run {wanted} in this run store (deleted, or made on another "

@@ -12,8 +12,8 @@ from core.errors import BadConfig, StudioError
 from core.models import MODELS
 from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
 from ui import link
-from ui.train import MODEL_NAMES, OPTIMIZER_NAMES, export_script
-from ui.train_live import SCROLL_TO
+from ui.train.live import SCROLL_TO
+from ui.train.view import MODEL_NAMES, OPTIMIZER_NAMES, export_script
 
 LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)

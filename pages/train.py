@@ -4,9 +4,10 @@ import streamlit as st
 
 from core import runs
 from core.data import dataset_status
-from ui import link, runs_table, train, train_form, train_live, train_outcome
+from ui import link
 from ui.layout import side_by_side
 from ui.nav import title
+from ui.train import form, live, outcome, runs_table, view
 
 heading = title("train")
 st.caption(
@@ -17,17 +18,17 @@ st.caption(
 # Side by side on a wide window, stacked on a narrow one, so the charts are never squeezed.
 form_col, run_col = side_by_side("train_run_view", 270)
 with form_col:
-    train_form.render_form(dataset_status())
+    form.render_form(dataset_status())
 
 all_runs = runs.list_runs()  # after the form, so a run it just started is listed
-views = [train.RUN_LINK, *train_outcome.CELL_LINKS]  # the run shown and the gallery's classes
+views = [view.RUN_LINK, *outcome.CELL_LINKS]  # the run shown and the gallery's classes
 link.notify(link.adopt(views))
 selected = runs_table.selected_ids(all_runs)
 with run_col:
-    train.say_if_not_listed(all_runs)  # before the run shown replaces the id asked for
-run = train.pick_run(all_runs, selected)
+    view.say_if_not_listed(all_runs)  # before the run shown replaces the id asked for
+run = view.pick_run(all_runs, selected)
 if run is not None:
-    st.session_state[train.SHOWN] = run.id  # kept when the table's selection goes with a page switch
+    st.session_state[view.SHOWN] = run.id  # kept when the table's selection goes with a page switch
 
 with run_col:
     if run is None:
@@ -36,15 +37,15 @@ with run_col:
             "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
         )
     else:
-        train.render_header(run)
+        view.render_header(run)
         if run.active:
-            train_live.scroll_into_view(run.id)  # after Start: the progress, controls and chart in sight
-            train_live.live_view(run.id)
+            live.scroll_into_view(run.id)  # after Start: the progress, controls and chart in sight
+            live.live_view(run.id)
         else:
-            train_outcome.render_outcome(run)
+            outcome.render_outcome(run)
 
 if run is not None and not run.active:
-    train_outcome.render_mistakes(run)
+    outcome.render_mistakes(run)
 
 st.divider()
 st.subheader("All runs")

@@ -13,9 +13,9 @@ from core.models import parameter_count
 from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells
+from ui.learn.tensors import code_and_output
 from ui.model_picker import pick_model
-from ui.predict import upscale
-from ui.tensors import code_and_output
+from ui.predict.page import upscale
 
 EXAMPLE_KEY = "autograd_example"  # the session's Example: its tensors and gradients live across clicks
 RESULT_KEY = "autograd_result"  # the last backward's Backward

@@ -11,7 +11,7 @@ from core.errors import BadCheckpoint, RunError, StudioError
 from core.train import preset
 from ui import link
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file
-from ui.predict_names import (
+from ui.predict.names import (
     IMAGE_TYPES,
     IMAGE_ZONE,
     MODEL_TYPES,

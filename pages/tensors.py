@@ -4,8 +4,8 @@ import streamlit as st
 
 from core.tensors import PRELUDE
 from ui import link
-from ui import tensors as view
 from ui.cache import dataset_or_message, torchvision_dataset
+from ui.learn import tensors as view
 from ui.nav import title
 
 heading = title("tensors")

@@ -22,7 +22,7 @@ from core.data import CLASSES
 from core.errors import BadImage, StudioError
 from core.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
 from ui.layout import cells
-from ui.predict_names import display_name
+from ui.predict.names import display_name
 
 SHOWN_PX = 280  # previews and the 28x28 input (x10) are shown this large
 ATTRIBUTION_PX = 168  # 28 px x 6

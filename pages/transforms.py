@@ -5,9 +5,9 @@ import streamlit as st
 from core import transforms as tf
 from core.errors import StudioError
 from ui import link
-from ui import transforms as view
 from ui.cache import dataset_or_message
 from ui.layout import side_by_side
+from ui.learn import transforms as view
 from ui.nav import title
 
 heading = title("transforms")

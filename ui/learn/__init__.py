@@ -1,0 +1,1 @@
+"""The Learn pages' Streamlit pieces, one module per page of the course."""
