@@ -37,6 +37,7 @@ run: system $(STAMP) data
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: system $(STAMP) data lint
 	$(PY) -m pytest

@@ -4,7 +4,7 @@ import pandas  # noqa: F401  (see below)
 import streamlit as st
 
 from core import runs
-from core.data import dataset_status
+from core.data.fashion import dataset_status
 from ui.cache import device_info
 from ui.nav import APP_ICON, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
 
 CASES = [("tutorial", "mlp"), ("recommended", "mlp"), ("recommended", "cnn")]
 

@@ -9,9 +9,9 @@ import time
 
 import torch
 
-from core.attribution import METHODS, attribute
-from core.data import load_split, prepare
-from core.models import build_model
+from core.data.fashion import load_split, prepare
+from core.model.attribution import METHODS, attribute
+from core.model.networks import build_model
 
 CALLS = 20
 

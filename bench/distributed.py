@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from core import runs
-from core.data import PROJECT_ROOT, prepare
-from core.runfiles import read_rows
+from core.base.runfiles import read_rows
+from core.data.fashion import PROJECT_ROOT, prepare
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]  # what `torchrun` runs
 CORE_TRAIN = ["-m", "core", "train"]

@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.data import PROJECT_ROOT, prepare
-from core.export import script
-from core.train import preset
+from core.data.fashion import PROJECT_ROOT, prepare
+from core.training.export import script
+from core.training.train import preset
 
 CONFIG = preset("recommended", epochs=1)
 CLI_ACC = re.compile(r"test acc (\d+\.\d)%")

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

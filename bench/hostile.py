@@ -1,7 +1,7 @@
 """While one user uploads JPEGs built to cost minutes of CPU on Predict, another shuffles the explorer.
 
 The files are 4096x4096 progressive JPEGs with their last scan repeated 2,000 times (165 KB each):
-before core.predict counted scans, each cost about 20 s of CPU to decode. Prints JSON: the other
+before core.model.predict counted scans, each cost about 20 s of CPU to decode. Prints JSON: the other
 user's Shuffle latencies before and during the uploads (each should stay within 1 s), how long the
 uploader waited for its error lines, the server's CPU, and any failure.
 Usage: python -m bench.hostile [--copies N] [--rounds N] [--pillow-alone] [--client-cpus LIST]
@@ -38,8 +38,9 @@ from bench.load import (
     pinned_chromium,
 )
 from core import runs
-from core.data import prepare
-from core.train import preset
+from core.data.fashion import prepare
+from core.runs import store as runstore
+from core.training.train import preset
 from tests.unit.test_hostile_images import HOSTILE_SCANS, png_bomb, repeated_scan_jpeg
 
 COPIES = 5  # files in one upload
@@ -106,7 +107,7 @@ async def _measure(url: str, files: list[list[Path]], launcher: str) -> tuple[Re
 
 
 def _pillow_alone(data: bytes) -> float:
-    """CPU seconds Pillow takes to decode the file with no limit of ours, as core.predict would (draft)."""
+    """CPU seconds Pillow takes to decode the file with no limit of ours, as core.model.predict would."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
@@ -176,7 +177,7 @@ def _page_store(folder: Path, model_name: str = "mlp") -> Path:
     config = preset("recommended", model=model_name, epochs=1, limit_batches=20, device="cpu")
     model = runs.create_run(config, store / "0-m")
     assert runs.train_run(model) == "finished"
-    runs.RUNS_DIR = store  # the page's run store, in this process
+    runstore.RUNS_DIR = store  # the page's run store, in this process
     return store
 
 
@@ -227,7 +228,7 @@ def _photo(index: int) -> bytes:
     """A small photo: test image `index` on a light background, as a phone snapshot of it might be."""
     from PIL import Image, ImageOps
 
-    from core.data import load_split
+    from core.data.fashion import load_split
 
     images, _labels = load_split("test")
     item = ImageOps.invert(Image.fromarray(images[index].numpy())).resize((96, 96))

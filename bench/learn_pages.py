@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from streamlit.testing.v1 import AppTest
 
-from core.data import PROJECT_ROOT, prepare
+from core.data.fashion import PROJECT_ROOT, prepare
 
 Change = Callable[[AppTest, int], object]  # sets a widget for the i-th change; time_page calls .run()
 FIRST_RENDER_S = 1.0
@@ -90,7 +90,7 @@ def main() -> None:
     prepare(allow_download=False)
     warm = (
         "ui.learn.build_model",
-        "core.build_model",
+        "core.learn.build_model",
         "ui.learn.tensors",
         "ui.learn.autograd",
         "ui.learn.optimization",

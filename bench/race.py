@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from core import runs
-from core.data import prepare
-from core.race import READY, RaceConfig
+from core.data.fashion import prepare
+from core.training.race import READY, RaceConfig
 
 TARGET_S = 30.0
 

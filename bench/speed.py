@@ -11,10 +11,10 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import ToTensor
 
-from core.data import DATA_DIR, load_split, prepare
-from core.device import describe_device, resolve_device
-from core.models import build_model, flops_per_sample
-from core.train import fit, preset
+from core.base.device import describe_device, resolve_device
+from core.data.fashion import DATA_DIR, load_split, prepare
+from core.model.networks import build_model, flops_per_sample
+from core.training.train import fit, preset
 
 
 class TutorialNeuralNetwork(nn.Module):

@@ -19,12 +19,12 @@ from streamlit.testing.v1 import AppTest
 from bench.harness import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
 from bench.load import cpu_seconds
 from core import runs
-from core.data import PROJECT_ROOT, load_split, prepare
-from core.explore import sample_indices, to_display
-from core.models import build_model
-from core.predict import predict
-from core.predict import prepare as prepare_image
-from core.train import preset
+from core.data.explore import sample_indices, to_display
+from core.data.fashion import PROJECT_ROOT, load_split, prepare
+from core.model.networks import build_model
+from core.model.predict import predict
+from core.model.predict import prepare as prepare_image
+from core.training.train import preset
 
 WATCHED = preset("tutorial")  # what live_view_overhead trains: the Train form's defaults
 FIRST_POINT = preset("tutorial", epochs=1, limit_batches=1500, device="cpu")
@@ -81,7 +81,7 @@ def prediction_times() -> dict:
 
 
 def first_point_seconds(store: Path, *, spare: bool) -> float:
-    """Start to first metrics row, by a worker started then (cold) or by the spare (core.spare)."""
+    """Start to first metrics row, by a worker started then (cold) or by the spare (core.runs.spare)."""
     if spare:
         runs.prepare_worker(store)
         time.sleep(SPARE_WARM_UP_S)  # the user picking settings while it warms up

@@ -1,13 +1,16 @@
-"""Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs."""
+"""Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs.
+
+The engine (PyTorch and what needs it) is imported inside the command that uses it: `--help` and a
+bad argument answer at once instead of after PyTorch's seconds of importing."""
 
 import argparse
 import sys
 import warnings
 from pathlib import Path
 
-from core.errors import BadConfig, StudioError
-from core.runfiles import RUN_ID_WORDS, is_run_id
-from core.worker import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
+from core.base.errors import BadConfig, StudioError
+from core.base.procs import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
+from core.base.runfiles import RUN_ID_WORDS, is_run_id
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,8 +44,8 @@ _positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
 def _limited(field: str):
-    """The argparse type of a TrainConfig field, with TrainConfig's own range (core.train.LIMITS)."""
-    from core.train import LIMITS
+    """The argparse type of a TrainConfig field, with TrainConfig's own range (core.training.train.LIMITS)."""
+    from core.training.train import LIMITS
 
     limit = LIMITS[field]
     if limit.whole:
@@ -55,7 +58,7 @@ def _run_folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty name is not a folder: name a new or empty folder")
     path = Path(text)
-    if not is_run_id(path.name):  # the folder's name becomes the run's id (core.runfiles.RUN_ID)
+    if not is_run_id(path.name):  # the folder's name becomes the run's id (core.base.runfiles.RUN_ID)
         raise argparse.ArgumentTypeError(f"{_cut(path.name)} cannot name a run: use {RUN_ID_WORDS}")
     try:
         if path.exists() and not path.is_dir():
@@ -68,8 +71,8 @@ def _run_folder(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.models import MODELS
-    from core.train import OPTIMIZERS, PRESETS
+    from core.model.networks import MODELS
+    from core.training.train import OPTIMIZERS, PRESETS
 
     parser = _Parser(prog="python -m core", description="FashionMNIST Studio engine")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -136,7 +139,7 @@ def _quiet_warnings() -> None:
 
 
 def _data(args) -> int:
-    from core.data import dataset_status, prepare
+    from core.data.fashion import dataset_status, prepare
 
     if args.action == "status":
         status = dataset_status()
@@ -152,35 +155,37 @@ _TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "optimizer", "momentum",
 
 
 def _train(args) -> int:
-    from core import distributed, runs
-    from core.train import preset
+    from core import runs  # PyTorch (see the module's docstring)
+    from core.runs import launcher
+    from core.training import ranks
+    from core.training.train import preset
 
     overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
     if args.nproc is not None:
-        if distributed.launched():
+        if ranks.launched():
             raise BadConfig("torchrun started the processes already: leave out --nproc (use torchrun's own)")
         overrides["processes"] = args.nproc
     config = preset(args.preset, **overrides)
-    if config.processes > 1 or distributed.launched():
+    if config.processes > 1 or ranks.launched():
         try:
-            distributed.timeout_s()
+            ranks.timeout_s()
         except BadConfig as exc:  # a setting as wrong as a bad argument: said before any run is made
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    if distributed.launched():  # one rank of `torchrun ... -m core train`
-        leave(exit_code(distributed.torchrun_train(config, args.run_dir, echo=print)))
-    distributed.check_processes(config)
-    directory = args.run_dir or runs.RUNS_DIR / runs.new_run_id()
+    if ranks.launched():  # one rank of `torchrun ... -m core train`
+        leave(exit_code(launcher.torchrun_train(config, args.run_dir, echo=print)))
+    ranks.check_processes(config)
+    directory = args.run_dir or runs.store_root() / runs.new_run_id()
     with runs.device_lock(runs.device_keys(config)):  # the same locks the dashboard's runs take
         runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
-        stop_on_signals(directory)
+        stop_on_signals(directory / runs.STOP_FILE)
         status = runs.run_worker(directory, echo=print)
     leave(exit_code(status))
 
 
 def _predict(args) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.predict import predict
+    from core.model.checkpoint import load_checkpoint
+    from core.model.predict import predict
 
     model = load_checkpoint(args.checkpoint).model
     failures = 0
@@ -196,6 +201,6 @@ def _predict(args) -> int:
 
 
 def _worker(args) -> int:
-    from core.worker import leave, work
+    from core.runs.worker import work  # PyTorch (see the module's docstring)
 
     leave(work(args.run_dir, lock_fds=args.lock_fd, init_from=args.init_from, nice=args.nice))

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from core import build_model as bm
-from core.errors import StudioError
+from core.base.errors import StudioError
+from core.learn import build_model as bm
 from ui.cache import dataset_or_message, split_tensors
 from ui.layout import side_by_side
 from ui.learn import build_model as view
+from ui.model_picker import load_run
 from ui.nav import title
 
 heading = title("build_model")
@@ -35,7 +36,7 @@ for problem in problems:
 loaded = None
 if run is not None:
     try:
-        loaded = view.load_run(run)
+        loaded = load_run(run)
     except StudioError as exc:
         st.error(f"Run {run.id}'s weights cannot be used: {exc}")
         st.stop()

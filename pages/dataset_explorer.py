@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.data import SPLITS, dataset_status
-from core.errors import StudioError
-from core.explore import sample_indices
+from core.base.errors import StudioError
+from core.data.explore import sample_indices
+from core.data.fashion import SPLITS, dataset_status
 from ui import link
 from ui.learn import explorer
 from ui.nav import title

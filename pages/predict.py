@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.data import dataset_status
-from core.errors import StudioError
+from core.base.errors import StudioError
+from core.data.fashion import dataset_status
 from ui import link
 from ui.nav import title
 from ui.predict import page as predict

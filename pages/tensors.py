@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.tensors import PRELUDE
+from core.learn.tensors import PRELUDE
 from ui import link
 from ui.cache import dataset_or_message, torchvision_dataset
 from ui.learn import tensors as view

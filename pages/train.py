@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import runs
-from core.data import dataset_status
+from core.data.fashion import dataset_status
 from ui import link
 from ui.layout import side_by_side
 from ui.nav import title

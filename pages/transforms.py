@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core import transforms as tf
-from core.errors import StudioError
+from core.base.errors import StudioError
+from core.data import transforms as tf
 from ui import link
 from ui.cache import dataset_or_message
 from ui.layout import side_by_side

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from core.device import describe_device, resolve_device
-from core.models import build_model
-from core.train import (
+from core.base.device import describe_device, resolve_device
+from core.model.networks import build_model
+from core.training.train import (
     BatchLogged,
     EpochEnd,
     Failed,

@@ -5,7 +5,7 @@ Run with the machine's python3 before the venv exists (standard library only):
     python3 -m scripts.system_deps dataset            # make run: FashionMNIST
     python3 -m scripts.system_deps dataset chromium   # make test: also Chromium for the browser tests
 
-FashionMNIST keeps core.data's order: the project's copy, Debian's `dataset-fashion-mnist`, then
+FashionMNIST keeps core.data.fashion's order: the project's copy, Debian's `dataset-fashion-mnist`, then
 torchvision's download. So when the package cannot be installed here, this says so and leaves the
 download to `python -m core data prepare`, which stops with the command to run if that fails too.
 Chromium has no such fallback: without it `make test` stops here with the command to run.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.paths import SYSTEM_PACKAGE, has_project_copy, has_system_copy
+from core.base.paths import SYSTEM_PACKAGE, has_project_copy, has_system_copy
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}  # no prompts from package scripts

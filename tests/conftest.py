@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.data import FILES, prepare
+from core.data.fashion import FILES, prepare
 
 
 @pytest.fixture(scope="session")

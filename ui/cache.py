@@ -5,9 +5,9 @@ import functools
 import streamlit as st
 import torch
 
-from core.checkpoint import LoadedCheckpoint, load_checkpoint, load_checkpoint_bytes
-from core.data import dataset_status, fashion_mnist, load_split
-from core.device import DeviceInfo, describe_device, resolve_device
+from core.base.device import DeviceInfo, describe_device, resolve_device
+from core.data.fashion import dataset_status, fashion_mnist, load_split
+from core.model.checkpoint import LoadedCheckpoint, load_checkpoint, load_checkpoint_bytes
 
 
 @st.cache_resource(show_spinner=False)
@@ -16,8 +16,8 @@ def device_info() -> DeviceInfo:
 
 
 # The tutorial's Dataset is also kept outside Streamlit's caches (load_split keeps the tensors in
-# core.data): any client may send Streamlit's "clear_cache" message, which empties those caches for every
-# user (the server obeys it whatever the toolbar shows). The Explorer's rerun after such a clear took
+# core.data.fashion): any client may send Streamlit's "clear_cache" message, which empties those caches for
+# every user (the server obeys it whatever the toolbar shows). The Explorer's rerun after such a clear took
 # 0.27 s reading the dataset again, 0.12 s with this (AppTest, this machine); the other caches refill.
 _dataset = functools.cache(fashion_mnist)
 

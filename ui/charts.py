@@ -2,8 +2,8 @@
 
 import plotly.graph_objects as go
 
-from core.analysis import Series, batch_rows, epoch_rows, lr_rows, series, thin
-from core.data import CLASSES
+from core.data.fashion import CLASSES
+from core.training.analysis import Series, batch_rows, epoch_rows, lr_rows, series, thin
 
 TRAIN_COLOR = "#D9480F"  # the theme's primary colour
 TEST_COLOR = "#1F6FEB"

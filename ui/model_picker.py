@@ -3,13 +3,32 @@
 import streamlit as st
 from torch import nn
 
-from core import build_model as bm
 from core import runs
-from core.errors import StudioError
-from core.models import MODELS
-from ui.learn.build_model import load_run
+from core.base.errors import BadCheckpoint, StudioError
+from core.learn import build_model as bm
+from core.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from core.model.networks import MODELS
 
 USABLE = ("finished", "stopped")  # a running run's checkpoint changes every epoch
+
+
+@st.cache_resource(show_spinner="Loading the run's weights…", max_entries=8)
+def _run_checkpoint(path: str, mtime_ns: int) -> LoadedCheckpoint:
+    """A run's weights, for the Learn pages (Build Model, Autograd, Optimization); `mtime_ns` makes a
+    re-saved file load afresh."""
+    return load_checkpoint(path)
+
+
+def load_run(run: runs.RunInfo) -> LoadedCheckpoint:
+    """A finished run's weights; raises BadCheckpoint saying why they cannot be used."""
+    path = run.checkpoint
+    try:
+        mtime_ns = path.stat().st_mtime_ns if path is not None else None
+    except OSError as exc:
+        raise BadCheckpoint(f"run {run.id}'s checkpoint cannot be read: {exc.strerror or exc}") from exc
+    if mtime_ns is None:
+        raise BadCheckpoint(f"run {run.id} has no model.pth any more")
+    return _run_checkpoint(str(path), mtime_ns)
 
 
 @st.cache_resource(show_spinner=False)

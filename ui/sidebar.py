@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import runs
-from core.data import dataset_status
-from core.race import RaceConfig
+from core.data.fashion import dataset_status
+from core.training.race import RaceConfig
 from ui.cache import device_info
 from ui.text import escape_markdown
 

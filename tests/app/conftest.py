@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 
 from core import runs
-from core.train import preset
+from core.runs import store as runstore
+from core.training.train import preset
 
 
 @pytest.fixture(autouse=True)
 def no_spare_workers(monkeypatch):
-    """Page tests start no real runs: no spare worker (core.spare) warming up for each of them."""
+    """Page tests start no real runs: no spare worker (core.runs.spare) warming up for each of them."""
     monkeypatch.setenv("STUDIO_SPARE_WORKER", "0")
 
 
@@ -19,7 +20,7 @@ def no_spare_workers(monkeypatch):
 def run_store(tmp_path, monkeypatch):
     store = tmp_path / "runs"
     store.mkdir()
-    monkeypatch.setattr(runs, "RUNS_DIR", store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", store)
     return store
 
 
@@ -36,7 +37,7 @@ def make_trained_store(tmp_path_factory, name: str, run_id: str, **overrides) ->
 @pytest.fixture
 def store(trained_store, monkeypatch) -> Path:
     """The module's `trained_store` as the pages' run store."""
-    monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", trained_store)
     return trained_store
 
 

@@ -7,7 +7,7 @@ import sys
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
 
 PAGES = [None, "pages/train.py", "pages/optimization.py", "pages/dataset_explorer.py"]
 STARTS = ("train_start", "race_start")

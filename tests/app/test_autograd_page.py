@@ -5,8 +5,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import autograd as ag
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
+from core.learn import autograd as ag
 
 PAGE = str(PROJECT_ROOT / "pages" / "autograd.py")
 

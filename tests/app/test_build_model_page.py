@@ -8,10 +8,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import build_model as bm
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import CLASSES, PROJECT_ROOT, load_split
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.learn import build_model as bm
+from core.model.checkpoint import load_checkpoint
+from core.runs import store as runstore
 from tests.app.conftest import make_trained_store
 
 PAGE = str(PROJECT_ROOT / "pages" / "build_model.py")
@@ -112,7 +113,7 @@ def test_the_cnn_shows_feature_maps_and_its_own_total(store):
         at, "markdown"
     )
     assert str(model) in _codes(at)
-    assert "from core.models import SmallCNN" in next(c for c in _codes(at) if "print(model)" in c)
+    assert "from core.model.networks import SmallCNN" in next(c for c in _codes(at) if "print(model)" in c)
     pictures = [image.proto.imgs[0].caption for image in at.get("image")]
     maps = [c for c in pictures if " feature maps of " in c]
     assert (
@@ -178,7 +179,7 @@ def test_a_run_whose_checkpoint_fails_to_load_shows_the_error(trained_store, tmp
     shutil.copytree(trained_store, store)
     pth = store / RUN_ID / runs.CHECKPOINT
     pth.write_bytes(pth.read_bytes()[:-100])  # damaged after saving: the sidecar's sha256 no longer matches
-    monkeypatch.setattr(runs, "RUNS_DIR", store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", store)
     at = _page()
     at.selectbox(key="build_model_weights").set_value(f"run:{RUN_ID}").run()
     assert not at.exception

@@ -7,9 +7,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.models import build_model
-from core.train import TrainConfig
+from core.data.fashion import PROJECT_ROOT
+from core.model.networks import build_model
+from core.runs import execute
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.app.conftest import shown
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -41,14 +43,16 @@ ODD_METRICS = "20260103-000000-mets"  # valid status and config; metrics.jsonl l
 
 def _good(store):
     directory = runs.create_run(CONFIG, store / GOOD_RUN)
-    runs._save(directory, build_model("mlp"), CONFIG, None)  # a checkpoint the Predict page can offer
+    execute._save(directory, build_model("mlp"), CONFIG, None)  # a checkpoint the Predict page can offer
     rows = [
         {"kind": "batch", "epoch": 1, "step": 1, "loss": 2.3},
         {"kind": "epoch", "epoch": 1, "step": 2, "train_loss": 2.2, "train_acc": 0.2, "test_loss": 2.1,
          "test_acc": 0.3, "seconds": 1.0},
     ]  # fmt: skip
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    runs._write_status(directory, status="finished", epoch=1, step=2, best_test_acc=0.3, last_test_acc=0.3)
+    runstore._write_status(
+        directory, status="finished", epoch=1, step=2, best_test_acc=0.3, last_test_acc=0.3
+    )
 
 
 def _damaged(store, run_id):
@@ -61,7 +65,7 @@ def _odd_metrics(store):
     directory = runs.create_run(CONFIG, store / ODD_METRICS)
     good = json.dumps({"kind": "epoch", "epoch": 1, "step": 2, "test_acc": 0.25, "test_loss": 2.0})
     (directory / "metrics.jsonl").write_text("\n".join(["1", "[]", good, '"x"', "null", "[" * 9_000]) + "\n")
-    runs._write_status(directory, status="stopped", epoch=1, step=2, best_test_acc=0.25)
+    runstore._write_status(directory, status="stopped", epoch=1, step=2, best_test_acc=0.25)
 
 
 @pytest.fixture

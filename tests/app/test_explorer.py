@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import core.paths
-from core import explore
-from core.data import CLASSES, PROJECT_ROOT, load_split
+import core.base.paths
+from core.data import explore
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 
 PAGE = str(PROJECT_ROOT / "pages" / "dataset_explorer.py")
 GRID_CAPTION = re.compile(r"^#(\d+) · (.+)$")
@@ -159,7 +159,7 @@ def test_custom_dataset_is_discovered_and_browsed(real_data, run_store, tmp_path
 
 
 def test_missing_dataset_shows_the_fix_and_how_to_add_images(run_store, tmp_path, monkeypatch):
-    monkeypatch.setattr(core.paths, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(core.base.paths, "DATA_DIR", tmp_path / "data")
     monkeypatch.setattr(explore, "CUSTOM_ROOT", tmp_path / "data" / "custom")
     at = _explorer()
     assert any("FashionMNIST is not prepared yet" in e.value and "make data" in e.value for e in at.error)

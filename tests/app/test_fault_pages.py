@@ -9,9 +9,12 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import checkpoint, runs, train
-from core.data import PROJECT_ROOT
-from core.train import TrainConfig
+from core import runs
+from core.data.fashion import PROJECT_ROOT
+from core.model import checkpoint
+from core.runs import store as runstore
+from core.training import train
+from core.training.train import TrainConfig
 from tests.app.conftest import shown
 from tests.conftest import OutOfMemoryModel
 
@@ -153,7 +156,7 @@ def test_a_run_whose_worker_vanished_shows_as_failed_not_training(real_data, run
     pid = _dead_pid()
     left_behind = directory / f".model.pth.{pid}.abcd1234.tmp"  # it was killed while saving
     as_found = {"status": "running", "pid": pid, "error": None, "total_steps": 2}
-    runs._write_status(directory, **as_found)
+    runstore._write_status(directory, **as_found)
     left_behind.write_bytes(b"half a checkpo")
 
     at = _home()
@@ -190,7 +193,7 @@ def test_a_metrics_file_cut_mid_line_shows_every_complete_point(real_data, run_s
     cut = json.dumps({"kind": "batch", "epoch": 3, "step": 7, "loss": 0.9})[:25]  # the writer died here
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + cut)
     killed = f"the training process (pid {_dead_pid()}) ended unexpectedly"
-    runs._write_status(directory, status="failed", error=killed, epoch=2, best_test_acc=0.7)
+    runstore._write_status(directory, status="failed", error=killed, epoch=2, best_test_acc=0.7)
 
     at = _train_page()
     assert not at.exception

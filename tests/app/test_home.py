@@ -1,8 +1,9 @@
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.train import TrainConfig
+from core.data.fashion import PROJECT_ROOT
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 
 
 def _home() -> AppTest:
@@ -21,7 +22,7 @@ def test_home_shows_device_dataset_and_an_empty_run_list(real_data, run_store):
 
 def test_home_lists_the_latest_runs_with_status_and_accuracy(real_data, run_store):
     directory = runs.create_run(TrainConfig(model="cnn"), run_store / "20260101-000000-abcd")
-    runs._write_status(directory, status="finished", best_test_acc=0.9123)
+    runstore._write_status(directory, status="finished", best_test_acc=0.9123)
     at = _home()
     assert not at.exception
     line = next(m.value for m in at.markdown if "20260101-000000-abcd" in m.value)

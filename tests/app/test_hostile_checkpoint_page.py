@@ -6,10 +6,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.checkpoint import save_checkpoint
-from core.data import PROJECT_ROOT, load_split
-from core.models import build_model
-from core.train import TrainConfig
+from core.data.fashion import PROJECT_ROOT, load_split
+from core.model.checkpoint import save_checkpoint
+from core.model.networks import build_model
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.unit.test_hostile_checkpoints import deflated_zeros
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
@@ -19,7 +20,7 @@ RUN_ID = "20260101-000000-bomb"
 def _finished_run(store) -> None:
     directory = runs.create_run(TrainConfig(), store / RUN_ID)
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
-    runs._write_status(directory, status="finished")
+    runstore._write_status(directory, status="finished")
 
 
 def _sample_png() -> bytes:

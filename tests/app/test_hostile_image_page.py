@@ -11,8 +11,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT, load_split
-from core.train import preset
+from core.data.fashion import PROJECT_ROOT, load_split
+from core.runs import store as runstore
+from core.training.train import preset
 from tests.unit.test_hostile_images import png_bomb, repeated_scan_jpeg
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
@@ -34,7 +35,7 @@ def trained_store(real_data, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def store(trained_store, monkeypatch) -> Path:
-    monkeypatch.setattr(runs, "RUNS_DIR", trained_store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", trained_store)
     return trained_store
 
 

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
 
 PAGES = PROJECT_ROOT / "pages"
 

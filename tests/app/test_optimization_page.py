@@ -7,9 +7,9 @@ import torch
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from core import optimization as opt
-from core.build_model import untrained_model
-from core.data import PROJECT_ROOT, load_split
+from core.data.fashion import PROJECT_ROOT, load_split
+from core.learn import optimization as opt
+from core.learn.build_model import untrained_model
 
 PAGE = str(PROJECT_ROOT / "pages" / "optimization.py")
 
@@ -102,7 +102,7 @@ def test_a_ready_made_race_started_on_the_page_finishes_with_a_table(at, run_sto
 
 def test_a_race_on_a_busy_device_is_refused_with_a_message(at, run_store):
     from core import runs
-    from core.train import TrainConfig
+    from core.training.train import TrainConfig
 
     run_id = runs.start(TrainConfig(epochs=1, limit_batches=2000, device="cpu"))
     try:

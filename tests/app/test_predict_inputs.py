@@ -16,10 +16,11 @@ from streamlit.testing.v1 import AppTest
 import ui.predict.inputs
 import ui.predict.page
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import PROJECT_ROOT
-from core.predict import predict
-from core.train import preset
+from core.data.fashion import PROJECT_ROOT
+from core.model.checkpoint import load_checkpoint
+from core.model.predict import predict
+from core.runs import store as runstore
+from core.training.train import preset
 from ui.predict.page import INPUTS, prepare_upload
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
@@ -40,7 +41,7 @@ def two_runs(real_data, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def store(two_runs, monkeypatch) -> Path:
-    monkeypatch.setattr(runs, "RUNS_DIR", two_runs)
+    monkeypatch.setattr(runstore, "RUNS_DIR", two_runs)
     return two_runs
 
 

@@ -12,10 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 import ui.cache
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import CLASSES, PROJECT_ROOT, load_split
-from core.predict import MAX_IMAGE_BYTES, predict
-from core.train import preset
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.model.checkpoint import load_checkpoint
+from core.model.predict import MAX_IMAGE_BYTES, predict
+from core.training.train import preset
 from tests.app.conftest import make_trained_store
 from ui.predict.page import display_name, escape_markdown, prepare_upload
 

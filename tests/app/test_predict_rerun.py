@@ -1,5 +1,5 @@
 """Predict's photos across reruns: each photo is asked about once per model, and a session's photos are
-capped. Counters wrap the real functions (core.predict.predict, core.attribution.attribute)."""
+capped. Counters wrap the real functions (core.model.predict.predict, core.model.attribution.attribute)."""
 
 import io
 from collections import Counter
@@ -11,8 +11,8 @@ from PIL import Image, ImageOps
 from streamlit.testing.v1 import AppTest
 
 import ui.predict.answers
-from core.data import PROJECT_ROOT, load_split
-from core.models import NeuralNetwork
+from core.data.fashion import PROJECT_ROOT, load_split
+from core.model.networks import NeuralNetwork
 from tests.app.conftest import make_trained_store
 from ui.predict.page import MAX_PHOTOS, too_many_photos
 

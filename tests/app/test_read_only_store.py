@@ -11,8 +11,9 @@ import psutil
 import pytest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.train import TrainConfig
+from core.data.fashion import PROJECT_ROOT
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 
 GOOD = "20260101-000000-good"
 
@@ -33,14 +34,14 @@ def _spares_of(store) -> list[int]:
     return [
         p.pid
         for p in psutil.process_iter(["cmdline"])
-        if "core.spare" in (p.info["cmdline"] or []) and str(store) in (p.info["cmdline"] or [])
+        if "core.runs.spare" in (p.info["cmdline"] or []) and str(store) in (p.info["cmdline"] or [])
     ]
 
 
 def test_a_read_only_store_shows_one_notice_and_disables_starting(real_data, tmp_path):
     store = tmp_path / "runs"
     directory = runs.create_run(TrainConfig(epochs=1, limit_batches=2, device="cpu"), store / GOOD)
-    runs._write_status(directory, status="finished", epoch=1, step=2, best_test_acc=0.5)
+    runstore._write_status(directory, status="finished", epoch=1, step=2, best_test_acc=0.5)
     prefix = _without_write_permission(store)
     env = {**os.environ, "STUDIO_RUNS_DIR": str(store), "STUDIO_SPARE_WORKER": "1"}
     try:

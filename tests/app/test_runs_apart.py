@@ -5,16 +5,18 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.augment import Augment
-from core.data import PROJECT_ROOT
-from core.train import PRESETS, TrainConfig
+from core.data.augment import Augment
+from core.data.fashion import PROJECT_ROOT
+from core.runs import control
+from core.runs import store as runstore
+from core.training.train import PRESETS, TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
 
 def _run(store, run_id: str, config: TrainConfig, *, parent: str | None = None, epochs_done: int = 2):
     directory = runs.create_run(config, store / run_id, parent=parent)
-    runs._write_status(directory, status="finished", best_test_acc=0.5, epoch=epochs_done, step=10)
+    runstore._write_status(directory, status="finished", best_test_acc=0.5, epoch=epochs_done, step=10)
     rows = [{"kind": "batch", "epoch": e, "step": 5 * e, "loss": 1.0} for e in range(1, epochs_done + 1)]
     rows += [{"kind": "epoch", "epoch": e, "step": 5 * e, "test_acc": 0.5, "test_loss": 1.0} for e in (1, 2)]
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -91,7 +93,7 @@ def test_a_continued_run_names_its_parent_and_numbers_its_epochs_on(run_store):
 
 def test_a_run_started_from_a_checkpoint_of_the_store_records_it_as_its_parent(run_store):
     _run(run_store, "20260101-000000-aaaa", TrainConfig(epochs=2))
-    assert runs._parent_of(run_store / "20260101-000000-aaaa" / runs.CHECKPOINT, run_store) == (
+    assert control._parent_of(run_store / "20260101-000000-aaaa" / runs.CHECKPOINT, run_store) == (
         "20260101-000000-aaaa"
     )
-    assert runs._parent_of(run_store.parent / "elsewhere" / "model.pth", run_store) is None
+    assert control._parent_of(run_store.parent / "elsewhere" / "model.pth", run_store) is None

@@ -1,11 +1,11 @@
-"""The Tensors page: each panel shows its code and exactly what core.tensors computes; bad choices
+"""The Tensors page: each panel shows its code and exactly what core.learn.tensors computes; bad choices
 get a message, never an exception."""
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import tensors
-from core.data import PROJECT_ROOT, fashion_mnist
+from core.data.fashion import PROJECT_ROOT, fashion_mnist
+from core.learn import tensors
 
 PAGE = str(PROJECT_ROOT / "pages" / "tensors.py")
 

@@ -1,4 +1,4 @@
-"""The Train page and runs trained by several processes (DistributedDataParallel, core.distributed):
+"""The Train page and runs trained by several processes (DistributedDataParallel, core.runs.launcher):
 the form's Processes field, and the view of a real 2-process run."""
 
 import os
@@ -6,12 +6,14 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import distributed, runs
-from core.checkpoint import load_checkpoint
-from core.data import CLASSES, PROJECT_ROOT, load_split
-from core.predict import predict
-from core.procs import pid_alive
-from core.train import preset
+from core import runs
+from core.base.procs import pid_alive
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.model.checkpoint import load_checkpoint
+from core.model.predict import predict
+from core.runs import store as runstore
+from core.training import ranks
+from core.training.train import preset
 from tests.conftest import wait_for
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
@@ -54,7 +56,7 @@ def test_processes_is_1_by_default_and_offers_one_per_cpu_core(run_store):
     assert not at.exception
     field = at.selectbox(key="train_processes")
     assert field.label == "Processes" and field.value == 1
-    most = distributed.most_processes("cpu")
+    most = ranks.most_processes("cpu")
     assert most == os.cpu_count()  # a CPU machine: one process per core
     assert field.options == [str(n) for n in range(1, most + 1)]
     assert f"up to {most} here, one per CPU core" in field.help
@@ -90,7 +92,7 @@ def test_a_batch_smaller_than_the_processes_is_listed_like_the_other_problems(ru
 
 
 def test_a_link_asking_for_more_processes_than_this_machine_has_is_refused_in_words(run_store):
-    too_many = distributed.most_processes("cpu") + 1
+    too_many = ranks.most_processes("cpu") + 1
     at = _page({"procs": str(too_many)})
     assert not at.exception
     assert at.selectbox(key="train_processes").value == 1
@@ -187,7 +189,7 @@ def _continue(at: AppTest, store, processes: int | None = None) -> runs.RunInfo:
 
 
 def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(ddp_store, monkeypatch):
-    monkeypatch.setattr(runs, "RUNS_DIR", ddp_store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", ddp_store)
     (run,) = runs.list_runs()
     at = _page()
     assert not at.exception and not _errors(at)
@@ -204,7 +206,7 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
 
     field = at.selectbox(key="train_more_processes")
     assert field.label == "Processes" and field.value == 2  # as many as trained it
-    assert field.options == [str(n) for n in range(1, distributed.most_processes("cpu") + 1)]
+    assert field.options == [str(n) for n in range(1, ranks.most_processes("cpu") + 1)]
     continued = _continue(at, ddp_store)  # the same config, 2 processes, from the checkpoint
     assert continued.parent == run.id and continued.config.processes == 2
     at.run()
@@ -212,7 +214,7 @@ def test_a_two_process_run_shows_its_processes_metrics_downloads_and_continues(d
 
 
 def test_a_two_process_run_continues_on_one_process_from_the_same_weights(ddp_store, monkeypatch):
-    monkeypatch.setattr(runs, "RUNS_DIR", ddp_store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", ddp_store)
     first = runs.list_runs()[-1]  # the run 2 processes trained (the previous test may have continued it)
     at = _page({"run": first.id})
     assert any(h.value == f"Run {first.id}" for h in at.subheader)
@@ -225,7 +227,7 @@ def test_a_two_process_run_continues_on_one_process_from_the_same_weights(ddp_st
 
 
 def test_predict_shows_what_a_two_process_runs_checkpoint_answers(ddp_store, monkeypatch):
-    monkeypatch.setattr(runs, "RUNS_DIR", ddp_store)
+    monkeypatch.setattr(runstore, "RUNS_DIR", ddp_store)
     run = runs.list_runs()[-1]  # the first run (the previous test may have continued it)
     assert run.config.processes == 2
     model = load_checkpoint(run.checkpoint).model  # the plain model, as one process saves it

@@ -9,11 +9,12 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.checkpoint import save_checkpoint
-from core.data import PROJECT_ROOT
-from core.export import script
-from core.models import build_model
-from core.train import PRESETS, TrainConfig
+from core.data.fashion import PROJECT_ROOT
+from core.model.checkpoint import save_checkpoint
+from core.model.networks import build_model
+from core.runs import store as runstore
+from core.training.export import script
+from core.training.train import PRESETS, TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
@@ -51,7 +52,7 @@ def test_a_run_downloads_as_its_script_and_its_metrics_with_readable_times(run_s
     config = TrainConfig(epochs=2, lr=0.01, limit_batches=20)
     directory = runs.create_run(config, run_store / "20260101-000000-beef")
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
-    runs._write_status(directory, status="finished", epoch=1, step=20)
+    runstore._write_status(directory, status="finished", epoch=1, step=20)
     rows = [
         {"kind": "batch", "epoch": 1, "step": 10, "loss": 2.0, "time": 1796100000.25},
         {"kind": "epoch", "epoch": 1, "step": 20, "test_acc": 0.5, "seconds": 3.0, "time": 1796100012.5},

@@ -4,8 +4,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.train import PRESETS
+from core.data.fashion import PROJECT_ROOT
+from core.training.train import PRESETS
 from ui.train.form import parse_number
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")

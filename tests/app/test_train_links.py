@@ -5,10 +5,11 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.checkpoint import save_checkpoint
-from core.data import CLASSES, PROJECT_ROOT
-from core.models import build_model
-from core.train import TrainConfig
+from core.data.fashion import CLASSES, PROJECT_ROOT
+from core.model.checkpoint import save_checkpoint
+from core.model.networks import build_model
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 
@@ -23,7 +24,7 @@ def _page(**query) -> AppTest:
 def _finished(store, run_id: str) -> None:
     directory = runs.create_run(TrainConfig(epochs=1), store / run_id)
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
-    runs._write_status(directory, status="finished", epoch=1)
+    runstore._write_status(directory, status="finished", epoch=1)
     row = {"kind": "epoch", "epoch": 1, "step": 5, "test_acc": 0.1, "test_loss": 2.3}
     (directory / "metrics.jsonl").write_text(json.dumps(row) + "\n")
 
@@ -89,13 +90,13 @@ def test_a_link_to_a_run_that_is_not_here_says_so_and_shows_another(real_data, r
 
 
 def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_shown(real_data, run_store):
-    from core.race import READY, RaceConfig
+    from core.training.race import READY, RaceConfig
     from ui.learn.race import RACE_KEY
 
     race_id = "20260101-000002-cccc"
     for steps, run_id in ((5, race_id), (6, "20260101-000003-dddd")):  # the second is the newer race
-        runs._write_status(runs.create_run(RaceConfig(READY["Optimizers"], steps=steps), run_store / run_id),
-                           status="finished")  # fmt: skip
+        race = runs.create_run(RaceConfig(READY["Optimizers"], steps=steps), run_store / run_id)
+        runstore._write_status(race, status="finished")
     _finished(run_store, "20260101-000001-bbbb")
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()  # pages are registered
     at.query_params["run"] = race_id

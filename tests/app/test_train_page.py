@@ -2,11 +2,14 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from core import analysis, paths, runs
-from core.checkpoint import save_checkpoint
-from core.data import CLASSES, PROJECT_ROOT
-from core.models import build_model
-from core.train import TrainConfig
+from core import runs
+from core.base import paths
+from core.data.fashion import CLASSES, PROJECT_ROOT
+from core.model.checkpoint import save_checkpoint
+from core.model.networks import build_model
+from core.runs import store as runstore
+from core.training import analysis
+from core.training.train import TrainConfig
 from tests.app.conftest import shown
 from tests.conftest import wait_for
 from ui import live_chart
@@ -181,7 +184,7 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
 
 def test_a_failed_run_shows_its_error_in_words(run_store):
     directory = runs.create_run(TrainConfig(), run_store / "20260101-000000-dead")
-    runs._write_status(directory, status="failed", error="diverged: loss is NaN at step 12")
+    runstore._write_status(directory, status="failed", error="diverged: loss is NaN at step 12")
     at = _page()
     assert not at.exception
     assert "diverged: loss is NaN at step 12" in _errors(at)
@@ -190,7 +193,7 @@ def test_a_failed_run_shows_its_error_in_words(run_store):
 def test_a_missing_dataset_shows_the_fix_and_disables_start(run_store, monkeypatch, tmp_path):
     directory = runs.create_run(TrainConfig(), run_store / "20260101-000000-cafe")
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
-    runs._write_status(directory, status="finished")
+    runstore._write_status(directory, status="finished")
     monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "nowhere")  # raw_dir reads it at call time
     at = _page()
     assert not at.exception
@@ -212,7 +215,7 @@ def test_the_recommended_preset_fills_the_form(run_store):
 
 def _fake_run(store, run_id: str, final_acc: float) -> None:
     directory = runs.create_run(TrainConfig(epochs=2), store / run_id)
-    runs._write_status(directory, status="finished", best_test_acc=final_acc, epoch=2)
+    runstore._write_status(directory, status="finished", best_test_acc=final_acc, epoch=2)
     rows = [
         {"kind": "batch", "epoch": 1, "step": 1, "loss": 2.3},
         {"kind": "epoch", "epoch": 1, "step": 5, "test_acc": final_acc - 0.1, "test_loss": 1.0},
@@ -252,7 +255,7 @@ def test_progress_text_says_where_the_run_is():
 
 def test_a_run_without_a_scored_epoch_has_no_best_accuracy_in_the_runs_table(run_store):
     directory = runs.create_run(TrainConfig(epochs=2), run_store / "20260101-000000-cccc")
-    runs._write_status(directory, status="stopped", epoch=0)
+    runstore._write_status(directory, status="stopped", epoch=0)
     at = _page()
     assert not at.exception
     assert at.dataframe[0].value["best test acc"].isna().all()
@@ -294,7 +297,7 @@ def test_the_live_view_changes_the_learning_rate_refuses_bad_values_and_marks_th
 def test_a_learning_rate_changed_while_training_shows_in_the_table_and_seeds_continue(real_data, run_store):
     directory = runs.create_run(TrainConfig(epochs=1, limit_batches=5), run_store / "20260101-000000-ab12")
     save_checkpoint(build_model("mlp"), directory / runs.CHECKPOINT, model_name="mlp", model_options={})
-    runs._write_status(directory, status="finished", epoch=1, step=5, lr=0.05, lr_history=[[3, 0.05]])
+    runstore._write_status(directory, status="finished", epoch=1, step=5, lr=0.05, lr_history=[[3, 0.05]])
     at = _page(train_run_id=directory.name)
     assert not at.exception
     table = at.dataframe[0].value

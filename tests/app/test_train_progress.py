@@ -7,9 +7,10 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.procs import process_started
-from core.train import TrainConfig
+from core.base.procs import process_started
+from core.data.fashion import PROJECT_ROOT
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 RUN_ID = "20260101-000000-a11e"
@@ -19,7 +20,7 @@ def _training_run(store, rows: list[dict]):
     """A run whose worker is this test process (so it reads as training), 5 epochs of 400 steps."""
     directory = runs.create_run(TrainConfig(epochs=5, device="cpu"), store / RUN_ID)
     me = os.getpid()
-    runs._write_status(
+    runstore._write_status(
         directory, status="running", pid=me, pid_started=process_started(me), total_steps=2000, epoch=2
     )
     (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -62,17 +63,17 @@ def test_the_sidebar_says_a_run_is_stopping_once_stop_is_asked_until_its_worker_
 
 
 def test_a_running_optimizer_race_is_in_the_sidebar_with_a_link_to_its_page(run_store):
-    from core.race import READY, RaceConfig
+    from core.training.race import READY, RaceConfig
 
     directory = runs.create_run(RaceConfig(READY["Optimizers"], steps=5), run_store / RUN_ID)
     me = os.getpid()  # its worker is this test process, so it reads as running
-    runs._write_status(directory, status="running", pid=me, pid_started=process_started(me))
+    runstore._write_status(directory, status="running", pid=me, pid_started=process_started(me))
     home = _home()
     assert not home.exception
     assert "Optimizer race running" in [c.value for c in home.sidebar.caption]
     (opener,) = [p for p in home.sidebar.get("page_link") if p.proto.label == "Open the race"]
     assert opener.proto.page == "Optimization"
-    runs._write_status(directory, status="finished", pid=me, pid_started=process_started(me))
+    runstore._write_status(directory, status="finished", pid=me, pid_started=process_started(me))
     assert "Optimizer race running" not in [c.value for c in _home().sidebar.caption]
 
 

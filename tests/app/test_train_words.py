@@ -7,9 +7,10 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from core import runs
-from core.data import PROJECT_ROOT
-from core.procs import process_started
-from core.train import TrainConfig
+from core.base.procs import process_started
+from core.data.fashion import PROJECT_ROOT
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 
 PAGES = PROJECT_ROOT / "pages"
 
@@ -18,7 +19,9 @@ def _training(store) -> str:
     """A run whose worker is this test process, so every page reads it as training."""
     directory = runs.create_run(TrainConfig(epochs=2, device="cpu"), store / "20260101-000000-a11e")
     me = os.getpid()
-    runs._write_status(directory, status="running", pid=me, pid_started=process_started(me), total_steps=10)
+    runstore._write_status(
+        directory, status="running", pid=me, pid_started=process_started(me), total_steps=10
+    )
     row = {"kind": "batch", "epoch": 1, "step": 4, "loss": 1.0, "time": time.time()}
     (directory / "metrics.jsonl").write_text(json.dumps(row) + "\n")
     return directory.name
@@ -39,7 +42,7 @@ def test_home_and_quick_train_say_training_as_the_train_page_does(run_store):
 def test_the_run_header_counts_in_words(run_store):
     for run_id, config in [("20260101-000000-0001", TrainConfig(epochs=1, limit_batches=5)),
                            ("20260101-000000-0002", TrainConfig(epochs=2, limit_batches=1))]:  # fmt: skip
-        runs._write_status(runs.create_run(config, run_store / run_id), status="finished")
+        runstore._write_status(runs.create_run(config, run_store / run_id), status="finished")
     at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=60).run()
     header = "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · cap 1 batch per epoch"
     assert any(c.value.startswith(header) for c in at.caption)  # the newest run is shown

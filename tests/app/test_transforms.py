@@ -5,9 +5,9 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import core.data
-import core.paths
-from core.data import CLASSES, PROJECT_ROOT, load_split
+import core.base.paths
+import core.data.fashion
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 
 PAGE = str(PROJECT_ROOT / "pages" / "transforms.py")
 
@@ -159,10 +159,10 @@ def test_pipeline_is_handed_to_training_with_what_is_left_out(real_data):
 
 
 def test_missing_dataset_shows_the_fix_instead_of_the_page(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.paths, "DATA_DIR", tmp_path)  # raw_dir() reads it at call time
+    monkeypatch.setattr(core.base.paths, "DATA_DIR", tmp_path)  # raw_dir() reads it at call time
     at = _page()
     assert not at.exception
-    assert [e.value for e in at.error] == [core.data.dataset_status().message]
+    assert [e.value for e in at.error] == [core.data.fashion.dataset_status().message]
     assert "make data" in at.error[0].value and not at.get("image")
 
 

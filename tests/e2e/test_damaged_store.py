@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core import runs
-from core.train import TrainConfig
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.e2e.conftest import serve, shot
 from ui.nav import PAGES
 
@@ -33,7 +34,7 @@ def damaged_server(tmp_path_factory, real_data):
     assert runs.train_run(good) == "finished"
     for run_id, (name, content) in DAMAGE.items():
         directory = runs.create_run(config, store / run_id)
-        runs._write_status(directory, status="finished", epoch=1, step=2)
+        runstore._write_status(directory, status="finished", epoch=1, step=2)
         (directory / name).write_bytes(content)
     shutil.copytree(good, store / PLANTED)  # a folder whose name is no run id
     (store / "notes.json").write_text(json.dumps({"not": "a run"}))

@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core import runs
-from core.procs import pid_alive
+from core.base.procs import pid_alive
 from tests.conftest import wait_for
 from tests.e2e.conftest import shot, wait_points
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bench.harness import CHROMIUM, CHROMIUM_FLAGS
-from core.data import CLASSES
+from core.data.fashion import CLASSES
 from tests.e2e.conftest import shot
 
 GRID_LABEL = re.compile(r"^#\d+ · [A-Z]")  # the label under each explorer grid image

@@ -10,7 +10,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from core import runs, spare
+from core import runs
+from core.runs import spare
 from tests.e2e.conftest import ARTIFACTS, drop, live_chart, shot, start_run, wait_in_place, wait_points
 
 pytestmark = pytest.mark.e2e
@@ -134,7 +135,7 @@ def test_transforms_rotation_and_flip_change_the_after_images(server, page: Page
 def test_predict_a_dropped_png_then_a_fake_one(server, trained_run, page: Page, tmp_path):
     from PIL import Image
 
-    from core.data import load_split
+    from core.data.fashion import load_split
 
     images, _ = load_split("test")
     sample = tmp_path / "boot.png"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from core.data import PROJECT_ROOT
+from core.data.fashion import PROJECT_ROOT
 from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e

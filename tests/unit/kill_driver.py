@@ -10,7 +10,7 @@ On reaching it the worker writes MARKER (holding its pid) and sleeps. The patch 
 production code has no test hooks.
 
 With `launcher`, RUN_DIR is a run of several processes and this process is its launcher, as the
-dashboard's worker is (core.distributed.launch, unpatched); torch's agent starts each rank as
+dashboard's worker is (core.runs.launcher.launch, unpatched); torch's agent starts each rank as
 `python -m tests.unit.kill_driver RUN_DIR MOMENT SAVE MARKER rank WORKER_ARGS...`, which is the real
 rank (`python -m core worker RUN_DIR WORKER_ARGS...`) with the patch, so rank 0, the one that saves,
 holds in its save.
@@ -31,7 +31,7 @@ def _hold(marker: Path) -> None:
 
 
 def pause_in_save(moment: str, save: int, marker: Path) -> None:
-    """Patch os.replace (what core.fsutil renames with) to hold at `moment` of checkpoint save `save`."""
+    """Patch os.replace (what core.base.fsutil renames with) to hold at `moment` of checkpoint save `save`."""
     real_replace = os.replace
     target = "model.pth" if moment == "weights-temp" else "model.json"
     renames = 0
@@ -60,7 +60,7 @@ def start_ranks_here(run_dir: str, moment: str, save: int, marker: Path) -> None
         start = real_launch(config, entrypoint)
 
         def run(*args):
-            worker = ("-m", "core", "worker", run_dir)  # what core.distributed.launch starts
+            worker = ("-m", "core", "worker", run_dir)  # what core.runs.launcher.launch starts
             if args[: len(worker)] != worker:
                 sys.exit(f"kill_driver: the launcher started {args}, not {worker}")
             driver = ("-m", "tests.unit.kill_driver", run_dir, moment, str(save), str(marker), "rank")

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from core import analysis
-from core.checkpoint import save_checkpoint
-from core.data import CLASSES, load_split
-from core.train import EpochEnd, Started, TrainConfig, fit
+from core.data.fashion import CLASSES, load_split
+from core.model.checkpoint import save_checkpoint
+from core.training import analysis
+from core.training.train import EpochEnd, Started, TrainConfig, fit
 
 QUICK = TrainConfig(epochs=1, limit_batches=20, log_every=100, device="cpu")
 

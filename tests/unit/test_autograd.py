@@ -1,5 +1,5 @@
-"""core.autograd: the graph read from PyTorch, gradients against finite differences, backward twice,
-stopping tracking; core.attribution: maps that lie where the model looks."""
+"""core.learn.autograd: the graph read from PyTorch, gradients against finite differences, backward twice,
+stopping tracking; core.model.attribution: maps that lie where the model looks."""
 
 import contextlib
 import io
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from core import autograd as ag
-from core.attribution import METHODS, attribute, input_gradient
+from core.learn import autograd as ag
+from core.model.attribution import METHODS, attribute, input_gradient
 
 
 def _labels(graph: ag.Graph) -> list[str]:
@@ -184,7 +184,7 @@ def test_captum_maps_lie_in_the_region_the_model_looks_at(method):
 
 
 def test_the_overlay_paints_positive_orange_negative_blue_and_leaves_zero_gray():
-    from core.attribution import LOWERS, RAISES, overlay
+    from core.model.attribution import LOWERS, RAISES, overlay
 
     image, heat = torch.full((28, 28), 0.5), torch.zeros(28, 28)
     heat[0, 0], heat[0, 1] = 2.0, -2.0

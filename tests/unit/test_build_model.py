@@ -1,4 +1,5 @@
-"""core.build_model: the layer table, one image traced through the layers by hooks, the diagram and code."""
+"""core.learn.build_model: the layer table, one image traced through the layers by hooks, the diagram,
+the code."""
 
 import contextlib
 import io
@@ -9,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from core import build_model as bm
-from core.errors import BadConfig
-from core.models import INPUT_SHAPE, build_model
+from core.base.errors import BadConfig
+from core.learn import build_model as bm
+from core.model.networks import INPUT_SHAPE, build_model
 
 MODEL_NAMES = ("mlp", "cnn")
 
@@ -221,7 +222,7 @@ def test_feature_mosaic_lays_maps_out_in_rows_on_one_scale():
 
 
 def test_to_input_is_what_the_tutorials_to_tensor_dataset_gives(real_data):
-    from core.data import fashion_mnist, load_split
+    from core.data.fashion import fashion_mnist, load_split
 
     images, labels = load_split("test")
     image, label = fashion_mnist("test")[17]
@@ -233,7 +234,7 @@ def test_model_code_builds_the_shown_model_and_names_a_runs_options_and_file(tmp
     assert "torch.manual_seed(0)" in bm.model_code("mlp") and "model = NeuralNetwork()\n" in bm.model_code(
         "mlp"
     )
-    assert "from core.models import SmallCNN" in bm.model_code("cnn")
+    assert "from core.model.networks import SmallCNN" in bm.model_code("cnn")
     code = bm.model_code("mlp", {"hidden": 512, "dropout": 0.1}, tmp_path / "model.pth")
     assert "model = NeuralNetwork(dropout=0.1)" in code
     assert f"torch.load({str(tmp_path / 'model.pth')!r}, weights_only=True)" in code

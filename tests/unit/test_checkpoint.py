@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.checkpoint import (
+from core.base.errors import BadCheckpoint
+from core.data.fashion import CLASSES
+from core.model.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     infer_architecture,
     load_checkpoint,
@@ -22,16 +24,14 @@ from core.checkpoint import (
     save_checkpoint,
     sidecar_path,
 )
-from core.data import CLASSES
-from core.errors import BadCheckpoint
-from core.models import build_model, model_options
+from core.model.networks import build_model, model_options
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL_KEYS = [f"linear_relu_stack.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")]
 
 
 class NeuralNetwork(nn.Module):
-    """The quickstart's model, written here as the tutorial has it, independent of core.models."""
+    """The quickstart's model, written here as the tutorial has it, independent of core.model.networks."""
 
     def __init__(self):
         super().__init__()

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from core import cli as cli_module
-from core.data import PROJECT_ROOT, load_split
-from core.device import resolve_device
-from core.errors import BadConfig
-from core.train import LIMITS, TrainConfig
+from core.base.device import resolve_device
+from core.base.errors import BadConfig
+from core.data.fashion import PROJECT_ROOT, load_split
+from core.training.train import LIMITS, TrainConfig
 
 
 def cli(*args, env_extra=None, timeout=180):
@@ -99,8 +99,13 @@ def test_bad_arguments_exit_2_with_one_line(args):
 
 
 def test_importing_core_does_not_import_streamlit():
-    modules = sorted(f"core.{p.stem}" for p in (PROJECT_ROOT / "core").glob("*.py") if p.stem != "__main__")
-    assert "core.train" in modules and "core.predict" in modules
+    files = (PROJECT_ROOT / "core").rglob("*.py")
+    modules = sorted(
+        ".".join(p.relative_to(PROJECT_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in files
+        if p.stem != "__main__"
+    )
+    assert "core.training.train" in modules and "core.model.predict" in modules
     code = f"import sys, {', '.join(modules)}; print('streamlit' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
@@ -175,7 +180,8 @@ def test_the_internal_worker_command_refuses_a_folder_it_did_not_make(tmp_path):
 
 def test_python_warnings_do_not_add_lines_to_stderr(real_data):
     code = (
-        "import sys, warnings; from core import cli, data; real = data.dataset_status; "
+        "import sys, warnings; from core import cli; from core.data import fashion as data; "
+        "real = data.dataset_status; "
         "data.dataset_status = lambda: (warnings.warn('noise from a library'), real())[1]; "
         "sys.exit(cli.main(['data', 'status']))"
     )

@@ -3,7 +3,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import Lambda
 
-from core.data import (
+from core.base.errors import DatasetCorrupt, DatasetNotFound
+from core.data.fashion import (
     CLASSES,
     FILES,
     CustomImageDataset,
@@ -14,7 +15,6 @@ from core.data import (
     prepare,
     raw_dir,
 )
-from core.errors import DatasetCorrupt, DatasetNotFound
 from tests.conftest import make_tiny_dataset
 
 

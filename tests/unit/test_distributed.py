@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import TensorBatches
-from core.distributed import check_processes, timeout_s
-from core.errors import BadConfig
-from core.models import NeuralNetwork
-from core.train import evaluate, make_batches, preset
+from core.base import errors as runs_errors
+from core.base.errors import BadConfig
+from core.data.fashion import TensorBatches
+from core.model.checkpoint import load_checkpoint
+from core.model.networks import NeuralNetwork
+from core.training.ranks import check_processes, timeout_s
+from core.training.train import evaluate, make_batches, preset
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")
@@ -195,7 +196,7 @@ def test_torchrun_runs_the_same_command_and_writes_one_run(real_data, runs_dir):
 def test_twenty_runs_in_a_row_exit_cleanly(real_data, runs_dir):
     """Gloo ranks sometimes crashed in the interpreter's teardown after the process group was destroyed
     (SIGABRT, "terminate called without an active exception"): the ranks now leave without it
-    (core.worker.leave), after DDP is released and the group destroyed."""
+    (core.base.procs.leave), after DDP is released and the group destroyed."""
     for i in range(20):
         result = _cli("train", "--nproc", "2", "--device", "cpu", "--epochs", "1", "--limit-batches", "2",
                       "--run-dir", str(runs_dir / f"r{i}"))  # fmt: skip
@@ -212,7 +213,7 @@ def test_a_run_on_several_devices_holds_every_one_of_their_locks(runs_dir):
         try:
             with runs.device_lock(keys, runs_dir, grace=0):
                 return False
-        except runs.RunError:
+        except runs_errors.RunError:
             return True
 
     with runs.device_lock(["cuda:0", "cuda:1"], runs_dir) as fds:
@@ -227,7 +228,8 @@ def test_a_run_on_several_devices_holds_every_one_of_their_locks(runs_dir):
 def test_the_launcher_blames_the_rank_that_failed_first_not_the_ones_it_stopped(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-    from core.distributed import RankFailed, _culprit
+    from core.runs.launcher import _culprit
+    from core.training.ranks import RankFailed
 
     made = iter(range(100))
 
@@ -284,7 +286,7 @@ def test_a_rank_that_hangs_times_out_and_no_rank_is_left(real_data, runs_dir, mo
 
 
 def test_a_timeout_is_said_plainly_however_gloo_words_it():
-    from core.train import backend_words
+    from core.training.train import backend_words
 
     for said in (
         "[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Timed out waiting 5000ms for recv operation",
@@ -324,7 +326,7 @@ def test_a_good_timeout_setting_is_taken_and_none_is_the_default(monkeypatch):
 
 def test_a_bad_timeout_setting_does_not_break_the_import():
     env = {**os.environ, "STUDIO_DIST_TIMEOUT_S": "abc"}
-    result = subprocess.run([sys.executable, "-c", "import core.distributed"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-c", "import core.runs.launcher"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core import explore
-from core.data import CustomImageDataset, fashion_mnist, load_split, raw_dir
+from core.data import explore
+from core.data.fashion import CustomImageDataset, fashion_mnist, load_split, raw_dir
 from tests.conftest import make_tiny_dataset
 
 # ---- seeded, filtered samples ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""core.export: every config becomes a standalone script that compiles; one trains for real and writes a
-model.pth that core and the tutorial's class both load."""
+"""core.training.export: every config becomes a standalone script that compiles; one trains for real and
+writes a model.pth that core and the tutorial's class both load."""
 
 import ast
 import itertools
@@ -10,12 +10,12 @@ import sys
 import pytest
 import torch
 
-from core.augment import Augment
-from core.checkpoint import load_checkpoint
-from core.data import PROJECT_ROOT
-from core.export import script
-from core.models import NeuralNetwork, build_model
-from core.train import OPTIMIZERS, SCHEDULES, TrainConfig, preset
+from core.data.augment import Augment
+from core.data.fashion import PROJECT_ROOT
+from core.model.checkpoint import load_checkpoint
+from core.model.networks import NeuralNetwork, build_model
+from core.training.export import script
+from core.training.train import OPTIMIZERS, SCHEDULES, TrainConfig, preset
 
 AUGMENTS = [Augment(), Augment(hflip=0.5, rotate=10.0, translate=0.1, scale=0.1, erase=0.25)]
 

@@ -6,10 +6,11 @@ import tomllib
 
 import pytest
 
-from core import checkpoint, runs
-from core.checkpoint import load_checkpoint
-from core.data import PROJECT_ROOT
-from core.train import EpochEnd, Failed, TrainConfig, fit
+from core import runs
+from core.data.fashion import PROJECT_ROOT
+from core.model import checkpoint
+from core.model.checkpoint import load_checkpoint
+from core.training.train import EpochEnd, Failed, TrainConfig, fit
 from tests.conftest import OutOfMemoryModel
 
 GOOD = TrainConfig(epochs=1, limit_batches=20, device="cpu", log_every=10)
@@ -84,7 +85,7 @@ def test_server_config_keeps_its_protections():
 
 @pytest.mark.parametrize("loss", [float("nan"), 5e4])
 def test_divergence_message_names_the_loss(loss):
-    from core.train import _Diverged
+    from core.training.train import _Diverged
 
     text = str(_Diverged(7, loss))
     assert text.startswith("diverged: loss is ") and text.endswith("at step 7; lower the learning rate")

@@ -17,15 +17,15 @@ import pytest
 import torch
 from torch.serialization import skip_data
 
-from core.checkpoint import (
+from core.base.errors import BadCheckpoint
+from core.model.checkpoint import (
     MAX_SIDECAR_BYTES,
     load_checkpoint,
     load_checkpoint_bytes,
     save_checkpoint,
     sidecar_path,
 )
-from core.errors import BadCheckpoint
-from core.models import build_model
+from core.model.networks import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_LAYER = "linear_relu_stack.0.weight"
@@ -58,9 +58,9 @@ def _saved(state: dict, path: Path) -> Path:
 
 REFUSE = """
 import io, json, resource, sys, torch
-from core.checkpoint import load_checkpoint, load_checkpoint_bytes
-from core.errors import BadCheckpoint
-from core.models import build_model
+from core.model.checkpoint import load_checkpoint, load_checkpoint_bytes
+from core.base.errors import BadCheckpoint
+from core.model.networks import build_model
 
 def usage():
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,4 +1,5 @@
-"""core.predict against files built to cost CPU: each is refused cheaply, or decoded within its budget."""
+"""core.model.predict against files built to cost CPU: each is refused cheaply, or decoded within its
+budget."""
 
 import io
 import struct
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-import core.predict
-from core.data import PROJECT_ROOT
-from core.errors import BadImage
-from core.predict import MAX_JPEG_SEGMENTS, MAX_READS, load_image, prepare
+import core.model.predict
+from core.base.errors import BadImage
+from core.data.fashion import PROJECT_ROOT
+from core.model.predict import MAX_JPEG_SEGMENTS, MAX_READS, load_image, prepare
 
 HOSTILE_SCANS = 2_000  # 165 KB; 20 s of CPU to decode on the 2-core VM this was written on
 COPIES = 5  # files in one run, as in one multi-file upload
@@ -71,7 +72,7 @@ def _png_with(extra: bytes, *, after_pixels: bool = False) -> bytes:
 
 
 def _flood(part: bytes) -> int:
-    return (core.predict.MAX_IMAGE_BYTES - 4096) // len(part)  # as many as fit in an allowed upload
+    return (core.model.predict.MAX_IMAGE_BYTES - 4096) // len(part)  # as many as fit in an allowed upload
 
 
 def _png_chunk_flood(after_pixels: bool = False) -> bytes:
@@ -97,8 +98,8 @@ def _gif_extension_flood() -> bytes:
 
 _MEASURE = """
 import resource, sys
-from core.errors import BadImage
-from core.predict import load_image
+from core.base.errors import BadImage
+from core.model.predict import load_image
 
 def peak_kb():  # VmHWM: this process's peak resident memory
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
@@ -184,7 +185,7 @@ def test_ordinary_progressive_jpegs_at_the_pixel_limit_pass(mode, params):
     data = _encoded(image.convert(mode), "JPEG", **params)
     start = time.thread_time()
     assert load_image(data).size == (2000, 1250)
-    assert time.thread_time() - start < core.predict.DECODE_CPU_SECONDS / 2
+    assert time.thread_time() - start < core.model.predict.DECODE_CPU_SECONDS / 2
 
 
 def test_scan_markers_inside_other_segments_are_not_counted():
@@ -247,7 +248,7 @@ def _chunks(body: bytes):
 def test_decoding_stops_once_it_has_used_its_cpu_budget(monkeypatch):
     data = _encoded(Image.effect_noise((3000, 3000), 50), "PNG")
     assert load_image(data).size == (3000, 3000)
-    monkeypatch.setattr(core.predict, "DECODE_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(core.model.predict, "DECODE_CPU_SECONDS", 0.0)
     with pytest.raises(BadImage, match="image took over 0 s of CPU time to decode; re-save it"):
         load_image(data)
 

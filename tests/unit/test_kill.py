@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import PROJECT_ROOT
-from core.train import TrainConfig
+from core.data.fashion import PROJECT_ROOT
+from core.model.checkpoint import load_checkpoint
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.conftest import wait_for
 from tests.unit.kill_driver import MOMENTS
 
@@ -124,7 +125,7 @@ def test_cleanup_after_a_dead_worker_spares_temp_files_other_processes_are_writi
     directory = runs.create_run(TWO_EPOCHS, runs_dir / "r1")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    runs._write_status(directory, status="running", pid=dead.pid)
+    runstore._write_status(directory, status="running", pid=dead.pid)
     left_by_worker = directory / f".model.pth.{dead.pid}.abcd1234.tmp"
     # e.g. another browser session's server thread marking the same run failed at this very moment
     being_written = directory / f".status.json.{os.getpid()}.efgh5678.tmp"

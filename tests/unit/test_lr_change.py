@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from core import runs
-from core.data import TensorBatches
-from core.errors import BadConfig, RunError
-from core.models import build_model
-from core.race import READY, RaceConfig
-from core.train import LrChanged, TrainConfig, _scheduler, build_optimizer, train_one_epoch
+from core.base.errors import BadConfig, RunError
+from core.data.fashion import TensorBatches
+from core.model.networks import build_model
+from core.runs import store as runstore
+from core.training.race import READY, RaceConfig
+from core.training.train import LrChanged, TrainConfig, _scheduler, build_optimizer, train_one_epoch
 from tests.conftest import wait_for
 
 
@@ -80,9 +81,9 @@ def test_a_runs_current_learning_rate_is_its_last_change(tmp_path):
     directory = runs.create_run(TrainConfig(lr=0.002), tmp_path / "20260101-000000-beef")
     run = runs.get_run(directory.name, tmp_path)
     assert runs.current_lr(run) == 0.002 and runs.lr_history(run) == []
-    runs._write_status(directory, lr_history=[[40, 0.05], [90, 0.01]])
+    runstore._write_status(directory, lr_history=[[40, 0.05], [90, 0.01]])
     assert runs.lr_history(run) == [(40, 0.05), (90, 0.01)] and runs.current_lr(run) == 0.01
-    runs._write_status(directory, lr_history="damaged")
+    runstore._write_status(directory, lr_history="damaged")
     assert runs.current_lr(run) == 0.002  # a history that is not one is ignored
 
 

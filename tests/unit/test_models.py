@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.models import MODELS, build_model, flops_per_sample, model_options
+from core.model.networks import MODELS, build_model, flops_per_sample, model_options
 
 TUTORIAL_KEYS = [
     "linear_relu_stack.0.weight",
@@ -50,23 +50,23 @@ def test_unknown_model_or_option_names_the_choices():
 
 
 def test_a_model_too_big_for_a_checkpoint_is_refused_before_training():
-    from core.errors import BadConfig
-    from core.models import MAX_PARAMS, check_options
-    from core.train import TrainConfig
+    from core.base.errors import BadConfig
+    from core.model.networks import MAX_PARAMS, check_options
+    from core.training.train import TrainConfig
 
     with pytest.raises(BadConfig, match="more than a checkpoint can hold"):
         TrainConfig(hidden=4096)  # 20 M parameters: 80 MB of weights
     with pytest.raises(ValueError, match="more than a checkpoint can hold"):
         check_options("cnn", {"channels": 256, "hidden": 2048})
-    from core.checkpoint import MAX_CHECKPOINT_BYTES
+    from core.model.checkpoint import MAX_CHECKPOINT_BYTES
 
     assert MAX_PARAMS * 4 < MAX_CHECKPOINT_BYTES
 
 
 def test_the_largest_mlp_the_form_allows_saves_and_loads_back(tmp_path):
-    from core.checkpoint import load_checkpoint, save_checkpoint
-    from core.models import MAX_PARAMS, parameter_count
-    from core.train import TrainConfig
+    from core.model.checkpoint import load_checkpoint, save_checkpoint
+    from core.model.networks import MAX_PARAMS, parameter_count
+    from core.training.train import TrainConfig
 
     hidden = max(h for h in range(3000, 4097, 16) if parameter_count("mlp", (("hidden", h),)) <= MAX_PARAMS)
     config = TrainConfig(hidden=hidden)  # the form's TrainConfig accepts it

@@ -1,12 +1,12 @@
-"""core.optimization: budgets, the loss taken apart against nn.CrossEntropyLoss, one step at a time."""
+"""core.learn.optimization: budgets, the loss taken apart against nn.CrossEntropyLoss, one step at a time."""
 
 import pytest
 import torch
 from torch import nn
 
-from core import optimization as opt
-from core.data import load_split
-from core.models import build_model
+from core.data.fashion import load_split
+from core.learn import optimization as opt
+from core.model.networks import build_model
 
 
 def test_a_budget_counts_steps_and_the_last_partial_batch():

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.data import PROJECT_ROOT
-from core.procs import pid_alive
-from core.train import TrainConfig
+from core.base.procs import pid_alive
+from core.data.fashion import PROJECT_ROOT
+from core.model.checkpoint import load_checkpoint
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")
@@ -181,16 +182,18 @@ def test_a_final_status_is_changed_only_by_the_process_it_names(runs_dir):
     directory = runs.create_run(ENDLESS, runs_dir / "r1")
     launcher = subprocess.Popen(["true"])
     launcher.wait()  # the launcher, killed
-    runs._write_status(directory, status="running", **runs._pid_fields(launcher.pid))
+    runstore._write_status(directory, status="running", **runstore._pid_fields(launcher.pid))
     reader_said = runs.get_run("r1", runs_dir).error  # the reader marks it failed for the dead launcher
-    runs._write_status(directory, status="finished", step=10, epoch=5)  # what an orphaned rank 0 would write
+    runstore._write_status(
+        directory, status="finished", step=10, epoch=5
+    )  # what an orphaned rank 0 would write
     runs.record_failure(directory, "a stale error")
     status = runs.read_status(directory)
     assert (status["status"], status["error"], status.get("epoch")) == ("failed", reader_said, None)
 
     owned = runs.create_run(ENDLESS, runs_dir / "r2")
-    runs._write_status(
-        owned, status="running", **runs._pid_fields(os.getpid())
+    runstore._write_status(
+        owned, status="running", **runstore._pid_fields(os.getpid())
     )  # this process is its launcher
     runs.record_failure(owned, "the processes of this run ended without a result: start again")
     runs.record_failure(owned, "process rank 1 (pid 7) was killed by SIGKILL")  # its better words, later

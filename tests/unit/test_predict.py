@@ -1,4 +1,4 @@
-"""core.predict: uploads become FashionMNIST-like 28x28 inputs; bad uploads become BadImage."""
+"""core.model.predict: uploads become FashionMNIST-like 28x28 inputs; bad uploads become BadImage."""
 
 import base64
 import io
@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.data import CLASSES, PROJECT_ROOT, load_split
-from core.errors import BadImage
-from core.models import build_model
-from core.predict import (
+from core.base.errors import BadImage
+from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.model.networks import build_model
+from core.model.predict import (
     MAX_SIDE,
     Prediction,
     Prepared,
@@ -503,8 +503,8 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
 
 _READ_DEV_ZERO = """
 import resource
-from core.errors import BadImage
-from core.predict import load_image
+from core.base.errors import BadImage
+from core.model.predict import load_image
 
 size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
 resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, size + 2**30))  # a MemoryError, not the OOM killer

@@ -1,10 +1,10 @@
-"""core.procs.pid_alive: running, exited, zombie, and values that are no pid."""
+"""core.base.procs.pid_alive: running, exited, zombie, and values that are no pid."""
 
 import os
 import subprocess
 import sys
 
-from core.procs import pid_alive
+from core.base.procs import pid_alive
 from tests.conftest import wait_for
 
 

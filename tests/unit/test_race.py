@@ -1,4 +1,4 @@
-"""core.race: contenders start from identical weights, see identical images in the same order, and a
+"""core.training.race: contenders start from identical weights, see identical images in the same order, and a
 race reports each one's loss and accuracy (or where it diverged)."""
 
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from core.errors import BadConfig
-from core.race import (
+from core.base.errors import BadConfig
+from core.training.race import (
     READY,
     Contender,
     RaceConfig,
@@ -109,8 +109,8 @@ def test_a_race_config_round_trips_through_json():
 
 def test_a_race_runs_in_a_worker_and_lands_in_the_run_store(real_data, runs_dir):
     from core import runs
-    from core.errors import RunError
-    from core.train import TrainConfig
+    from core.base.errors import RunError
+    from core.training.train import TrainConfig
 
     config = RaceConfig(READY["Optimizers"][:2], steps=30, device="cpu")
     race_id = runs.start(config, runs_dir=runs_dir)

@@ -9,11 +9,15 @@ import signal
 
 import pytest
 
-from core import fsutil, runs
-from core.checkpoint import load_checkpoint
-from core.errors import RunError
-from core.runfiles import MAX_DEPTH, DamagedRunFile, parse_row, read_object
-from core.train import EpochEnd, TrainConfig
+from core import runs
+from core.base import fsutil
+from core.base.errors import RunError
+from core.base.procs import pid_alive
+from core.base.runfiles import MAX_DEPTH, DamagedRunFile, is_run_id, parse_row, read_object
+from core.model.checkpoint import load_checkpoint
+from core.runs import execute
+from core.runs import store as runstore
+from core.training.train import EpochEnd, TrainConfig
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
@@ -38,7 +42,7 @@ DAMAGE = {
 
 def _two_runs(runs_dir, damaged_file: str, content: bytes):
     good = runs.create_run(QUICK, runs_dir / "20260101-000000-good")
-    runs._write_status(good, status="finished", best_test_acc=0.8, epoch=1)
+    runstore._write_status(good, status="finished", best_test_acc=0.8, epoch=1)
     bad = runs.create_run(QUICK, runs_dir / "20260102-000000-bad")
     (bad / damaged_file).write_bytes(content)
     return good, bad
@@ -83,7 +87,7 @@ def test_a_folder_whose_name_is_no_run_id_is_no_run_of_the_store(runs_dir):
         with pytest.raises(RunError, match="cannot name a run"):
             runs.create_run(QUICK, runs_dir / name)
         assert not (runs_dir / name / "config.json").exists() or name == planted.name
-    assert runs.is_run_id(runs.new_run_id()) and runs.is_run_id("my-run_2.b")
+    assert is_run_id(runs.new_run_id()) and is_run_id("my-run_2.b")
 
 
 def test_a_fifo_or_a_folder_in_place_of_status_json_is_damage_and_never_hangs(runs_dir):
@@ -113,10 +117,10 @@ def test_the_reader_bounds_size_and_depth(tmp_path):
 
 
 def test_metrics_lines_that_are_not_rows_are_skipped_everywhere(runs_dir):
-    from core.analysis import MetricsReader, epoch_rows, metrics_csv
+    from core.training.analysis import MetricsReader, epoch_rows, metrics_csv
 
     directory = runs.create_run(QUICK, runs_dir / "r1")
-    runs._write_status(directory, total_steps=10)
+    runstore._write_status(directory, total_steps=10)
     good = [{"kind": "batch", "epoch": 1, "step": 2, "samples_per_s": 100.0},
             {"kind": "epoch", "epoch": 1, "step": 2, "test_acc": 0.5}]  # fmt: skip
     lines = [json.dumps(good[0]), "1", "[]", "[" * 20_000, '"text"', json.dumps(good[1]),
@@ -133,7 +137,7 @@ def test_metrics_lines_that_are_not_rows_are_skipped_everywhere(runs_dir):
 
 
 def _damage_status_after_first_epoch(monkeypatch, directory):
-    real_fit = runs.fit
+    real_fit = execute.fit
 
     def fit(config, **kwargs):
         for event in real_fit(config, **kwargs):
@@ -141,7 +145,7 @@ def _damage_status_after_first_epoch(monkeypatch, directory):
             if isinstance(event, EpochEnd) and event.epoch == 1:
                 (directory / "status.json").write_text("[]")
 
-    monkeypatch.setattr(runs, "fit", fit)
+    monkeypatch.setattr(execute, "fit", fit)
 
 
 def test_a_status_json_damaged_mid_run_ends_the_worker_cleanly_and_keeps_its_checkpoint(
@@ -198,10 +202,10 @@ def test_a_worker_pointed_at_a_folder_that_is_no_run_writes_nothing_there(tmp_pa
 
 
 def test_the_worker_command_takes_only_a_queued_run(runs_dir):
-    from core.worker import work
+    from core.runs.worker import work
 
     directory = runs.create_run(QUICK, runs_dir / "r1")
-    runs._write_status(directory, status="finished")
+    runstore._write_status(directory, status="finished")
     with pytest.raises(RunError, match="trained already"):
         work(directory)
 
@@ -224,7 +228,7 @@ def test_a_read_only_run_store_is_one_clear_error(runs_dir, monkeypatch):
 
 def test_a_read_only_store_still_lists_a_run_whose_worker_died_as_failed(runs_dir, monkeypatch):
     directory = runs.create_run(QUICK, runs_dir / "r1")
-    runs._write_status(directory, status="running", pid=2**22 + 1)  # above pid_max: no such process
+    runstore._write_status(directory, status="running", pid=2**22 + 1)  # above pid_max: no such process
 
     def read_only(path, data, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
@@ -259,11 +263,11 @@ def test_a_full_disk_while_creating_a_run_leaves_no_folder_behind(runs_dir, tmp_
 def test_a_pid_now_owned_by_another_process_is_not_the_runs_worker(runs_dir):
     directory = runs.create_run(QUICK, runs_dir / "r1")
     # This very process is alive and ours, as a reused pid would be, but it started at another time.
-    runs._write_status(directory, status="running", pid=os.getpid(), pid_started=1_000_000.0)
+    runstore._write_status(directory, status="running", pid=os.getpid(), pid_started=1_000_000.0)
     run = runs.get_run("r1", runs_dir)
     assert run.status == "failed" and "ended unexpectedly" in run.error
     fresh = runs.create_run(QUICK, runs_dir / "r2")
-    runs._write_status(fresh, status="running", **runs._pid_fields(os.getpid()))
+    runstore._write_status(fresh, status="running", **runstore._pid_fields(os.getpid()))
     assert runs.get_run("r2", runs_dir).status == "running"
 
 
@@ -274,9 +278,9 @@ def test_deleting_a_run_folder_mid_training_stops_its_worker_and_frees_the_devic
     pid = runs.get_run(run_id, runs_dir).pid
     try:
         shutil.rmtree(directory)
-        assert wait_for(lambda: not runs.pid_alive(pid), timeout=20)
+        assert wait_for(lambda: not pid_alive(pid), timeout=20)
     finally:
-        if runs.pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
     assert not directory.exists()  # not made again, in part, by the worker's next write
     with runs.device_lock("cpu", runs_dir):  # the lock went with the worker

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from core import runs
-from core.checkpoint import load_checkpoint
-from core.errors import RunError
-from core.train import TrainConfig
+from core.base.errors import RunError
+from core.base.priority import WORKER_NICE
+from core.model.checkpoint import load_checkpoint
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
@@ -115,7 +117,7 @@ def test_progress_reads_the_last_complete_row(runs_dir):
     rows = [{"kind": "batch", "epoch": 1, "step": s, "samples_per_s": 1000.0} for s in (1, 2)]
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "bat'
     (directory / "metrics.jsonl").write_text(text)
-    runs._write_status(directory, total_steps=10)
+    runstore._write_status(directory, total_steps=10)
     where = runs.progress(runs.get_run("r2", runs_dir))
     assert (where.epoch, where.step, where.total_steps) == (1, 2, 10)
     assert where.fraction == 0.2
@@ -127,7 +129,7 @@ def test_a_queued_run_is_not_failed_before_its_pid_is_recorded(runs_dir):
     directory = runs.create_run(QUICK, runs_dir / "r1")
     assert runs.get_run("r1", runs_dir).status == "queued"
     long_ago = (datetime.now(UTC) - timedelta(seconds=runs.QUEUED_GRACE_S + 1)).isoformat()
-    runs._write_status(directory, created=long_ago)  # a server that died before recording the pid
+    runstore._write_status(directory, created=long_ago)  # a server that died before recording the pid
     run = runs.get_run("r1", runs_dir)
     assert run.status == "failed" and run.error.startswith("the training process never started")
 
@@ -141,10 +143,10 @@ def test_a_dashboard_run_yields_the_cpu_once_it_trains_and_the_cli_does_not(real
     try:
         assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
         pid = runs.get_run(run_id, runs_dir).pid
-        assert wait_for(lambda: _nice(pid) == runs.WORKER_NICE, timeout=10)
+        assert wait_for(lambda: _nice(pid) == WORKER_NICE, timeout=10)
         autogroup = Path(f"/proc/{pid}/autogroup")
         if autogroup.exists():  # the session's share of the CPU, which is what counts under autogroup
-            assert autogroup.read_text().strip().endswith(f"nice {runs.WORKER_NICE}")
+            assert autogroup.read_text().strip().endswith(f"nice {WORKER_NICE}")
     finally:
         runs.stop(run_id, runs_dir)
         runs.wait(run_id, runs_dir, timeout=30)

@@ -1,4 +1,4 @@
-"""The spare worker (core.spare): a warmed-up process that takes the next run, or steps aside."""
+"""The spare worker (core.runs.spare): a warmed-up process that takes the next run, or steps aside."""
 
 import fcntl
 import os
@@ -9,10 +9,12 @@ import threading
 
 import pytest
 
-from core import runs, spare
-from core.errors import RunError
-from core.procs import pid_alive, process_started
-from core.train import TrainConfig
+from core import runs
+from core.base.errors import RunError
+from core.base.procs import pid_alive, process_started
+from core.runs import spare
+from core.runs import store as runstore
+from core.training.train import TrainConfig
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
@@ -144,7 +146,7 @@ def _lock_is_free(runs_dir) -> bool:
 
 def _handed_to_us(directory):
     """What runs.start writes before it claims the spare: this (test) process is the spare."""
-    runs._write_status(directory, pid=os.getpid())
+    runstore._write_status(directory, pid=os.getpid())
     return directory
 
 

@@ -7,9 +7,9 @@ import re
 import pytest
 import torch
 
-from core import tensors
-from core.data import PROJECT_ROOT, fashion_mnist
-from core.tensors import BadTensorInput, parse_shape
+from core.data.fashion import PROJECT_ROOT, fashion_mnist
+from core.learn import tensors
+from core.learn.tensors import BadTensorInput, parse_shape
 
 
 def _run(snippet: tensors.Snippet, monkeypatch) -> str:

@@ -7,10 +7,10 @@ import time
 import pytest
 import torch
 
-from core import threads as th
-from core.models import build_model
-from core.threads import CpuThreads
-from core.train import EpochEnd, build_optimizer, fit, make_batches, preset, train_one_epoch
+from core.base import threads as th
+from core.base.threads import CpuThreads
+from core.model.networks import build_model
+from core.training.train import EpochEnd, build_optimizer, fit, make_batches, preset, train_one_epoch
 
 BATCH = 64
 
@@ -92,7 +92,7 @@ def test_fit_restores_the_thread_count_and_the_adapting_can_be_turned_off(real_d
         made.append(real(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr("core.train.CpuThreads", spy)
+    monkeypatch.setattr("core.training.train.CpuThreads", spy)
     config = preset("tutorial", epochs=1, limit_batches=30, device="cpu")
     assert any(isinstance(e, EpochEnd) for e in fit(config))
     assert len(made) == 1 and torch.get_num_threads() == 2

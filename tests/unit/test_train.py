@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.augment import Augment
-from core.data import TensorBatches, load_split
-from core.errors import BadConfig
-from core.train import (
+from core.base.errors import BadConfig
+from core.data.augment import Augment
+from core.data.fashion import TensorBatches, load_split
+from core.training.train import (
     PRESETS,
     BatchLogged,
     EpochEnd,

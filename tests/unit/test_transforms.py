@@ -1,13 +1,13 @@
-"""core.transforms: the catalogue, pipelines and their code, one-hot targets, the mapping to training."""
+"""core.data.transforms: the catalogue, pipelines and their code, one-hot targets, the mapping to training."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from core import transforms as tf
-from core.augment import Augment
-from core.errors import BadConfig
+from core.base.errors import BadConfig
+from core.data import transforms as tf
+from core.data.augment import Augment
 
 REQUIRED = (
     "ToTensor",
@@ -203,7 +203,7 @@ def test_to_augment_of_crops_and_of_nothing():
 
 
 def test_sample_image_is_the_datasets_pil_image(real_data):
-    from core.data import load_split
+    from core.data.fashion import load_split
 
     image, label = tf.sample_image("train", 0)
     images, labels = load_split("train")

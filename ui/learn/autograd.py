@@ -5,11 +5,11 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import autograd as ag
-from core.attribution import input_gradient, overlay
-from core.data import CLASSES
-from core.errors import StudioError
-from core.models import parameter_count
+from core.base.errors import StudioError
+from core.data.fashion import CLASSES
+from core.learn import autograd as ag
+from core.model.attribution import input_gradient, overlay
+from core.model.networks import parameter_count
 from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells

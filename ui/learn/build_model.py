@@ -8,13 +8,12 @@ import streamlit as st
 import torch
 from torch import nn
 
-from core import build_model as bm
 from core import runs
-from core.checkpoint import LoadedCheckpoint, load_checkpoint
-from core.data import CLASSES
-from core.errors import BadCheckpoint, BadConfig
-from core.models import MODELS
-from core.transforms import display_array
+from core.base.errors import BadConfig
+from core.data.fashion import CLASSES
+from core.data.transforms import display_array
+from core.learn import build_model as bm
+from core.model.networks import MODELS
 from ui import link
 from ui.layout import side_by_side
 
@@ -41,24 +40,6 @@ UNSIGNED = [[0, "#F4F1EC"], [1, PRIMARY]]  # Flatten's pixels and ReLU outputs a
 def untrained_model(name: str) -> nn.Module:
     """The page's own copy (torch.manual_seed(0), then build): hooks on it never meet another page's calls."""
     return bm.untrained_model(name)
-
-
-@st.cache_resource(show_spinner="Loading the run's weights…", max_entries=8)
-def _run_checkpoint(path: str, mtime_ns: int) -> LoadedCheckpoint:
-    """Loaded for this page alone; `mtime_ns` makes a re-saved file load afresh."""
-    return load_checkpoint(path)
-
-
-def load_run(run: runs.RunInfo) -> LoadedCheckpoint:
-    """A finished run's weights; raises BadCheckpoint saying why they cannot be used."""
-    path = run.checkpoint
-    try:
-        mtime_ns = path.stat().st_mtime_ns if path is not None else None
-    except OSError as exc:
-        raise BadCheckpoint(f"run {run.id}'s checkpoint cannot be read: {exc.strerror or exc}") from exc
-    if mtime_ns is None:
-        raise BadCheckpoint(f"run {run.id} has no model.pth any more")
-    return _run_checkpoint(str(path), mtime_ns)
 
 
 # ---- controls ------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core import explore
-from core.data import CLASSES
-from core.explore import BatchPreview, CustomDatasetInfo
+from core.data import explore
+from core.data.explore import BatchPreview, CustomDatasetInfo
+from core.data.fashion import CLASSES
 from ui import link
 from ui.cache import split_tensors, torchvision_dataset
 

@@ -6,10 +6,10 @@ import random
 import pandas as pd
 import streamlit as st
 
-from core import optimization as opt
-from core.data import CLASSES
-from core.errors import StudioError
-from core.train import OPTIMIZERS
+from core.base.errors import StudioError
+from core.data.fashion import CLASSES
+from core.learn import optimization as opt
+from core.training.train import OPTIMIZERS
 from ui import link
 from ui.cache import split_tensors
 from ui.model_picker import pick_model

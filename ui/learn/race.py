@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from core.errors import StudioError
-from core.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
-from core.train import OPTIMIZERS
+from core.base.errors import StudioError
+from core.training.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
+from core.training.train import OPTIMIZERS
 from ui.live_chart import chart
 
 RACE_KEY = "race_shown"  # the id of the race this session shows

@@ -1,7 +1,7 @@
 """Streamlit pieces of the Tensors page: one panel per part of the tutorial's Tensors section.
 
 Each panel is a fragment, so a control reruns only its own panel: controls, then the code, then
-what the code prints (computed by core.tensors, never by running the text).
+what the code prints (computed by core.learn.tensors, never by running the text).
 """
 
 from collections.abc import Callable
@@ -10,10 +10,10 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from core import tensors as tn
-from core.data import CLASSES
-from core.device import accelerator_type
-from core.errors import StudioError
+from core.base.device import accelerator_type
+from core.base.errors import StudioError
+from core.data.fashion import CLASSES
+from core.learn import tensors as tn
 from ui import link
 from ui.cache import torchvision_dataset
 

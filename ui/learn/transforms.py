@@ -9,12 +9,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import transforms as tf
-from core.analysis import augment_words
-from core.augment import Augment
-from core.data import CLASSES
-from core.errors import StudioError
-from core.transforms import CATALOGUE, ParamSpec, Step, TensorStats
+from core.base.errors import StudioError
+from core.data import transforms as tf
+from core.data.augment import Augment
+from core.data.fashion import CLASSES
+from core.data.transforms import CATALOGUE, ParamSpec, Step, TensorStats
+from core.training.analysis import augment_words
 from ui import link
 from ui.layout import cells, side_by_side
 
@@ -23,7 +23,7 @@ NEXT_ID_KEY = "transforms_next_id"
 SEED_KEY = "transforms_seed"
 PIPELINE_KEY = "transforms_pipeline"  # the pipeline last shown, [(name, params)]: for links and coming back
 MAX_STEPS = 12  # a link with more steps than this is refused
-TRAIN_KEY = "train_augment"  # read by the Train page: a dict of core.augment.Augment's fields
+TRAIN_KEY = "train_augment"  # read by the Train page: a dict of core.data.augment.Augment's fields
 SPLIT = "train"  # augmentation is for training images
 MAX_SEED = 2**31 - 1
 N_DRAWS = 8
@@ -70,7 +70,7 @@ def _read_steps(value: link.Value) -> list[Step]:
 
 
 def _read_step(text: str) -> Step:
-    """One step, checked by core.transforms.clean_params like a widget's values; never evaluated."""
+    """One step, checked by core.data.transforms.clean_params like a widget's values; never evaluated."""
     if len(text) > link.MAX_TEXT:
         raise link.BadLink(f"a step of {len(text):,} characters is too long.")
     name, _, rest = text.partition(":")

@@ -16,11 +16,11 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw
 
-from core.attribution import METHODS, attribute, overlay
-from core.checkpoint import LoadedCheckpoint
-from core.data import CLASSES
-from core.errors import BadImage, StudioError
-from core.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
+from core.base.errors import BadImage, StudioError
+from core.data.fashion import CLASSES
+from core.model.attribution import METHODS, attribute, overlay
+from core.model.checkpoint import LoadedCheckpoint
+from core.model.predict import MAX_IMAGE_BYTES, SIZE, Prediction, Prepared, predict, prepare
 from ui.layout import cells
 from ui.predict.names import display_name
 

@@ -1,6 +1,6 @@
 """The Predict page's inputs: dropped photos (at most MAX_PHOTOS), a drawing and the camera.
 
-Every one reaches the model through core.predict's bounded loader, and its work is remembered by
+Every one reaches the model through core.model.predict's bounded loader, and its work is remembered by
 content (ui.predict.answers), so a rerun redoes none of it.
 """
 
@@ -9,9 +9,9 @@ from collections.abc import Mapping
 import streamlit as st
 from PIL import Image
 
-from core.checkpoint import LoadedCheckpoint
-from core.errors import BadImage, StudioError
-from core.predict import MAX_IMAGE_BYTES, Prediction, load_data_url, prepare_image
+from core.base.errors import BadImage, StudioError
+from core.model.checkpoint import LoadedCheckpoint
+from core.model.predict import MAX_IMAGE_BYTES, Prediction, load_data_url, prepare_image
 from ui.layout import side_by_side
 from ui.predict.answers import (
     Prepped,
@@ -201,7 +201,7 @@ def read_canvas(**tool) -> object:
     """The drawing as the browser sent it: the raw value, normally a PNG data URL; None if none yet.
 
     The component's own CanvasResult.image_data would decode whatever arrives, of any size, before any
-    check of ours; its value is read here instead and decoded only by core.predict.load_data_url."""
+    check of ours; its value is read here instead and decoded only by core.model.predict.load_data_url."""
     key = f"{CANVAS_KEY}_{st.session_state.get(_CANVAS_GENERATION, 0)}"
     try:
         canvas(

@@ -10,8 +10,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core.checkpoint import LoadedCheckpoint
-from core.data import CLASSES
+from core.data.fashion import CLASSES
+from core.model.checkpoint import LoadedCheckpoint
 from ui import link
 from ui.cache import split_tensors
 from ui.predict.answers import (

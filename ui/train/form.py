@@ -4,13 +4,14 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from core import analysis, distributed, runs
-from core.augment import Augment
-from core.data import DatasetStatus
-from core.device import available_devices, resolve_device
-from core.errors import BadConfig, StudioError
-from core.models import MODELS
-from core.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
+from core import runs
+from core.base.device import available_devices, resolve_device
+from core.base.errors import BadConfig, StudioError
+from core.data.augment import Augment
+from core.data.fashion import DatasetStatus
+from core.model.networks import MODELS
+from core.training import analysis, ranks
+from core.training.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
 from ui import link
 from ui.train.live import SCROLL_TO
 from ui.train.view import MODEL_NAMES, OPTIMIZER_NAMES, export_script
@@ -61,7 +62,8 @@ def _widget_value(name: str, value):
 
 
 def parse_number(name: str, text: str) -> int | float | None:
-    """The value typed into field `name`, checked against core.train.LIMITS; ValueError says what is wrong."""
+    """The value typed into field `name`, checked against core.training.train.LIMITS; ValueError says what
+    is wrong."""
     label, limit, text = NUMBER_FIELDS[name], LIMITS[name], str(text).strip()
     if not text:
         if name in OPTIONAL:
@@ -175,7 +177,7 @@ def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
         field = next((name for name in NUMBER_FIELDS if name in str(exc)), "config")
         return None, {field: str(exc)}
     try:  # what core.runs.start checks first: listed with the other problems rather than after Start
-        distributed.check_processes(config)
+        ranks.check_processes(config)
     except StudioError as exc:
         return None, {"processes": str(exc)}
     return config, {}
@@ -228,7 +230,7 @@ def _text_param(name: str) -> link.Param:
 
 
 def _limit_param(name: str) -> link.Param:
-    """A slider's number, within core.train.LIMITS."""
+    """A slider's number, within core.training.train.LIMITS."""
     url, limit = _LINK_NAMES[name], LIMITS[name]
 
     def read(value: link.Value) -> int | float:
@@ -245,8 +247,8 @@ def _limit_param(name: str) -> link.Param:
 
 
 def most_processes_here() -> int:
-    """The most processes any device of this machine allows (core.distributed.most_processes)."""
-    return max(distributed.most_processes(device) for device in available_devices())
+    """The most processes any device of this machine allows (core.ranks.most_processes)."""
+    return max(ranks.most_processes(device) for device in available_devices())
 
 
 def _processes_param() -> link.Param:
@@ -412,14 +414,14 @@ def _optimizer_fields() -> None:
 
 
 def _device_fields() -> None:
-    """Device, and how many processes train the run on it (DistributedDataParallel, core.distributed)."""
+    """Device, and how many processes train the run on it (DistributedDataParallel, core.runs.launcher)."""
     left, right = st.columns(2)
     devices = available_devices()
     if st.session_state[_key("device")] not in devices:
         st.session_state[_key("device")] = "auto"
     left.selectbox("Device", devices, key=_key("device"))
     device = st.session_state[_key("device")]
-    most = distributed.most_processes(device)
+    most = ranks.most_processes(device)
     kind = resolve_device(device).type
     on_cpu = kind == "cpu"
     here = {"cpu": f"up to {most} here, one per CPU core", "cuda": f"up to {most} here, one per GPU"}

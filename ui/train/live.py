@@ -6,8 +6,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import runs
-from core.errors import StudioError
-from core.runfiles import DamagedRunFile
+from core.base.errors import StudioError
+from core.base.runfiles import DamagedRunFile
 from ui.train.view import duration, reader, render_curves
 
 STARTING_POLL_S = 0.25  # how often the live view looks for the first loss while the worker starts

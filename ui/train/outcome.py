@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from core import analysis, distributed, runs
-from core.data import CLASSES, dataset_status
-from core.errors import StudioError
+from core import runs
+from core.base.errors import StudioError
+from core.data.fashion import CLASSES, dataset_status
+from core.training import analysis, ranks
 from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
@@ -191,7 +192,7 @@ def _processes_field(row, run: runs.RunInfo) -> int:
     """How many processes continue the run: as many as trained it, where this machine has them (a run
     store copied from a bigger machine offers what this one can); any count loads the same plain weights."""
     try:
-        most = distributed.most_processes(run.config.device)
+        most = ranks.most_processes(run.config.device)
     except StudioError:  # its device is not on this machine: Continue says so in words when clicked
         return run.config.processes
     if most < 2 and run.config.processes == 1:

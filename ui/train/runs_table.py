@@ -5,8 +5,9 @@ import contextlib
 import pandas as pd
 import streamlit as st
 
-from core import analysis, runs
-from core.errors import StudioError
+from core import runs
+from core.base.errors import StudioError
+from core.training import analysis
 from ui import charts
 from ui.text import escape_markdown
 

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import analysis, export, runs
-from core.errors import RunError, StudioError
-from core.race import RaceConfig
-from core.train import TrainConfig
+from core import runs
+from core.base.errors import RunError, StudioError
+from core.training import analysis, export
+from core.training.race import RaceConfig
+from core.training.train import TrainConfig
 from ui import charts, link
 from ui.learn.race import RACE_KEY
 from ui.live_chart import chart
@@ -129,11 +130,11 @@ def _save_label(run_id: str) -> None:
 
 
 def export_script(config: TrainConfig, source: str, source_id: str | None, *, key: str) -> None:
-    """The config as one standalone tutorial-style script (core.export): read it here, then download it."""
+    """The config as one standalone tutorial-style script (core.training.export): read, then download it."""
     with st.expander("Export as script", icon=":material/code:"):
         text = export.script(config, source)
         st.caption("Plain PyTorch and torchvision, in the tutorial's style: run it anywhere with `python`.")
-        if config.processes > 1:  # core.export writes one process; its docstring says so too
+        if config.processes > 1:  # core.training.export writes one process; its docstring says so too
             st.caption(
                 f"It trains in one process: the run's {config.processes} processes split each batch of "
                 f"{config.batch_size} and average their gradients, which one process on whole batches does "

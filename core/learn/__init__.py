@@ -1,0 +1,1 @@
+"""The Learn pages' numbers: tensors, the model layer by layer, autograd, one optimization step."""

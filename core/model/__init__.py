@@ -1,0 +1,1 @@
+"""The models, their checkpoints (loaded safely), prediction on any image, and attributions."""

@@ -1,0 +1,1 @@
+"""Training: TrainConfig, the loop and its events, optimizer races, exported scripts, analysis."""
