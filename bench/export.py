@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from core.data.fashion import PROJECT_ROOT, prepare
+from core.training.config import preset
 from core.training.export import script
-from core.training.train import preset
 
 CONFIG = preset("recommended", epochs=1)
 CLI_ACC = re.compile(r"test acc (\d+\.\d)%")

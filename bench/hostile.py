@@ -40,7 +40,7 @@ from bench.load import (
 from core import runs
 from core.data.fashion import prepare
 from core.runs import store as runstore
-from core.training.train import preset
+from core.training.config import preset
 from tests.unit.test_hostile_images import HOSTILE_SCANS, png_bomb, repeated_scan_jpeg
 
 COPIES = 5  # files in one upload

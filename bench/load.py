@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.harness import CHROMIUM, CHROMIUM_FLAGS, stop_runs, streamlit_server
 from core import runs
 from core.data.fashion import load_split, prepare
-from core.training.train import preset
+from core.training.config import preset
 
 RUN = preset("tutorial", epochs=1000, device="cpu")  # trains until stopped
 QUIET_S = 15.0  # each quiet window, before and after the load

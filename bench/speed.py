@@ -14,7 +14,8 @@ from torchvision.transforms import ToTensor
 from core.base.device import describe_device, resolve_device
 from core.data.fashion import DATA_DIR, load_split, prepare
 from core.model.networks import build_model, flops_per_sample
-from core.training.train import fit, preset
+from core.training.config import preset
+from core.training.train import fit
 
 
 class TutorialNeuralNetwork(nn.Module):

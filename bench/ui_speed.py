@@ -24,7 +24,7 @@ from core.data.fashion import PROJECT_ROOT, load_split, prepare
 from core.model.networks import build_model
 from core.model.predict import predict
 from core.model.predict import prepare as prepare_image
-from core.training.train import preset
+from core.training.config import preset
 
 WATCHED = preset("tutorial")  # what live_view_overhead trains: the Train form's defaults
 FIRST_POINT = preset("tutorial", epochs=1, limit_batches=1500, device="cpu")

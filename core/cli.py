@@ -44,8 +44,8 @@ _positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
 def _limited(field: str):
-    """The argparse type of a TrainConfig field, with TrainConfig's own range (core.training.train.LIMITS)."""
-    from core.training.train import LIMITS
+    """The argparse type of a TrainConfig field, with its own range (core.training.config.LIMITS)."""
+    from core.training.config import LIMITS  # PyTorch (see the module's docstring)
 
     limit = LIMITS[field]
     if limit.whole:
@@ -71,8 +71,8 @@ def _run_folder(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.model.networks import MODELS
-    from core.training.train import OPTIMIZERS, PRESETS
+    from core.model.networks import MODELS  # PyTorch (see the module's docstring)
+    from core.training.config import OPTIMIZERS, PRESETS
 
     parser = _Parser(prog="python -m core", description="FashionMNIST Studio engine")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -139,7 +139,7 @@ def _quiet_warnings() -> None:
 
 
 def _data(args) -> int:
-    from core.data.fashion import dataset_status, prepare
+    from core.data.fashion import dataset_status, prepare  # PyTorch (see the module's docstring)
 
     if args.action == "status":
         status = dataset_status()
@@ -158,7 +158,7 @@ def _train(args) -> int:
     from core import runs  # PyTorch (see the module's docstring)
     from core.runs import launcher
     from core.training import ranks
-    from core.training.train import preset
+    from core.training.config import preset
 
     overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
     if args.nproc is not None:
@@ -184,7 +184,7 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from core.model.checkpoint import load_checkpoint
+    from core.model.checkpoint import load_checkpoint  # PyTorch (see the module's docstring)
     from core.model.predict import predict
 
     model = load_checkpoint(args.checkpoint).model

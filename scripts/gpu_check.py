@@ -14,6 +14,7 @@ import torch
 
 from core.base.device import describe_device, resolve_device
 from core.model.networks import build_model
+from core.training.config import preset
 from core.training.train import (
     BatchLogged,
     EpochEnd,
@@ -22,7 +23,6 @@ from core.training.train import (
     build_optimizer,
     fit,
     make_batches,
-    preset,
     train_one_epoch,
 )
 

@@ -1,5 +1,6 @@
 """The only place that asks torch which accelerator exists."""
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -58,8 +59,6 @@ def describe_device(device: torch.device) -> DeviceInfo:
 
 def _system_memory() -> int | None:
     try:
-        import os
-
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None

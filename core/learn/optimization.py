@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
-from core.training.train import OPTIMIZERS
+from core.training.config import OPTIMIZERS
 
 TRAIN_SIZE = 60_000  # FashionMNIST's training split
 TEST_SIZE = 10_000

@@ -5,11 +5,7 @@ import hashlib
 import io
 import json
 import os
-import pickle
-import re
 import stat
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +18,7 @@ from torch import nn
 from core.base.errors import BadCheckpoint
 from core.base.fsutil import atomic_write_bytes, atomic_write_json
 from core.data.fashion import CLASSES
+from core.model.archive import checked_archive, clip, safe_torch_load, size_text
 from core.model.networks import MODELS, NUM_CLASSES, build_model, check_options
 
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -29,17 +26,8 @@ MAX_SIDECAR_BYTES = 1024 * 1024  # ours are about 1 KB: the model, its options, 
 FORMAT = "fashionmnist-studio/1"
 INPUT_PIXELS = 28 * 28
 
-_MB = 1024 * 1024
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive since PyTorch 1.6
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")  # where training scripts often nest the weights
 _SHOWN = 4  # how many key names a message lists before "... and N more"
-# Limits on the zip archive, checked before torch reads it. torch.save writes one entry per tensor
-# plus six small records (data.pkl, version, byteorder, ...), all uncompressed (ZIP_STORED).
-_MAX_ENTRIES = 256
-_MAX_RECORD_BYTES = 1024 * 1024  # any entry but tensor data: data.pkl describes tensors in a few KB
-_CENTRAL_ENTRY = b"PK\x01\x02"  # starts every central-directory entry a zip reader parses
-_TENSOR_DATA = re.compile(r"[^/]+/data/\d+")  # where torch.save puts each tensor's bytes
-_ZIP_METHODS = {8: "DEFLATE", 9: "DEFLATE64", 12: "bzip2", 14: "LZMA", 93: "Zstandard"}
 _CHECKPOINT_HINT = "checkpoints: a FashionMNIST model's state_dict is a few MB"
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -153,8 +141,8 @@ def load_checkpoint_bytes(
     the archive before torch unpacks it, the model's shapes (on the meta device) before it is built."""
     if len(data) > max_bytes:
         raise BadCheckpoint(_too_large(source, len(data), max_bytes, _CHECKPOINT_HINT))
-    archive = _checked_archive(data, source)
-    state = _extract_state_dict(_safe_torch_load(archive, source), source)
+    archive = checked_archive(data, source)
+    state = _extract_state_dict(safe_torch_load(archive, source), source)
     del archive  # the tensors hold their own copies now
     _check_dense(state, source)
     if model_name is None:
@@ -171,7 +159,7 @@ def load_checkpoint_bytes(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:  # the checks above should leave nothing for this to find
-        raise BadCheckpoint(f"{source} does not fit model {model_name!r}: {_clip(str(e))}") from e
+        raise BadCheckpoint(f"{source} does not fit model {model_name!r}: {clip(str(e))}") from e
     model.to(torch.device(map_location)).eval()
     return LoadedCheckpoint(model, model_name, options, meta, hashlib.sha256(data).hexdigest(), source)
 
@@ -213,11 +201,7 @@ def _keys_of(name: str) -> frozenset[str]:
 
 
 def _too_large(source: str, size: int, max_bytes: int, hint: str) -> str:
-    return f"{source} is {_size(size)}, over the {_size(max_bytes)} limit for {hint}"
-
-
-def _size(n: int) -> str:
-    return f"{n / _MB:.4g} MB" if n >= _MB else f"{n:,} bytes"
+    return f"{source} is {size_text(size)}, over the {size_text(max_bytes)} limit for {hint}"
 
 
 def _read_regular_file(path: Path, limit: int, what: str, hint: str) -> bytes:
@@ -293,7 +277,7 @@ def _parse_sidecar(side: Path, pth: Path) -> dict:
     except RecursionError:  # thousands of nested brackets: json recurses once per level
         raise BadCheckpoint(f"sidecar {side} is nested too deeply to be a sidecar; {advice}") from None
     except ValueError as e:  # bad JSON or bad UTF-8, or a number too long to convert
-        raise BadCheckpoint(f"sidecar {side} is not valid JSON ({_clip(str(e))}); {advice}") from e
+        raise BadCheckpoint(f"sidecar {side} is not valid JSON ({clip(str(e))}); {advice}") from e
     if not isinstance(meta, dict):
         raise BadCheckpoint(f"sidecar {side} is not a JSON object; {advice}")
     return meta
@@ -314,12 +298,7 @@ def _check_description(meta: dict, side: Path, pth: Path) -> None:
 
 
 def _described(value: object) -> str:
-    return _clip(repr(value), 40) if isinstance(value, str | int | float) else _a(type(value).__name__)
-
-
-def _clip(text: str, limit: int = 120) -> str:
-    text = text.splitlines()[0] if text else text  # one line, whatever the text underneath says
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(repr(value), 40) if isinstance(value, str | int | float) else _a(type(value).__name__)
 
 
 def _checked_options(model_name: str, options: dict, source: str) -> dict:
@@ -335,142 +314,6 @@ def _blueprint(model_name: str, options: dict) -> nn.Module:
     # On the meta device a model has its shapes and dtypes but no storage: free at any size.
     with torch.device("meta"):
         return build_model(model_name, **options)
-
-
-def _checked_archive(data: bytes, source: str) -> bytes:
-    """The checkpoint's zip archive, copied entry by entry into one written here.
-
-    torch.load reads zips with its own reader, which believes the sizes and the compression an
-    archive declares: 2 MB of deflated zeros unpack to gigabytes. So torch reads only this copy,
-    every entry of which was stored uncompressed, fit the checks below and was read by zipfile,
-    which reads a stored entry's declared size and no more, and checks its CRC."""
-    if not data:
-        raise BadCheckpoint(f"{source} is empty")
-    if not data.startswith(_ZIP_MAGIC):
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (not a PyTorch zip file; it looks like "
-            f"{_looks_like(data)}). Save one with torch.save(model.state_dict(), 'model.pth')"
-        )
-    # zipfile builds an object for every entry of the central directory, each of which starts with
-    # this signature: counting them bounds that work (a 64 MB directory holds ~1.4 million entries).
-    if data.count(_CENTRAL_ENTRY) > _MAX_ENTRIES:
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (a zip archive of more than {_MAX_ENTRIES} entries; "
-            "torch.save writes one per tensor)"
-        )
-    try:
-        original = zipfile.ZipFile(io.BytesIO(data))
-        _check_entries(original.infolist(), len(data), source)
-        copy = io.BytesIO()
-        with zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as rewritten:
-            for entry in original.infolist():
-                rewritten.writestr(entry.filename, _read_entry(original, entry))
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as e:
-        raise BadCheckpoint(f"{source} is not a valid checkpoint (truncated or damaged)") from e
-    return copy.getvalue()
-
-
-def _check_entries(entries: list[zipfile.ZipInfo], archive_bytes: int, source: str) -> None:
-    """What torch.save writes: uniquely named, unencrypted, uncompressed entries holding no more bytes
-    than the archive does (entries that overlap could each claim all of it)."""
-    names = [entry.filename for entry in entries]
-    if len(set(names)) != len(names) or not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (a zip archive, but not one torch.save wrote)"
-        )
-    for entry in entries:
-        _check_entry(entry, archive_bytes, source)
-    declared = sum(entry.file_size for entry in entries)
-    if declared > archive_bytes:
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (its zip entries declare {_size(declared)}, "
-            f"more than the whole file's {_size(archive_bytes)}); it was refused unread"
-        )
-
-
-def _check_entry(entry: zipfile.ZipInfo, archive_bytes: int, source: str) -> None:
-    name = _clip(repr(entry.filename), 60)
-    if entry.flag_bits & 0x1:
-        raise BadCheckpoint(f"{source} is not a valid checkpoint (zip entry {name} is encrypted)")
-    if entry.compress_type != zipfile.ZIP_STORED:
-        method = _ZIP_METHODS.get(entry.compress_type, f"method {entry.compress_type}")
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (zip entry {name} is compressed with {method}, "
-            "which torch.save never does); it was refused unread"
-        )
-    limit = archive_bytes if _TENSOR_DATA.fullmatch(entry.filename) else _MAX_RECORD_BYTES
-    if entry.file_size != entry.compress_size or entry.file_size > limit:
-        raise BadCheckpoint(
-            f"{source} is not a valid checkpoint (zip entry {name} declares {_size(entry.file_size)}, "
-            f"over the {_size(limit)} it may hold); it was refused unread"
-        )
-
-
-def _read_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
-    with archive.open(entry) as member:
-        data = member.read(entry.file_size)  # a stored entry: exactly what it declared, or an error
-    if len(data) != entry.file_size:
-        raise EOFError(f"zip entry {entry.filename!r} is cut short")
-    return data
-
-
-def _looks_like(data: bytes) -> str:
-    head = data[:16]
-    for magic, kind in (
-        (b"\x89PNG", "a PNG image"),
-        (b"\xff\xd8\xff", "a JPEG image"),
-        (b"GIF8", "a GIF image"),
-    ):
-        if head.startswith(magic):
-            return kind
-    if head.startswith(b"\x80"):
-        return "a plain pickle or a pre-1.6 PyTorch file"
-    try:
-        data[:1024].decode("utf-8")
-    except UnicodeDecodeError:
-        return "unknown binary data"
-    return "a text file"
-
-
-def _safe_torch_load(data: bytes, source: str) -> object:
-    # weights_only=True is the whole safety story: there is deliberately no fallback without it.
-    # Always to CPU: checks run there, and a device problem must not read as a damaged file.
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise BadCheckpoint(_refusal(str(e), data, source)) from e
-    except Exception as e:  # torch reports damage as RuntimeError, ValueError, EOFError, ...
-        raise BadCheckpoint(f"{source} is not a valid checkpoint (truncated or damaged)") from e
-
-
-def _refusal(error: str, data: bytes, source: str) -> str:
-    # A pickled nn.Module always carries its attribute dicts; a __reduce__ payload need not.
-    if b"_modules" in data and b"_parameters" in data:
-        return (
-            f"{source}: this file holds a whole pickled model, not a state_dict; "
-            "save it with torch.save(model.state_dict(), 'model.pth')"
-        )
-    found = re.search(r"GLOBAL ([\w.]+)", error)
-    what = f" ({found.group(1)})" if found else ""
-    return (
-        f"{source} contains code or objects that are not allowed in a checkpoint{what}; "
-        "it was refused and nothing in it was run"
-    )
-
-
-def _safe_torch_load(archive: bytes, source: str) -> object:
-    # weights_only=True is the whole safety story: there is deliberately no fallback without it.
-    # Always to CPU: checks run there, and a device problem must not read as a damaged file.
-    try:
-        with warnings.catch_warnings():
-            # torch warns about what the checks after it refuse in words (sparse tensors, for one);
-            # a warning on the server's stderr would tell nobody anything.
-            warnings.simplefilter("ignore")
-            return torch.load(io.BytesIO(archive), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise BadCheckpoint(_refusal(str(e), archive, source)) from e
-    except Exception as e:  # torch reports damage as RuntimeError, ValueError, EOFError, ...
-        raise BadCheckpoint(f"{source} is not a valid checkpoint (truncated or damaged)") from e
 
 
 def _extract_state_dict(obj: object, source: str) -> Mapping[str, torch.Tensor]:
@@ -492,7 +335,7 @@ def _extract_state_dict(obj: object, source: str) -> Mapping[str, torch.Tensor]:
             )
         if not isinstance(value, torch.Tensor):
             raise BadCheckpoint(
-                f"{source} is not a state_dict: entry {_clip(repr(key), 60)} holds "
+                f"{source} is not a state_dict: entry {clip(repr(key), 60)} holds "
                 f"{_a(type(value).__name__)}, not a tensor"
             )
     return obj
@@ -507,13 +350,13 @@ def _check_dense(state: Mapping[str, torch.Tensor], source: str) -> None:
     for key, tensor in state.items():
         if tensor.device.type == "meta":
             raise BadCheckpoint(
-                f"{source}: tensor {_clip(key, 60)} is a meta tensor, a shape without values "
+                f"{source}: tensor {clip(key, 60)} is a meta tensor, a shape without values "
                 "(saved from a model that was never given weights)"
             )
         if tensor.layout != torch.strided:
             layout = str(tensor.layout).removeprefix("torch.")
             raise BadCheckpoint(
-                f"{source}: tensor {_clip(key, 60)} is {layout}, but a model's weights are dense tensors"
+                f"{source}: tensor {clip(key, 60)} is {layout}, but a model's weights are dense tensors"
             )
 
 
@@ -580,7 +423,7 @@ def _key_diff(missing: set[str], unexpected: set[str], wrong: list[str] | None =
 
 
 def _names(keys: set[str]) -> str:
-    return ", ".join(_clip(key, 60) for key in sorted(keys)[:_SHOWN]) + _more(len(keys))
+    return ", ".join(clip(key, 60) for key in sorted(keys)[:_SHOWN]) + _more(len(keys))
 
 
 def _more(count: int) -> str:

@@ -1,5 +1,6 @@
-"""Runs: the store on disk (store), the device locks (locks), starting and steering runs from outside
-(control), what a worker process runs (execute, launcher, worker) and the spare worker (spare).
+"""Runs: the store on disk (store), where a run is (progress), the device locks (locks), starting and
+steering runs from outside (control), what a worker process runs (execute, launcher, worker) and the
+spare worker (spare).
 
 The names the pages, the command line and the tests use are gathered here, so `from core import runs`
 then `runs.start(...)`, `runs.list_runs()` read as before. Tests that point the store elsewhere patch
@@ -10,6 +11,7 @@ from core.runs.control import prepare_worker, set_lr, start, stop, wait
 from core.runs.execute import record_failure, record_pid, run_recorded, train_run
 from core.runs.launcher import run_worker
 from core.runs.locks import LOCK_GRACE_S, device_lock
+from core.runs.progress import Progress, progress
 from core.runs.store import (
     ACTIVE,
     CHECKPOINT,
@@ -23,7 +25,6 @@ from core.runs.store import (
     RESULTS,
     STATUSES,
     STOP_FILE,
-    Progress,
     RunInfo,
     active_run,
     create_run,
@@ -36,7 +37,6 @@ from core.runs.store import (
     list_runs,
     lr_history,
     new_run_id,
-    progress,
     read_config,
     read_metrics,
     read_results,

@@ -30,13 +30,9 @@ from core.runs.store import (
     store_problem,
     store_root,
 )
+from core.training.config import LIMITS, TrainConfig, shown_value
 from core.training.race import RaceConfig
 from core.training.ranks import check_processes
-from core.training.train import (
-    LIMITS,
-    TrainConfig,
-    shown_value,
-)
 
 
 def start(

@@ -18,7 +18,7 @@ from core.base.runfiles import (
     last_row,
     read_object,
 )
-from core.model.checkpoint import save_checkpoint
+from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.runs.store import (
     CHECKPOINT,
     LR_FILE,
@@ -30,20 +30,10 @@ from core.runs.store import (
     read_config,
     require_run,
 )
+from core.training.config import LIMITS, TrainConfig
 from core.training.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
 from core.training.ranks import Ranks, launcher_watches, report_error, report_lost_peer
-from core.training.train import (
-    LIMITS,
-    BatchLogged,
-    EpochEnd,
-    Failed,
-    Finished,
-    LrChanged,
-    Started,
-    Stopped,
-    TrainConfig,
-    fit,
-)
+from core.training.train import BatchLogged, EpochEnd, Failed, Finished, LrChanged, Started, Stopped, fit
 
 
 class _LrRequests:
@@ -94,8 +84,6 @@ def train_run(
     config = read_config(directory)
     model = None
     if init_from is not None:
-        from core.model.checkpoint import load_checkpoint
-
         model = load_checkpoint(init_from).model
     stop_file = directory / STOP_FILE
 

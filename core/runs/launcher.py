@@ -41,6 +41,7 @@ from core.runs.store import (
     require_run,
     store_root,
 )
+from core.training.config import TrainConfig
 from core.training.ranks import (
     LAUNCHER_ENV,
     LOST_PEER,
@@ -49,7 +50,6 @@ from core.training.ranks import (
     joined,
     timeout_s,
 )
-from core.training.train import TrainConfig
 
 # ---- torchrun -m core train ---------------------------------------------------------------------------
 
@@ -120,6 +120,7 @@ def launch(directory: Path, config, *, init_from: Path | None, nice: int, echo: 
 
     Returns the run's final status. A rank that died (a signal, a crash) fails the run with a message
     that names it; the agent stops the other ranks, and the last checkpoint rank 0 saved is kept."""
+    # torch's elastic agent, heavy and needed by multi-process runs only:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch

@@ -3,7 +3,6 @@ nothing: no process, no lock."""
 
 import contextlib
 import errno
-import math
 import os
 import secrets
 import tempfile
@@ -16,22 +15,17 @@ from core.base.errors import BadConfig, RunError, StudioError
 from core.base.fsutil import atomic_write_bytes, atomic_write_json, remove_orphaned_temps, remove_stale_temps
 from core.base.procs import pid_alive, process_started, reap_children
 from core.base.runfiles import (
-    LINE_MAX_BYTES,
     MARKER,
     RUN_ID_WORDS,
     DamagedRunFile,
     is_number,
     is_run_id,
-    last_row,
-    parse_row,
     read_object,
     read_rows,
 )
 from core.data.fashion import DATA_DIR
+from core.training.config import TrainConfig
 from core.training.race import RaceConfig
-from core.training.train import (
-    TrainConfig,
-)
 
 RUNS_DIR = Path(os.environ.get("STUDIO_RUNS_DIR", DATA_DIR / "runs"))
 
@@ -227,78 +221,6 @@ def read_metrics(run_id: str, runs_dir: Path | None = None) -> list[dict]:
     """Every good row of metrics.jsonl; a partial last line (writer killed mid-line) or a damaged one is
     skipped (core.base.runfiles.parse_row)."""
     return read_rows(run_dir(run_id, runs_dir) / "metrics.jsonl")
-
-
-ETA_MIN_STEPS = 20  # no time estimate before this many steps are timed: the first ones include warm-up
-
-
-ETA_MIN_S = 3.0  # nor before this many seconds of them
-
-
-@dataclass(frozen=True)
-class Progress:
-    epoch: int  # the epoch being trained, counting from 1
-    epochs: int | None  # how many the run trains
-    step: int
-    total_steps: int | None
-    samples_per_s: float | None
-    eta_s: float | None  # seconds left at the speed so far; None until enough steps are timed
-
-    @property
-    def fraction(self) -> float:
-        return min(self.step / self.total_steps, 1.0) if self.total_steps else 0.0
-
-    @property
-    def label(self) -> str:
-        """ "epoch 3/5 · 47%": the sidebar, the live view and the runs table all say it this way."""
-        return f"epoch {self.epoch}/{self.epochs or '?'} · {self.fraction:.0%}"
-
-
-def progress(run: RunInfo) -> Progress:
-    """Where a run is, from the ends of metrics.jsonl: cheap enough to call every second.
-
-    The one source of progress for every view of a run, so they never disagree.
-    """
-    path = run.dir / "metrics.jsonl"
-    last = last_row(path) or {}
-    step = _finite(last.get("step"), run.step)
-    speed = _finite(last.get("samples_per_s"), None)
-    epoch = _finite(last.get("epoch"), run.epoch if last else max(run.epoch, 1))
-    if last.get("kind") == "epoch" and run.active and run.config and epoch < run.config.epochs:
-        epoch += 1  # that epoch is scored: the next one is training
-    eta = _eta(_first_row(path), last, run.total_steps) if run.active else None
-    return Progress(
-        int(epoch), run.config.epochs if run.config else None, int(step), run.total_steps, speed, eta
-    )
-
-
-def _first_row(path: Path) -> dict | None:
-    """The first row of a metrics.jsonl (None while it is still being written), reading one line."""
-    try:
-        with open(path, "rb") as f:
-            line = f.readline(LINE_MAX_BYTES)
-    except FileNotFoundError:
-        return None
-    return parse_row(line) if line.endswith(b"\n") else None
-
-
-def _eta(first: dict | None, last: dict, total_steps: int | None) -> float | None:
-    """Seconds left at the average pace between the first logged row and the last (scoring included).
-
-    None until ETA_MIN_STEPS steps over ETA_MIN_S seconds are timed: the first rows carry the warm-up,
-    and an estimate from them was minutes for a run that ended seconds later.
-    """
-    if not (first and total_steps):
-        return None
-    steps = _finite(last.get("step"), 0) - _finite(first.get("step"), 0)
-    seconds = _finite(last.get("time"), 0.0) - _finite(first.get("time"), 0.0)
-    if steps < ETA_MIN_STEPS or seconds < ETA_MIN_S:
-        return None
-    return max(total_steps - last["step"], 0) * seconds / steps
-
-
-def _finite(value, default):
-    return value if is_number(value) and math.isfinite(value) else default
 
 
 def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:

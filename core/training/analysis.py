@@ -17,7 +17,7 @@ from core.base.runfiles import is_number, parse_row
 from core.data.augment import Augment
 from core.data.fashion import CLASSES, load_split
 from core.model.checkpoint import load_checkpoint
-from core.training.train import PRESETS, TrainConfig
+from core.training.config import PRESETS, TrainConfig
 
 NUM_CLASSES = len(CLASSES)
 PREDICT_BATCH = 1000  # the test split in 10 batches: fast, and small enough for any device

@@ -6,7 +6,7 @@ torchvision transforms, and ends with `torch.save(model.state_dict(), "model.pth
 this dashboard and in the tutorial's class (the MLP's keys are the tutorial's).
 """
 
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 
 _MLP = """
 class NeuralNetwork(nn.Module):

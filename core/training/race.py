@@ -19,7 +19,8 @@ from core.base.device import resolve_device
 from core.base.errors import BadConfig
 from core.data.fashion import TensorBatches, load_split
 from core.model.networks import MODELS, build_model
-from core.training.train import DIVERGED_LOSS, EVAL_BATCH_SIZE, OPTIMIZERS, evaluate
+from core.training.config import OPTIMIZERS
+from core.training.train import DIVERGED_LOSS, EVAL_BATCH_SIZE, evaluate
 
 MAX_CONTENDERS = 6
 MAX_STEPS = 2000

@@ -149,7 +149,7 @@ class Ranks:
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """`model` in DistributedDataParallel; the caller keeps the plain model for saving."""
-        from torch.nn.parallel import DistributedDataParallel
+        from torch.nn.parallel import DistributedDataParallel  # loaded by distributed runs only
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
@@ -206,7 +206,7 @@ class RankFailed(Exception):
 
 def report_error(error: str) -> None:
     """Leave `error` for the agent that started this rank (nothing happens outside torchrun)."""
-    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler  # torch's agent: ranks only
 
     with contextlib.suppress(OSError):
         ErrorHandler().record_exception(RankFailed(error))

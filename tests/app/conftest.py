@@ -7,7 +7,7 @@ import pytest
 
 from core import runs
 from core.runs import store as runstore
-from core.training.train import preset
+from core.training.config import preset
 
 
 @pytest.fixture(autouse=True)

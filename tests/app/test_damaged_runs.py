@@ -11,7 +11,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.model.networks import build_model
 from core.runs import execute
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.app.conftest import shown
 
 APP = str(PROJECT_ROOT / "app.py")

@@ -14,7 +14,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.model import checkpoint
 from core.runs import store as runstore
 from core.training import train
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.app.conftest import shown
 from tests.conftest import OutOfMemoryModel
 

@@ -3,7 +3,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 
 
 def _home() -> AppTest:

@@ -10,7 +10,7 @@ from core.data.fashion import PROJECT_ROOT, load_split
 from core.model.checkpoint import save_checkpoint
 from core.model.networks import build_model
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.unit.test_hostile_checkpoints import deflated_zeros
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data.fashion import PROJECT_ROOT, load_split
 from core.runs import store as runstore
-from core.training.train import preset
+from core.training.config import preset
 from tests.unit.test_hostile_images import png_bomb, repeated_scan_jpeg
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")

@@ -102,7 +102,7 @@ def test_a_ready_made_race_started_on_the_page_finishes_with_a_table(at, run_sto
 
 def test_a_race_on_a_busy_device_is_refused_with_a_message(at, run_store):
     from core import runs
-    from core.training.train import TrainConfig
+    from core.training.config import TrainConfig
 
     run_id = runs.start(TrainConfig(epochs=1, limit_batches=2000, device="cpu"))
     try:

@@ -20,7 +20,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import load_checkpoint
 from core.model.predict import predict
 from core.runs import store as runstore
-from core.training.train import preset
+from core.training.config import preset
 from ui.predict.page import INPUTS, prepare_upload
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")

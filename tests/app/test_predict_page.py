@@ -15,7 +15,7 @@ from core import runs
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 from core.model.checkpoint import load_checkpoint
 from core.model.predict import MAX_IMAGE_BYTES, predict
-from core.training.train import preset
+from core.training.config import preset
 from tests.app.conftest import make_trained_store
 from ui.predict.page import display_name, escape_markdown, prepare_upload
 

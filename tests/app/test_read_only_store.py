@@ -13,7 +13,7 @@ import pytest
 from core import runs
 from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 
 GOOD = "20260101-000000-good"
 

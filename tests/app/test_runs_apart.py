@@ -9,7 +9,7 @@ from core.data.augment import Augment
 from core.data.fashion import PROJECT_ROOT
 from core.runs import control
 from core.runs import store as runstore
-from core.training.train import PRESETS, TrainConfig
+from core.training.config import PRESETS, TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 

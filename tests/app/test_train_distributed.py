@@ -13,7 +13,7 @@ from core.model.checkpoint import load_checkpoint
 from core.model.predict import predict
 from core.runs import store as runstore
 from core.training import ranks
-from core.training.train import preset
+from core.training.config import preset
 from tests.conftest import wait_for
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")

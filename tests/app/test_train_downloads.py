@@ -13,8 +13,8 @@ from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import save_checkpoint
 from core.model.networks import build_model
 from core.runs import store as runstore
+from core.training.config import PRESETS, TrainConfig
 from core.training.export import script
-from core.training.train import PRESETS, TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 

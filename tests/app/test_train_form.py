@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.data.fashion import PROJECT_ROOT
-from core.training.train import PRESETS
+from core.training.config import PRESETS
 from ui.train.form import parse_number
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")

@@ -9,7 +9,7 @@ from core.data.fashion import CLASSES, PROJECT_ROOT
 from core.model.checkpoint import save_checkpoint
 from core.model.networks import build_model
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 

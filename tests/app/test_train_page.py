@@ -9,7 +9,7 @@ from core.model.checkpoint import save_checkpoint
 from core.model.networks import build_model
 from core.runs import store as runstore
 from core.training import analysis
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.app.conftest import shown
 from tests.conftest import wait_for
 from ui import live_chart

@@ -10,7 +10,7 @@ from core import runs
 from core.base.procs import process_started
 from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 
 PAGE = str(PROJECT_ROOT / "pages" / "train.py")
 RUN_ID = "20260101-000000-a11e"

@@ -70,7 +70,7 @@ def shot(page: Page, name: str) -> Path:
 def trained_run(server):
     """A small finished run in the server's run store, trained in-process the way the worker does."""
     from core import runs
-    from core.training.train import preset
+    from core.training.config import preset
 
     config = preset("recommended", epochs=1, limit_batches=150, device="cpu")
     directory = runs.create_run(config, server.runs_dir / "20260101-000000-e2e0")

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from core import runs
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.e2e.conftest import serve, shot
 from ui.nav import PAGES
 

@@ -9,7 +9,8 @@ import torch
 from core.data.fashion import CLASSES, load_split
 from core.model.checkpoint import save_checkpoint
 from core.training import analysis
-from core.training.train import EpochEnd, Started, TrainConfig, fit
+from core.training.config import TrainConfig
+from core.training.train import EpochEnd, Started, fit
 
 QUICK = TrainConfig(epochs=1, limit_batches=20, log_every=100, device="cpu")
 

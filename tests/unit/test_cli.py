@@ -11,7 +11,7 @@ from core import cli as cli_module
 from core.base.device import resolve_device
 from core.base.errors import BadConfig
 from core.data.fashion import PROJECT_ROOT, load_split
-from core.training.train import LIMITS, TrainConfig
+from core.training.config import LIMITS, TrainConfig
 
 
 def cli(*args, env_extra=None, timeout=180):

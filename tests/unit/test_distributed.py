@@ -20,8 +20,9 @@ from core.base.errors import BadConfig
 from core.data.fashion import TensorBatches
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import NeuralNetwork
+from core.training.config import preset
 from core.training.ranks import check_processes, timeout_s
-from core.training.train import evaluate, make_batches, preset
+from core.training.train import evaluate, make_batches
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")

@@ -14,8 +14,8 @@ from core.data.augment import Augment
 from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import NeuralNetwork, build_model
+from core.training.config import OPTIMIZERS, SCHEDULES, TrainConfig, preset
 from core.training.export import script
-from core.training.train import OPTIMIZERS, SCHEDULES, TrainConfig, preset
 
 AUGMENTS = [Augment(), Augment(hflip=0.5, rotate=10.0, translate=0.1, scale=0.1, erase=0.25)]
 

@@ -10,7 +10,8 @@ from core import runs
 from core.data.fashion import PROJECT_ROOT
 from core.model import checkpoint
 from core.model.checkpoint import load_checkpoint
-from core.training.train import EpochEnd, Failed, TrainConfig, fit
+from core.training.config import TrainConfig
+from core.training.train import EpochEnd, Failed, fit
 from tests.conftest import OutOfMemoryModel
 
 GOOD = TrainConfig(epochs=1, limit_batches=20, device="cpu", log_every=10)

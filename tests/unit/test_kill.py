@@ -16,7 +16,7 @@ from core import runs
 from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.conftest import wait_for
 from tests.unit.kill_driver import MOMENTS
 

@@ -11,8 +11,9 @@ from core.base.errors import BadConfig, RunError
 from core.data.fashion import TensorBatches
 from core.model.networks import build_model
 from core.runs import store as runstore
+from core.training.config import TrainConfig
 from core.training.race import READY, RaceConfig
-from core.training.train import LrChanged, TrainConfig, _scheduler, build_optimizer, train_one_epoch
+from core.training.train import LrChanged, _scheduler, build_optimizer, train_one_epoch
 from tests.conftest import wait_for
 
 

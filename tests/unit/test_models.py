@@ -52,7 +52,7 @@ def test_unknown_model_or_option_names_the_choices():
 def test_a_model_too_big_for_a_checkpoint_is_refused_before_training():
     from core.base.errors import BadConfig
     from core.model.networks import MAX_PARAMS, check_options
-    from core.training.train import TrainConfig
+    from core.training.config import TrainConfig
 
     with pytest.raises(BadConfig, match="more than a checkpoint can hold"):
         TrainConfig(hidden=4096)  # 20 M parameters: 80 MB of weights
@@ -66,7 +66,7 @@ def test_a_model_too_big_for_a_checkpoint_is_refused_before_training():
 def test_the_largest_mlp_the_form_allows_saves_and_loads_back(tmp_path):
     from core.model.checkpoint import load_checkpoint, save_checkpoint
     from core.model.networks import MAX_PARAMS, parameter_count
-    from core.training.train import TrainConfig
+    from core.training.config import TrainConfig
 
     hidden = max(h for h in range(3000, 4097, 16) if parameter_count("mlp", (("hidden", h),)) <= MAX_PARAMS)
     config = TrainConfig(hidden=hidden)  # the form's TrainConfig accepts it

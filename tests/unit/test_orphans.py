@@ -17,7 +17,7 @@ from core.base.procs import pid_alive
 from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")

@@ -110,7 +110,7 @@ def test_a_race_config_round_trips_through_json():
 def test_a_race_runs_in_a_worker_and_lands_in_the_run_store(real_data, runs_dir):
     from core import runs
     from core.base.errors import RunError
-    from core.training.train import TrainConfig
+    from core.training.config import TrainConfig
 
     config = RaceConfig(READY["Optimizers"][:2], steps=30, device="cpu")
     race_id = runs.start(config, runs_dir=runs_dir)

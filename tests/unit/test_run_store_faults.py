@@ -17,7 +17,8 @@ from core.base.runfiles import MAX_DEPTH, DamagedRunFile, is_run_id, parse_row, 
 from core.model.checkpoint import load_checkpoint
 from core.runs import execute
 from core.runs import store as runstore
-from core.training.train import EpochEnd, TrainConfig
+from core.training.config import TrainConfig
+from core.training.train import EpochEnd
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")

@@ -12,7 +12,7 @@ from core.base.errors import RunError
 from core.base.priority import WORKER_NICE
 from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")

@@ -14,7 +14,7 @@ from core.base.errors import RunError
 from core.base.procs import pid_alive, process_started
 from core.runs import spare
 from core.runs import store as runstore
-from core.training.train import TrainConfig
+from core.training.config import TrainConfig
 from tests.conftest import wait_for
 
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")

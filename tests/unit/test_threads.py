@@ -10,7 +10,8 @@ import torch
 from core.base import threads as th
 from core.base.threads import CpuThreads
 from core.model.networks import build_model
-from core.training.train import EpochEnd, build_optimizer, fit, make_batches, preset, train_one_epoch
+from core.training.config import preset
+from core.training.train import EpochEnd, build_optimizer, fit, make_batches, train_one_epoch
 
 BATCH = 64
 

@@ -5,18 +5,16 @@ from torch import nn
 from core.base.errors import BadConfig
 from core.data.augment import Augment
 from core.data.fashion import TensorBatches, load_split
+from core.training.config import PRESETS, TrainConfig, preset
 from core.training.train import (
-    PRESETS,
     BatchLogged,
     EpochEnd,
     Failed,
     Finished,
     Started,
     Stopped,
-    TrainConfig,
     evaluate,
     fit,
-    preset,
     train_one_epoch,
 )
 

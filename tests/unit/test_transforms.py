@@ -8,6 +8,7 @@ from PIL import Image
 from core.base.errors import BadConfig
 from core.data import transforms as tf
 from core.data.augment import Augment
+from core.data.to_augment import to_augment
 
 REQUIRED = (
     "ToTensor",
@@ -166,7 +167,7 @@ def test_display_array_upscales_and_flags_rescaled_values():
 
 
 def test_to_augment_maps_flip_rotation_affine_erasing_and_lists_the_rest():
-    mapping = tf.to_augment(
+    mapping = to_augment(
         [
             ("RandomHorizontalFlip", {"p": 0.7}),
             ("RandomRotation", {"degrees": 12}),
@@ -191,14 +192,14 @@ def test_to_augment_maps_flip_rotation_affine_erasing_and_lists_the_rest():
 
 
 def test_to_augment_of_crops_and_of_nothing():
-    assert tf.to_augment([("ToTensor", {})]).augment == Augment()
-    assert not tf.to_augment([]).augment.active
-    crop = tf.to_augment([("RandomCrop", {"size": 28, "padding": 4})]).augment
+    assert to_augment([("ToTensor", {})]).augment == Augment()
+    assert not to_augment([]).augment.active
+    crop = to_augment([("RandomCrop", {"size": 28, "padding": 4})]).augment
     assert crop.translate == round(4 / 28, 4)
-    zoom = tf.to_augment([("RandomResizedCrop", {"scale": (0.64, 1.0), "size": 32})])
+    zoom = to_augment([("RandomResizedCrop", {"scale": (0.64, 1.0), "size": 32})])
     assert zoom.augment.scale == pytest.approx(0.25)
     assert any("size 32 is ignored" in note for note in zoom.notes)
-    capped = tf.to_augment([("RandomResizedCrop", {"scale": (0.05, 1.0)})])
+    capped = to_augment([("RandomResizedCrop", {"scale": (0.05, 1.0)})])
     assert capped.augment.scale == 1.0 and any("capped" in note for note in capped.notes)
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
 from core.learn import optimization as opt
-from core.training.train import OPTIMIZERS
+from core.training.config import OPTIMIZERS
 from ui import link
 from ui.cache import split_tensors
 from ui.model_picker import pick_model

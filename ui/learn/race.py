@@ -5,8 +5,8 @@ import streamlit as st
 
 from core import runs
 from core.base.errors import StudioError
+from core.training.config import OPTIMIZERS
 from core.training.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
-from core.training.train import OPTIMIZERS
 from ui.live_chart import chart
 
 RACE_KEY = "race_shown"  # the id of the race this session shows

@@ -13,6 +13,7 @@ from core.base.errors import StudioError
 from core.data import transforms as tf
 from core.data.augment import Augment
 from core.data.fashion import CLASSES
+from core.data.to_augment import to_augment
 from core.data.transforms import CATALOGUE, ParamSpec, Step, TensorStats
 from core.training.analysis import augment_words
 from ui import link
@@ -409,7 +410,7 @@ def render_training(steps: list[Step], runs: bool) -> None:
         st.info("Fix the pipeline above to hand it to training.")
         return
     try:
-        mapping = tf.to_augment(steps)
+        mapping = to_augment(steps)
     except StudioError as exc:
         st.error(str(exc))
         return

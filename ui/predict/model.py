@@ -8,7 +8,7 @@ from core import runs
 from core.base.errors import BadCheckpoint, RunError, StudioError
 from core.data.fashion import dataset_status
 from core.model.checkpoint import MAX_CHECKPOINT_BYTES, LoadedCheckpoint
-from core.training.train import preset
+from core.training.config import preset
 from ui import link
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file
 from ui.predict.names import (

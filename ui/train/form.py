@@ -11,7 +11,7 @@ from core.data.augment import Augment
 from core.data.fashion import DatasetStatus
 from core.model.networks import MODELS
 from core.training import analysis, ranks
-from core.training.train import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
+from core.training.config import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
 from ui import link
 from ui.train.live import SCROLL_TO
 from ui.train.view import MODEL_NAMES, OPTIMIZER_NAMES, export_script
@@ -62,7 +62,7 @@ def _widget_value(name: str, value):
 
 
 def parse_number(name: str, text: str) -> int | float | None:
-    """The value typed into field `name`, checked against core.training.train.LIMITS; ValueError says what
+    """The value typed into field `name`, checked against core.training.config.LIMITS; ValueError says what
     is wrong."""
     label, limit, text = NUMBER_FIELDS[name], LIMITS[name], str(text).strip()
     if not text:
@@ -230,7 +230,7 @@ def _text_param(name: str) -> link.Param:
 
 
 def _limit_param(name: str) -> link.Param:
-    """A slider's number, within core.training.train.LIMITS."""
+    """A slider's number, within core.training.config.LIMITS."""
     url, limit = _LINK_NAMES[name], LIMITS[name]
 
     def read(value: link.Value) -> int | float:

@@ -5,8 +5,8 @@ import streamlit as st
 from core import runs
 from core.base.errors import RunError, StudioError
 from core.training import analysis, export
+from core.training.config import TrainConfig
 from core.training.race import RaceConfig
-from core.training.train import TrainConfig
 from ui import charts, link
 from ui.learn.race import RACE_KEY
 from ui.live_chart import chart
