@@ -167,7 +167,7 @@ def _summary(times: list[float]) -> dict:
 
 # ---- the page's own work, measured in this process -----------------------------------------------
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "predict.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "Predict.py")
 CANVAS_KEY = "predict_canvas_0"  # the drawing canvas's widget key before any Clear
 BOMB_SIDE = 13_000
 

@@ -97,19 +97,19 @@ def main() -> None:
     )
     report = {
         "tensors": {
-            "new_seed": time_page("pages/tensors.py", _tensors_seed, warm=warm),
-            "another_image": time_page("pages/tensors.py", _tensors_sample, warm=warm),
+            "new_seed": time_page("pages/Tensors.py", _tensors_seed, warm=warm),
+            "another_image": time_page("pages/Tensors.py", _tensors_sample, warm=warm),
         },
         "build_model": {
-            "another_test_image": time_page("pages/build_model.py", _build_model_sample, warm=warm),
-            "mlp_cnn_switch": time_page("pages/build_model.py", _build_model_switch, warm=warm),
+            "another_test_image": time_page("pages/Build_Model.py", _build_model_sample, warm=warm),
+            "mlp_cnn_switch": time_page("pages/Build_Model.py", _build_model_switch, warm=warm),
         },
         "autograd": {
-            "backward_and_reset": time_page("pages/autograd.py", _autograd_backward, warm=warm),
-            "new_seed": time_page("pages/autograd.py", _autograd_seed, warm=warm),
+            "backward_and_reset": time_page("pages/Autograd.py", _autograd_backward, warm=warm),
+            "new_seed": time_page("pages/Autograd.py", _autograd_seed, warm=warm),
         },
         "optimization": {
-            "step_buttons": time_page("pages/optimization.py", _optimization_step, warm=warm, repeats=12),
+            "step_buttons": time_page("pages/Optimization.py", _optimization_step, warm=warm, repeats=12),
         },
     }
     print(json.dumps(report, indent=2))

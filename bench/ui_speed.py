@@ -50,7 +50,7 @@ def grid_times() -> dict:
         for i in sample_indices(labels, None, 9, seed):
             to_display(images[i], 150)
         core_calls.append(time.perf_counter() - start)
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages/dataset_explorer.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/Dataset_Explorer.py"), default_timeout=60).run()
     reruns = []
     for _ in range(10):  # a full server-side rerun after pressing Shuffle, as the page does it
         start = time.perf_counter()

@@ -52,11 +52,11 @@ def _active_run(dataset_ready: bool) -> None:
         return
     if isinstance(run.config, RaceConfig):  # its curves and Stop are on the Optimization page
         st.caption("Optimizer race running")
-        st.page_link("pages/optimization.py", label="Open the race", icon=":material/sports_score:")
+        st.page_link("pages/Optimization.py", label="Open the race", icon=":material/sports_score:")
         return
     stopping = runs.stop_asked(run)  # Stop was clicked: the worker saves a checkpoint, then leaves
     st.caption("Stopping, saving a checkpoint" if stopping else "Training now")
     where = runs.progress(run)
     model = run.config.model.upper() if run.config else "run"
     st.progress(where.fraction, text=f"{model} · {where.label}")  # the Train page's words (runs.Progress)
-    st.page_link("pages/train.py", label="Open the run", icon=":material/monitoring:")
+    st.page_link("pages/Train.py", label="Open the run", icon=":material/monitoring:")

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data.fashion import PROJECT_ROOT
 
-PAGES = [None, "pages/train.py", "pages/optimization.py", "pages/dataset_explorer.py"]
+PAGES = [None, "pages/Train.py", "pages/Optimization.py", "pages/Dataset_Explorer.py"]
 STARTS = ("train_start", "race_start")
 
 

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core.data.fashion import PROJECT_ROOT
 from core.learn import autograd as ag
 
-PAGE = str(PROJECT_ROOT / "pages" / "autograd.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Autograd.py")
 
 
 @pytest.fixture

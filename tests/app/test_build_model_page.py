@@ -15,7 +15,7 @@ from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
 from tests.app.conftest import make_trained_store
 
-PAGE = str(PROJECT_ROOT / "pages" / "build_model.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Build_Model.py")
 RUN_ID = "20260101-000000-bmod"
 SAMPLE = 17  # a fixed test image
 

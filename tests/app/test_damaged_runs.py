@@ -102,7 +102,7 @@ def test_home_lists_a_damaged_run_as_damaged_beside_the_good_one(real_data, run_
 
 
 def test_train_lists_every_damaged_run_with_what_is_wrong_and_the_others_as_usual(real_data, damaged_store):
-    at = _page("pages/train.py")
+    at = _page("pages/Train.py")
     table = at.dataframe[0].value
     status = dict(zip(table["id"], table["status"], strict=True))
     assert status[GOOD_RUN] == "finished" and status[ODD_METRICS] == "stopped"
@@ -123,7 +123,7 @@ def _open_run(at: AppTest, run_id: str) -> AppTest:
 
 @pytest.mark.parametrize("run_id", [*DAMAGED, ODD_METRICS, GOOD_RUN])
 def test_train_opens_any_run_of_the_store(real_data, damaged_store, run_id):
-    at = _open_run(_page("pages/train.py"), run_id)
+    at = _open_run(_page("pages/Train.py"), run_id)
     assert not at.exception, [e.message for e in at.exception]
     header = next(c.value for c in at.caption if "· status **" in c.value)
     assert at.subheader and any(s.value == f"Run {run_id}" for s in at.subheader)
@@ -135,7 +135,7 @@ def test_train_opens_any_run_of_the_store(real_data, damaged_store, run_id):
         assert "damaged" not in header and any(m.label == "Test acc." for m in at.metric)
 
 
-@pytest.mark.parametrize("page", ["pages/dataset_explorer.py", "pages/predict.py"])
+@pytest.mark.parametrize("page", ["pages/Dataset_Explorer.py", "pages/Predict.py"])
 def test_the_other_pages_show_and_say_which_run_is_damaged(real_data, damaged_store, page):
     at = _page(page)
     warning = shown(_sidebar_warning(at))

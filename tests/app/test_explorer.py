@@ -9,7 +9,7 @@ import core.base.paths
 from core.data import explore
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 
-PAGE = str(PROJECT_ROOT / "pages" / "dataset_explorer.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Dataset_Explorer.py")
 GRID_CAPTION = re.compile(r"^#(\d+) · (.+)$")
 
 
@@ -212,7 +212,7 @@ def test_settings_survive_a_visit_to_another_page(real_data, run_store, no_custo
     at.number_input(key="explorer_seed").set_value(123).run()
     at.segmented_control(key="explorer_grid").set_value(5).run()
     at.number_input(key="explorer_batch").set_value(16).run()
-    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "Tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()

@@ -19,7 +19,7 @@ from tests.app.conftest import shown
 from tests.conftest import OutOfMemoryModel
 
 APP = str(PROJECT_ROOT / "app.py")
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "pages/Train.py"
 RUN = "20260101-000000-f00d"
 GOOD = TrainConfig(epochs=1, limit_batches=2, log_every=1, device="cpu")
 

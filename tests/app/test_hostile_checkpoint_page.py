@@ -13,7 +13,7 @@ from core.runs import store as runstore
 from core.training.config import TrainConfig
 from tests.unit.test_hostile_checkpoints import deflated_zeros
 
-PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Predict.py")
 RUN_ID = "20260101-000000-bomb"
 
 

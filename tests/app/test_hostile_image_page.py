@@ -16,7 +16,7 @@ from core.runs import store as runstore
 from core.training.config import preset
 from tests.unit.test_hostile_images import png_bomb, repeated_scan_jpeg
 
-PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Predict.py")
 RUN_ID = "20260101-000000-hostile"
 COPIES = 4
 PAGE_LIMIT_S = 10.0  # the whole rerun with every file; about 1 s here, decoding them all took minutes

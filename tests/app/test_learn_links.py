@@ -30,7 +30,7 @@ def test_tensors_opens_from_a_link_and_each_panel_writes_its_part(real_data):
         "join": "stack",
         "op": "in-place add",
     }
-    at = _page("tensors.py", **query)
+    at = _page("Tensors.py", **query)
     assert not _notices(at) and not at.error
     assert (
         at.text_input(key="tensors_shape").value == "4x2"
@@ -46,7 +46,7 @@ def test_tensors_opens_from_a_link_and_each_panel_writes_its_part(real_data):
 
 
 def test_autograd_opens_from_a_link_and_writes_it_back(real_data):
-    at = _page("autograd.py", seed="3", x="7", z="2", sample="42")
+    at = _page("Autograd.py", seed="3", x="7", z="2", sample="42")
     assert not _notices(at)
     assert at.slider(key="autograd_n_in").value == 7 and at.slider(key="autograd_n_out").value == 2
     assert at.number_input(key="autograd_seed").value == 3
@@ -55,7 +55,7 @@ def test_autograd_opens_from_a_link_and_writes_it_back(real_data):
 
 
 def test_optimization_opens_from_a_link_and_writes_it_back(real_data, run_store):
-    at = _page("optimization.py", batch="256", epochs="2", lr="0.01", optimizer="adam", step_lr="0.001")
+    at = _page("Optimization.py", batch="256", epochs="2", lr="0.01", optimizer="adam", step_lr="0.001")
     assert not _notices(at)
     assert at.select_slider(key="optimization_batch").value == 256
     assert at.select_slider(key="optimization_lr").value == 0.01
@@ -72,15 +72,15 @@ def test_optimization_opens_from_a_link_and_writes_it_back(real_data, run_store)
 @pytest.mark.parametrize(
     ("page", "query", "reason"),
     [
-        ("tensors.py", {"dtype": "complex1024"}, "dtype 'complex1024' is not one of float32"),
-        ("tensors.py", {"shape": "1" * 41}, "shape is 41 characters long; at most 40 are allowed."),
-        ("tensors.py", {"sample": "60000"}, "sample 60,000 is out of range"),
-        ("tensors.py", {"op": "__import__('os').system('x')"}, "is not one of matrix product"),
-        ("autograd.py", {"x": "9"}, "x 9 is out of range (1 to 8)."),
-        ("autograd.py", {"seed": "0x10"}, "seed '0x10' is not a whole number."),
-        ("optimization.py", {"batch": "100"}, "batch '100' is not one of 16, 32, 64"),
-        ("optimization.py", {"lr": "1e9"}, "lr '1e9' is not one of"),
-        ("optimization.py", {"optimizer": "lbfgs"}, "optimizer 'lbfgs' is not one of sgd, adam, adamw."),
+        ("Tensors.py", {"dtype": "complex1024"}, "dtype 'complex1024' is not one of float32"),
+        ("Tensors.py", {"shape": "1" * 41}, "shape is 41 characters long; at most 40 are allowed."),
+        ("Tensors.py", {"sample": "60000"}, "sample 60,000 is out of range"),
+        ("Tensors.py", {"op": "__import__('os').system('x')"}, "is not one of matrix product"),
+        ("Autograd.py", {"x": "9"}, "x 9 is out of range (1 to 8)."),
+        ("Autograd.py", {"seed": "0x10"}, "seed '0x10' is not a whole number."),
+        ("Optimization.py", {"batch": "100"}, "batch '100' is not one of 16, 32, 64"),
+        ("Optimization.py", {"lr": "1e9"}, "lr '1e9' is not one of"),
+        ("Optimization.py", {"optimizer": "lbfgs"}, "optimizer 'lbfgs' is not one of sgd, adam, adamw."),
     ],
 )
 def test_a_bad_link_value_is_refused_with_a_notice(real_data, run_store, page, query, reason):

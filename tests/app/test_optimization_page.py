@@ -11,7 +11,7 @@ from core.data.fashion import PROJECT_ROOT, load_split
 from core.learn import optimization as opt
 from core.learn.build_model import untrained_model
 
-PAGE = str(PROJECT_ROOT / "pages" / "optimization.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Optimization.py")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from core.runs import store as runstore
 from core.training.config import preset
 from ui.predict.page import INPUTS, prepare_upload
 
-PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Predict.py")
 GOOD, WEAK = "20260101-000000-good", "20260102-000000-weak"  # WEAK is newer, GOOD more accurate
 
 

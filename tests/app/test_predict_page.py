@@ -19,7 +19,7 @@ from core.training.config import preset
 from tests.app.conftest import make_trained_store
 from ui.predict.page import display_name, escape_markdown, prepare_upload
 
-PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Predict.py")
 RUN_ID = "20260101-000000-pred"
 
 
@@ -38,7 +38,7 @@ def _page() -> AppTest:
 
 
 def _page_in_app() -> AppTest:
-    """The page reached from app.py: while a run trains, the sidebar links to pages/train.py, a path
+    """The page reached from app.py: while a run trains, the sidebar links to pages/Train.py, a path
     Streamlit resolves against the entry point, so the page alone as entry point cannot render it."""
     return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
 

@@ -16,7 +16,7 @@ from core.model.networks import NeuralNetwork
 from tests.app.conftest import make_trained_store
 from ui.predict.page import MAX_PHOTOS, too_many_photos
 
-PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Predict.py")
 RUN_ID = "20260101-000000-rerun"
 PHOTOS = 3
 METHODS = 3  # input gradient, Integrated Gradients, Occlusion

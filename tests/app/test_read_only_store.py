@@ -59,6 +59,6 @@ def test_a_read_only_store_shows_one_notice_and_disables_starting(real_data, tmp
         assert shown["runs"] == [GOOD], page  # the runs are still there to look at
         notices = [c for c in shown["sidebar"] if "cannot be written" in c]
         assert len(notices) == 1, (page, shown["sidebar"])
-    assert seen["pages"]["pages/train.py"]["starts"] == {"train_start": True}
-    assert seen["pages"]["pages/optimization.py"]["starts"] == {"race_start": True}
+    assert seen["pages"]["pages/Train.py"]["starts"] == {"train_start": True}
+    assert seen["pages"]["pages/Optimization.py"]["starts"] == {"race_start": True}
     assert _spares_of(store) == [] and not list(store.glob(".spare*"))

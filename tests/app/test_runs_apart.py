@@ -11,7 +11,7 @@ from core.runs import control
 from core.runs import store as runstore
 from core.training.config import PRESETS, TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 def _run(store, run_id: str, config: TrainConfig, *, parent: str | None = None, epochs_done: int = 2):

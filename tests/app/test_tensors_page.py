@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from core.data.fashion import PROJECT_ROOT, fashion_mnist
 from core.learn import tensors
 
-PAGE = str(PROJECT_ROOT / "pages" / "tensors.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Tensors.py")
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from core.training import ranks
 from core.training.config import preset
 from tests.conftest import wait_for
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
-PREDICT = str(PROJECT_ROOT / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
+PREDICT = str(PROJECT_ROOT / "pages" / "Predict.py")
 DDP = "2 processes (DistributedDataParallel)"
 
 needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two processes need two CPU cores")

@@ -16,7 +16,7 @@ from core.runs import store as runstore
 from core.training.config import PRESETS, TrainConfig
 from core.training.export import script
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.training.config import PRESETS
 from ui.train.form import parse_number
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 @pytest.fixture

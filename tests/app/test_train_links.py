@@ -11,7 +11,7 @@ from core.model.networks import build_model
 from core.runs import store as runstore
 from core.training.config import TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 def _page(**query) -> AppTest:
@@ -60,7 +60,7 @@ def test_the_run_shown_and_the_true_class_filter_survive_a_page_switch_and_a_lin
     assert "Run 20260101-000000-aaaa" in [h.value for h in at.subheader]  # not the newest: the linked one
     at.selectbox(key="train_cell_true").set_value(CLASSES.index("Shirt")).run()
     assert at.query_params["true"] == "Shirt" and at.query_params["run"] == "20260101-000000-aaaa"
-    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "Tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()
@@ -107,7 +107,7 @@ def test_a_link_to_an_optimizer_race_offers_the_optimization_page_where_it_is_sh
     assert notice.endswith(said)
     (opener,) = [p for p in at.main.get("page_link") if p.proto.label == "Open the race"]
     assert opener.proto.page == "Optimization"
-    at.switch_page(str(PROJECT_ROOT / "pages" / "optimization.py")).run()  # the link, as AppTest follows it
+    at.switch_page(str(PROJECT_ROOT / "pages" / "Optimization.py")).run()  # the link, as AppTest follows it
     assert not at.exception
     assert at.session_state[RACE_KEY] == race_id
     assert at.selectbox(key="race_pick").value == race_id  # the linked race, not the newest one

@@ -16,7 +16,7 @@ from ui import live_chart
 from ui.train.live import progress_text
 from ui.train.outcome import GALLERY_SIZE
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 def _page(**state) -> AppTest:

@@ -12,7 +12,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
 from core.training.config import TrainConfig
 
-PAGE = str(PROJECT_ROOT / "pages" / "train.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 RUN_ID = "20260101-000000-a11e"
 
 

@@ -33,7 +33,7 @@ def test_home_and_quick_train_say_training_as_the_train_page_does(run_store):
     assert not home.exception
     line = next(m.value for m in home.markdown if run_id in m.value)
     assert "**training** · epoch 1/2 · 40%" in line and "running" not in line
-    predict = AppTest.from_file(str(PAGES / "predict.py"), default_timeout=60).run()
+    predict = AppTest.from_file(str(PAGES / "Predict.py"), default_timeout=60).run()
     assert not predict.exception
     (bar,) = predict.get("progress")
     assert bar.text == f"Training run {run_id}: epoch 1/2 · 40%"  # no "⏳", which fonts draw as a box
@@ -43,7 +43,7 @@ def test_the_run_header_counts_in_words(run_store):
     for run_id, config in [("20260101-000000-0001", TrainConfig(epochs=1, limit_batches=5)),
                            ("20260101-000000-0002", TrainConfig(epochs=2, limit_batches=1))]:  # fmt: skip
         runstore._write_status(runs.create_run(config, run_store / run_id), status="finished")
-    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(PAGES / "Train.py"), default_timeout=60).run()
     header = "MLP (the tutorial's) · 2 epochs · SGD, lr 0.001, batch 64 · cap 1 batch per epoch"
     assert any(c.value.startswith(header) for c in at.caption)  # the newest run is shown
     at.session_state[at.dataframe[0].key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
@@ -53,7 +53,7 @@ def test_the_run_header_counts_in_words(run_store):
 
 
 def test_augmentation_from_the_transforms_page_is_announced_in_words(run_store):
-    at = AppTest.from_file(str(PAGES / "train.py"), default_timeout=60)
+    at = AppTest.from_file(str(PAGES / "Train.py"), default_timeout=60)
     at.session_state["train_augment"] = {"hflip": 0.5, "rotate": 10.0}
     at.run()
     assert not at.exception

@@ -9,7 +9,7 @@ import core.base.paths
 import core.data.fashion
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 
-PAGE = str(PROJECT_ROOT / "pages" / "transforms.py")
+PAGE = str(PROJECT_ROOT / "pages" / "Transforms.py")
 
 
 def _page() -> AppTest:
@@ -197,7 +197,7 @@ def test_the_first_sample_and_the_pipeline_survive_a_visit_to_another_page(real_
     _add(at, "RandomRotation")
     rotation = next(s for s in at.slider if s.key and s.key.endswith("_degrees"))
     rotation.set_value(40.0).run()
-    at.switch_page(str(PROJECT_ROOT / "pages" / "tensors.py")).run()
+    at.switch_page(str(PROJECT_ROOT / "pages" / "Tensors.py")).run()
     at.run()  # a second run there: Streamlit drops the state of widgets the last run did not draw
     at.query_params.clear()  # as in the browser, where a page link leaves the old page's query behind
     at.switch_page(PAGE).run()

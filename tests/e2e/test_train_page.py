@@ -178,5 +178,6 @@ def test_a_run_deleted_while_its_page_watches_it_leaves_no_error_box(server, pag
     page.wait_for_timeout(3_000)  # a few more ticks of the live view, had it stayed
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
-    expect(page.get_by_text("No runs yet")).to_be_visible()  # the page as it is without the run
+    expect(page.get_by_role("heading", name="All runs")).to_be_visible()  # the page, without the run
+    assert run_id not in {r.id for r in runs.list_runs(server.runs_dir)}
     shot(page, "train-run-deleted")

@@ -40,7 +40,7 @@ def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
             "under 4. Optimizer races."
         )
         st.session_state[RACE_KEY] = wanted  # the race that page shows this session
-        st.page_link("pages/optimization.py", label="Open the race", icon=":material/arrow_forward:")
+        st.page_link("pages/Optimization.py", label="Open the race", icon=":material/arrow_forward:")
         return
     st.caption(
         f":material/info: There is no run {wanted} in this run store (deleted, or made on another "
