@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 APP_ICON = ":material/checkroom:"
 
@@ -102,8 +103,6 @@ def _leave_folder_discovery() -> None:
     (st.navigation clears it); clearing it here and rerunning sends this visit through app.py.
     The browser tests open a page by URL on a fresh server to prove it.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-import ui.predict.inputs
+import ui.predict.draw
 import ui.predict.page
 from core import runs
 from core.data.fashion import PROJECT_ROOT
@@ -92,14 +92,14 @@ def sent(at: AppTest, pixels: np.ndarray, canvas: int = 0) -> AppTest:
 def test_a_drawing_on_the_canvas_is_classified_like_an_upload(store, model, monkeypatch):
     sketch = _trouser_sketch()
     calls = []
-    real = ui.predict.inputs.canvas
-    monkeypatch.setattr(ui.predict.inputs, "canvas", lambda **o: calls.append(o) or real(**o))
+    real = ui.predict.draw.canvas
+    monkeypatch.setattr(ui.predict.draw, "canvas", lambda **o: calls.append(o) or real(**o))
     at = sent(_page(), sketch)
     assert not at.exception and not at.error
     assert _top1(model, _png(sketch)) in _texts(at, "markdown")
-    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict.inputs.INK
+    assert calls[-1]["update_streamlit"] and calls[-1]["stroke_color"] == ui.predict.draw.INK
     at.segmented_control(key="predict_draw_tool").set_value("Eraser").run()
-    assert calls[-1]["stroke_color"] == ui.predict.inputs.PAPER
+    assert calls[-1]["stroke_color"] == ui.predict.draw.PAPER
     at.slider(key="predict_draw_brush").set_value(30).run()
     assert calls[-1]["stroke_width"] == 30
     drawn_on = calls[-1]["key"]

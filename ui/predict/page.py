@@ -1,7 +1,7 @@
-"""Streamlit pieces of the Predict page: the model, the inputs (ui.predict.inputs), test-set samples.
+"""Streamlit pieces of the Predict page: the model, the inputs, test-set samples.
 
-The page imports this module alone; the pieces live in ui.predict.model, ui.predict.inputs,
-ui.predict.answers and ui.predict.names, each named for what it does.
+The page imports this module alone; the pieces live in ui.predict.model, ui.predict.upload,
+ui.predict.draw, ui.predict.camera, ui.predict.answers and ui.predict.names, each named for what it does.
 """
 
 import random
@@ -24,9 +24,11 @@ from ui.predict.answers import (
     topk_figure,
     upscale,
 )
-from ui.predict.inputs import MAX_PHOTOS, camera_section, draw_section, too_many_photos, uploads_section
+from ui.predict.camera import camera_section
+from ui.predict.draw import draw_section
 from ui.predict.model import MODEL_KEY, describe_model, model_section, run_link
 from ui.predict.names import display_name
+from ui.predict.upload import MAX_PHOTOS, too_many_photos, uploads_section
 from ui.text import escape_markdown
 
 __all__ = [
