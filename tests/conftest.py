@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.base.procs import pid_alive
 from core.data.fashion import FILES, prepare
 
 
@@ -63,3 +64,20 @@ class OutOfMemoryModel(nn.Module):
 
     def forward(self, x):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def rank_pids(run_id: str) -> dict[int, int]:
+    """The live rank processes of a distributed run, found by the environment torch's launcher gave
+    them (TORCHELASTIC_RUN_ID is the run's id); a zombie is not alive."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            items = (entry / "environ").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError):
+            continue
+        env = dict(item.split("=", 1) for item in items if "=" in item)
+        if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and pid_alive(int(entry.name)):
+            found[int(env["RANK"])] = int(entry.name)
+    return found

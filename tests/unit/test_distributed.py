@@ -23,7 +23,7 @@ from core.model.networks import NeuralNetwork
 from core.training.config import preset
 from core.training.ranks import check_processes, timeout_s
 from core.training.train import evaluate, make_batches
-from tests.conftest import wait_for
+from tests.conftest import rank_pids, wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")
 
@@ -43,23 +43,6 @@ def _train(runs_dir: Path, name: str, **overrides) -> Path:
 def _rows(directory: Path, kind: str) -> list[dict]:
     lines = (directory / "metrics.jsonl").read_text().splitlines()
     return [row for row in map(json.loads, lines) if row["kind"] == kind]
-
-
-def _rank_pids(run_id: str) -> dict[int, int]:
-    """The live rank processes of a distributed run, found by the environment torch's launcher gave them."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            items = (entry / "environ").read_bytes().decode().split("\0")
-            env = dict(item.split("=", 1) for item in items if "=" in item)
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, UnicodeDecodeError, IndexError):
-            continue
-        if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and state != "Z":
-            found[int(env["RANK"])] = int(entry.name)
-    return found
 
 
 def test_shares_cover_every_global_batch_once_even_when_it_does_not_divide():
@@ -123,13 +106,13 @@ def test_stop_ends_every_rank_and_leaves_a_loadable_checkpoint(real_data, runs_d
     assert wait_for(
         lambda: len(_rows(directory, "batch")) >= 3 if (directory / "metrics.jsonl").exists() else False
     )
-    pids = _rank_pids(run_id)
+    pids = rank_pids(run_id)
     assert sorted(pids) == [0, 1]
     runs.stop(run_id, runs_dir)
     run = runs.wait(run_id, runs_dir, timeout=60)
     assert run.status == "stopped", run.error
     assert load_checkpoint(directory / "model.pth").model is not None
-    assert wait_for(lambda: not _rank_pids(run_id), timeout=10)
+    assert wait_for(lambda: not rank_pids(run_id), timeout=10)
 
 
 def test_a_killed_rank_fails_the_run_by_name_and_keeps_the_last_checkpoint(real_data, runs_dir):
@@ -138,12 +121,12 @@ def test_a_killed_rank_fails_the_run_by_name_and_keeps_the_last_checkpoint(real_
     directory = runs_dir / run_id
     assert wait_for(lambda: (directory / "metrics.jsonl").exists() and _rows(directory, "epoch"))
     saved = (directory / "model.pth").read_bytes()
-    pids = _rank_pids(run_id)
+    pids = rank_pids(run_id)
     os.kill(pids[1], signal.SIGKILL)
     run = runs.wait(run_id, runs_dir, timeout=90)
     assert run.status == "failed"
     assert "rank 1" in run.error and "SIGKILL" in run.error, run.error
-    assert wait_for(lambda: not _rank_pids(run_id), timeout=40), "a rank was left running"
+    assert wait_for(lambda: not rank_pids(run_id), timeout=40), "a rank was left running"
     checkpoint = (directory / "model.pth").read_bytes()
     epochs = _rows(directory, "epoch")
     assert load_checkpoint(directory / "model.pth").model is not None
@@ -271,7 +254,7 @@ def test_a_rank_that_hangs_times_out_and_no_rank_is_left(real_data, runs_dir, mo
     run_id = runs.start(config, runs_dir=runs_dir)
     directory = runs_dir / run_id
     assert wait_for(lambda: (directory / "metrics.jsonl").exists() and len(_rows(directory, "batch")) >= 2)
-    pids = _rank_pids(run_id)
+    pids = rank_pids(run_id)
     os.kill(pids[1], signal.SIGSTOP)
     try:
         run = runs.wait(run_id, runs_dir, timeout=120)
@@ -280,7 +263,7 @@ def test_a_rank_that_hangs_times_out_and_no_rank_is_left(real_data, runs_dir, mo
             run.error
         )
         assert "no answer within 5 s" in run.error  # gloo words the timeout several ways; we say it once
-        assert wait_for(lambda: not _rank_pids(run_id), timeout=10), "a rank was left running"
+        assert wait_for(lambda: not rank_pids(run_id), timeout=10), "a rank was left running"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pids[1], signal.SIGKILL)

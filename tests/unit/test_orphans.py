@@ -18,29 +18,13 @@ from core.data.fashion import PROJECT_ROOT
 from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
 from core.training.config import TrainConfig
-from tests.conftest import wait_for
+from tests.conftest import rank_pids, wait_for
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is missing")
 
 # Epochs of two batches: a checkpoint about every second, in a run that would go on for minutes.
 ENDLESS = TrainConfig(epochs=500, limit_batches=2, log_every=1, device="cpu", processes=2)
 SAVE = 2  # rank 0 is paused in epoch 2's save, so epoch 1's checkpoint is "the previous one"
-
-
-def _rank_pids(run_id: str) -> dict[int, int]:
-    """The live rank processes of a run, found by the environment torch's launcher gave them."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            items = (entry / "environ").read_bytes().decode().split("\0")
-        except (OSError, UnicodeDecodeError):
-            continue
-        env = dict(item.split("=", 1) for item in items if "=" in item)
-        if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and pid_alive(int(entry.name)):
-            found[int(env["RANK"])] = int(entry.name)
-    return found
 
 
 def _temps(directory: Path) -> list[str]:
@@ -86,7 +70,7 @@ def test_a_killed_launcher_takes_its_ranks_with_it_and_its_run_stays_failed(real
             "--limit-batches", "2", "--run-dir", str(directory)]  # fmt: skip
     launcher = _start(args, runs_dir, runs_dir / "r1.log", started)
     assert wait_for(lambda: directory.is_dir() and _epochs(directory) >= 1), (runs_dir / "r1.log").read_text()
-    ranks = _rank_pids("r1")
+    ranks = rank_pids("r1")
     seen.extend(ranks.values())
     assert sorted(ranks) == [0, 1]
     # The ranks outlive the thread-and-process checks of a normal run: two more epochs, both still there.
@@ -146,7 +130,7 @@ def test_rank_zero_killed_inside_a_save_leaves_no_temp_file_once_the_launcher_re
 ):
     started, seen = procs
     directory, launcher, rank_zero = _paused_rank_zero(runs_dir, tmp_path / "paused", started)
-    seen.extend(_rank_pids("r1").values())
+    seen.extend(rank_pids("r1").values())
     previous = _sha(directory / runs.CHECKPOINT)  # epoch 1's weights
 
     os.kill(rank_zero, signal.SIGKILL)
@@ -165,7 +149,7 @@ def test_a_launcher_killed_while_rank_zero_saves_leaves_no_temp_file_once_a_read
 ):
     started, seen = procs
     directory, launcher, _rank_zero = _paused_rank_zero(runs_dir, tmp_path / "paused", started)
-    ranks = _rank_pids("r1")
+    ranks = rank_pids("r1")
     seen.extend(ranks.values())
     previous = _sha(directory / runs.CHECKPOINT)
 
