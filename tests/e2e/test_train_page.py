@@ -173,7 +173,11 @@ def test_a_run_deleted_while_its_page_watches_it_leaves_no_error_box(server, pag
     start_run(page, epochs=50, cap=3000)
     wait_points(page, 2, timeout=60)
     (run_id,) = _run_ids(server) - before
-    shutil.rmtree(server.runs_dir / run_id)  # by hand, as a user tidying data/runs might
+    # By hand, as a user tidying data/runs might: moved away at once, then deleted (the worker may
+    # still write a file into it while rmtree walks it).
+    gone = server.runs_dir.parent / f"deleted-{run_id}"
+    (server.runs_dir / run_id).rename(gone)
+    shutil.rmtree(gone, ignore_errors=True)
     expect(page.get_by_role("heading", name=f"Run {run_id}")).to_be_hidden(timeout=15_000)
     page.wait_for_timeout(3_000)  # a few more ticks of the live view, had it stayed
     expect(page.get_by_test_id("stException")).to_have_count(0)
