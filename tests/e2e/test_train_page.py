@@ -181,7 +181,9 @@ def test_a_run_deleted_while_its_page_watches_it_leaves_no_error_box(server, pag
     expect(page.get_by_role("heading", name=f"Run {run_id}")).to_be_hidden(timeout=15_000)
     page.wait_for_timeout(3_000)  # a few more ticks of the live view, had it stayed
     expect(page.get_by_test_id("stException")).to_have_count(0)
-    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    # Another run of the store may be shown now, with its own error if it failed; none about this one.
+    errors = page.get_by_test_id("stAlertContentError").all_inner_texts()
+    assert not [e for e in errors if run_id in e or "no run" in e], errors
     expect(page.get_by_role("heading", name="All runs")).to_be_visible()  # the page, without the run
     assert run_id not in {r.id for r in runs.list_runs(server.runs_dir)}
     shot(page, "train-run-deleted")
