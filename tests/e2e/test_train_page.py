@@ -7,7 +7,9 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from bench.harness import stop_runs
 from core import runs
+from tests.conftest import wait_for
 from tests.e2e.conftest import shot, wait_points
 
 pytestmark = pytest.mark.e2e
@@ -166,13 +168,17 @@ def test_a_running_runs_learning_rate_changes_and_the_chart_marks_it(server, pag
 
 
 def test_a_run_deleted_while_its_page_watches_it_leaves_no_error_box(server, page: Page):
-    from tests.e2e.conftest import start_run
-
-    _open(page, server.url)
+    stop_runs(server.runs_dir)  # a run an earlier test left training would hold the device
+    # The numbers come in a link: typed one after another, a rerun in flight could drop them or Start.
+    page.goto(f"{server.url}/Train?epochs=50&cap=3000")
+    start = page.get_by_role("button", name="Start training")
+    expect(start).to_be_enabled(timeout=30_000)
     before = _run_ids(server)
-    start_run(page, epochs=50, cap=3000)
-    wait_points(page, 2, timeout=60)
+    start.click()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
+    assert wait_for(lambda: _run_ids(server) - before, timeout=30)
     (run_id,) = _run_ids(server) - before
+    wait_points(page, 2, timeout=60)
     # By hand, as a user tidying data/runs might: moved away at once, then deleted (the worker may
     # still write a file into it while rmtree walks it).
     gone = server.runs_dir.parent / f"deleted-{run_id}"

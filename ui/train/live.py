@@ -22,7 +22,8 @@ export default function ({ parentElement }) {
 _scroll_here = st.components.v2.component("studio_scroll_here", js=_SCROLL_JS, isolate_styles=False)
 SCROLL_TO = "train_scroll_to"  # session_state: the run just started, whose view is scrolled into sight once
 _SHOWN_EPOCH = "train_live_epoch"  # session_state: (run id, epoch) the page was last drawn for
-_LR_SAID = "train_lr_said"  # session_state: (ok, message) after the last Apply
+_LR_SAID = "train_lr_said"  # session_state: (ok, message, shown until) after the last Apply
+LR_SAID_S = 5.0  # how long the answer to Apply stays: the live view redraws every second
 
 
 def scroll_into_view(run_id: str) -> None:
@@ -86,9 +87,13 @@ def _lr_control(run: runs.RunInfo, row) -> None:
         "the loss chart marks where it changed. A schedule (cosine) keeps scaling it.",
     )  # fmt: skip
     row.button("Apply", key="train_lr_apply", on_click=_apply_lr, args=(run.id,))
-    said = st.session_state.pop(_LR_SAID, None)
-    if said is not None:
+    # Kept for a few seconds rather than shown once: the next tick (or one already queued behind the
+    # click) would otherwise take it away before it could be read.
+    said = st.session_state.get(_LR_SAID)
+    if said is not None and time.monotonic() < said[2]:
         (st.success if said[0] else st.error)(said[1])
+    elif said is not None:
+        del st.session_state[_LR_SAID]
 
 
 def _apply_lr(run_id: str) -> None:
@@ -96,12 +101,16 @@ def _apply_lr(run_id: str) -> None:
     try:
         lr = runs.set_lr(run_id, float(text))  # "1e-3" and "0.001" alike; set_lr checks the range
     except ValueError:
-        st.session_state[_LR_SAID] = (False, f"{text[:40]!r} is not a number: the run goes on as it was.")
+        _say(False, f"{text[:40]!r} is not a number: the run goes on as it was.")
         return
     except StudioError as exc:
-        st.session_state[_LR_SAID] = (False, str(exc))
+        _say(False, str(exc))
         return
-    st.session_state[_LR_SAID] = (True, f"Learning rate {lr:g} from the next batch on.")
+    _say(True, f"Learning rate {lr:g} from the next batch on.")
+
+
+def _say(ok: bool, message: str) -> None:
+    st.session_state[_LR_SAID] = (ok, message, time.monotonic() + LR_SAID_S)
 
 
 def _curves(run: runs.RunInfo) -> None:
