@@ -1,16 +1,22 @@
-"""Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs.
-
-The engine (PyTorch and what needs it) is imported inside the command that uses it: `--help` and a
-bad argument answer at once instead of after PyTorch's seconds of importing."""
+"""Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs."""
 
 import argparse
 import sys
 import warnings
 from pathlib import Path
 
+from core import runs
 from core.base.errors import BadConfig, StudioError
 from core.base.procs import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 from core.base.runfiles import RUN_ID_WORDS, is_run_id
+from core.data.fashion import dataset_status, prepare
+from core.model.checkpoint import load_checkpoint
+from core.model.networks import MODELS
+from core.model.predict import predict
+from core.runs import launcher
+from core.runs.worker import work
+from core.training import ranks
+from core.training.config import LIMITS, OPTIMIZERS, PRESETS, preset
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +51,6 @@ _positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
 
 def _limited(field: str):
     """The argparse type of a TrainConfig field, with its own range (core.training.config.LIMITS)."""
-    from core.training.config import LIMITS  # PyTorch (see the module's docstring)
 
     limit = LIMITS[field]
     if limit.whole:
@@ -71,8 +76,6 @@ def _run_folder(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.model.networks import MODELS  # PyTorch (see the module's docstring)
-    from core.training.config import OPTIMIZERS, PRESETS
 
     parser = _Parser(prog="python -m core", description="FashionMNIST Studio engine")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -139,7 +142,6 @@ def _quiet_warnings() -> None:
 
 
 def _data(args) -> int:
-    from core.data.fashion import dataset_status, prepare  # PyTorch (see the module's docstring)
 
     if args.action == "status":
         status = dataset_status()
@@ -155,10 +157,6 @@ _TRAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "optimizer", "momentum",
 
 
 def _train(args) -> int:
-    from core import runs  # PyTorch (see the module's docstring)
-    from core.runs import launcher
-    from core.training import ranks
-    from core.training.config import preset
 
     overrides = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f) is not None}
     if args.nproc is not None:
@@ -184,8 +182,6 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from core.model.checkpoint import load_checkpoint  # PyTorch (see the module's docstring)
-    from core.model.predict import predict
 
     model = load_checkpoint(args.checkpoint).model
     failures = 0
@@ -201,6 +197,5 @@ def _predict(args) -> int:
 
 
 def _worker(args) -> int:
-    from core.runs.worker import work  # PyTorch (see the module's docstring)
 
     leave(work(args.run_dir, lock_fds=args.lock_fd, init_from=args.init_from, nice=args.nice))
