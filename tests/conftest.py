@@ -2,6 +2,8 @@
 
 import gzip
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.base.paths import DATA_DIR
 from core.base.procs import pid_alive
 from core.data.fashion import FILES, prepare
 
@@ -81,3 +84,19 @@ def rank_pids(run_id: str) -> dict[int, int]:
         if env.get("TORCHELASTIC_RUN_ID") == run_id and "RANK" in env and pid_alive(int(entry.name)):
             found[int(env["RANK"])] = int(entry.name)
     return found
+
+
+def run_program(program, folder: Path, timeout: float = 300.0) -> str:
+    """Run a Learn page's "code you would write" as a learner would (`python tensors.py`) in `folder`, with
+    the real FashionMNIST at ./data as torchvision's download leaves it; return what it prints."""
+    (folder / "data").mkdir(exist_ok=True)
+    link = folder / "data" / "FashionMNIST"
+    if not link.exists():
+        link.symlink_to(DATA_DIR / "FashionMNIST", target_is_directory=True)
+    path = folder / program.file_name
+    path.write_text(program.source())
+    done = subprocess.run(
+        [sys.executable, path.name], cwd=folder, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{program.file_name} failed:\n{done.stderr[-3000:]}"
+    return done.stdout

@@ -1,0 +1,35 @@
+"""The end of every Learn page: "The code you would write", one runnable file, each piece linked."""
+
+import streamlit as st
+
+from core.learn.program import ANCHOR, HEADING, Program
+
+
+def render(program: Program) -> None:
+    """The heading, what the file is, links from each piece to what it makes above, the file with its
+    Copy button (st.code's, top right) and a download of it."""
+    st.divider()
+    st.subheader(f":material/code_blocks: {HEADING}", anchor=ANCHOR)
+    st.markdown(
+        "This section of the tutorial as one file, written from this page's controls: copy it or download "
+        f"it, and `python {program.file_name}` prints what this page shows (it needs torch and torchvision, "
+        "and FashionMNIST downloads into `./data` where it loads data)."
+    )
+    links = [_link(n, piece.title, piece.anchor, piece.shows) for n, piece in enumerate(program.pieces, 1)]
+    st.markdown("\n".join(f"- {link}" for link in links))
+    st.code(program.source(), language="python", line_numbers=True)
+    st.download_button(
+        f"Download {program.file_name}",
+        program.source(),
+        file_name=program.file_name,
+        mime="text/x-python",
+        icon=":material/download:",
+        key=f"program_download_{program.page}",
+    )
+
+
+def _link(number: int, title: str, anchor: str, shows: str) -> str:
+    line = f"**{number}. {title}**"
+    if shows:
+        line += f" makes [{shows}](#{anchor})" if anchor else f" makes {shows}"
+    return line
