@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from core.model.networks import build_model
-from core.model.source import DEVICE_LINE, class_code, class_name
+from core.model.source import DEVICE_LINE, class_code, class_name, layer_lines, line_for
 
 CASES = [
     ("mlp", {}),
@@ -55,3 +55,26 @@ def test_the_device_line_runs():
     if not torch.accelerator.is_available():
         assert namespace["device"] == "cpu"
     torch.zeros(1, device=namespace["device"])  # a device PyTorch can use
+
+
+@pytest.mark.parametrize(("name", "options"), CASES)
+def test_every_layer_has_the_init_line_that_makes_it(name, options):
+    lines = layer_lines(name, options)
+    model = build_model(name, **options)
+    for module_name, module in model.named_modules():
+        if not module_name or list(module.children()):
+            continue
+        line = line_for(lines, module_name)
+        assert line is not None, module_name
+        made = eval(line, {"nn": nn})  # our own generated code, in a test: never user text
+        held = dict(made.named_modules()).get(
+            module_name.removeprefix(_holder(lines, module_name)).lstrip(".")
+        )
+        assert str(held) == str(module), (module_name, line)
+    assert line_for(lines, "no_such_module") is None
+
+
+def _holder(lines: dict, module_name: str) -> str:
+    while module_name not in lines:
+        module_name = module_name.rpartition(".")[0]
+    return module_name
