@@ -4,9 +4,13 @@ import streamlit as st
 
 from core.base.errors import StudioError
 from core.learn import build_model as bm
+from core.learn.programs import build_model as programs
+from core.model.source import layer_lines, line_for
 from ui.cache import dataset_or_message, split_tensors
 from ui.layout import side_by_side
 from ui.learn import build_model as view
+from ui.learn import layers as walk_view
+from ui.learn import program as program_view
 from ui.model_picker import load_run
 from ui.nav import title
 
@@ -50,16 +54,28 @@ traced = bm.trace(model, x)
 rows = bm.layer_table(model)
 untrained = bm.trace(view.untrained_model(name), x) if loaded is not None else None
 
-st.subheader("One image through the model")
+options = loaded.model_options if loaded else None
+st.subheader("One image through the model", anchor=programs.PREDICTION_ANCHOR)
 view.render_prediction(traced, index, label, untrained)
 st.code(bm.sample_code(index) + "\n\n" + bm.PREDICT_CODE, language="python", wrap_lines=True)
+view.forward_note(model, x)
 
-structure_tab, layers_tab, params_tab = st.tabs(
-    [":material/account_tree: Structure", ":material/route: Layer by layer", ":material/tune: Parameters"]
+st.subheader("The model", anchor=programs.MODEL_ANCHOR)
+structure_tab, layers_tab, walk_tab, params_tab = st.tabs(
+    [
+        ":material/account_tree: Structure",
+        ":material/route: Layer by layer",
+        ":material/stacks: Model layers, one at a time",
+        ":material/tune: Parameters",
+    ]
 )
 
 with structure_tab:
-    st.code(bm.model_code(name, loaded.model_options if loaded else None, checkpoint), language="python")
+    st.markdown(
+        "The class: `__init__` makes the layers (after `super().__init__()`, which sets up `nn.Module`), "
+        "`forward` says what they do to the input. Then an instance, moved to the device."
+    )
+    st.code(bm.model_code(name, options, checkpoint), language="python")
     st.caption(view.checkpoint_note(checkpoint))
     st.code(str(model), language=None)
     diagram_col, table_col = side_by_side("build_model_structure", 240, 420)
@@ -76,11 +92,21 @@ with layers_tab:
         "beside each layer calls it by hand, which gives the same tensor."
     )
     modules = dict(model.named_modules())
+    made_by = layer_lines(name, options)
     view.render_input(x, index)
     for position, out in enumerate(traced.layers):
-        view.render_layer(position, out, modules[out.name])
+        view.render_layer(position, out, modules[out.name], line_for(made_by, out.name))
     with st.expander(":material/code: Show code: the whole forward pass, one layer at a time"):
         st.code(bm.layers_code(rows), language="python")
+
+with walk_tab:
+    st.subheader("Model layers", anchor=programs.LAYERS_ANCHOR)
+    st.markdown(
+        "The tutorial takes the model's layers apart: each one is a module you can make and call on its own. "
+        "Here on a minibatch of real test images, starting at the one chosen above."
+    )
+    walk = walk_view.controls(index, len(labels))
+    walk_view.render(images, labels, walk)
 
 with params_tab:
     st.code(bm.PARAMETERS_CODE, language="python")
@@ -90,3 +116,5 @@ with params_tab:
         view.render_unit(model, x)
     else:
         view.render_filters(model)
+
+program_view.render(programs.program(name, options, checkpoint, index, walk))

@@ -1,6 +1,5 @@
 """Build Model: a model's layers, one image followed through them with forward hooks, and the code for it."""
 
-import inspect
 import itertools
 import threading
 from dataclasses import dataclass
@@ -12,7 +11,8 @@ from torch import nn
 
 from core.base.errors import BadConfig
 from core.data.fashion import PROJECT_ROOT
-from core.model.networks import INPUT_SHAPE, MODELS, NeuralNetwork, build_model
+from core.model.networks import INPUT_SHAPE, NeuralNetwork, build_model
+from core.model.source import DEVICE_LINE, IMPORTS, class_code, class_name
 
 UNTRAINED_SEED = 0  # torch.manual_seed(0) before building: the same untrained weights every time
 SHOWN_VALUES = 2  # the tutorial prints param[:2]
@@ -224,32 +224,20 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def model_code(name: str, options: dict | None = None, checkpoint: Path | None = None) -> str:
-    """Building the model (seeded, or with a run's weights) and printing it, as the tutorial does."""
-    cls = MODELS[name].factory.__name__
-    lines = ["import torch", "from torch import nn"]
-    lines.append(
-        "# class NeuralNetwork(nn.Module): ... as in the tutorial"
-        if name == "mlp"
-        else f"from core.model.networks import {cls}  # this app's CNN"
-    )
-    lines.append("")
+    """The class written out, the device, the model made (seeded, or with a run's weights) and printed,
+    as the tutorial's "Define the Class" and "Get Device" do."""
+    cls = class_name(name)
+    device = [DEVICE_LINE, 'print(f"Using {device} device")']
+    lines = [IMPORTS, "", *device, "", "", class_code(name, options), "", ""]
     if checkpoint is None:
-        lines += [
-            f"torch.manual_seed({UNTRAINED_SEED})  # the same untrained weights every time",
-            f"model = {cls}()",
-        ]
+        lines += [f"torch.manual_seed({UNTRAINED_SEED})  # the same untrained weights every time"]
+        lines += [f"model = {cls}().to(device)"]
     else:
         lines += [
-            f"model = {cls}({_options_code(name, options or {})})",
+            f"model = {cls}().to(device)",
             f"model.load_state_dict(torch.load({_shown_path(checkpoint)!r}, weights_only=True))",
         ]
     return "\n".join([*lines, "print(model)"])
-
-
-def _options_code(name: str, options: dict) -> str:
-    """Only the options that differ from the class's own defaults, as keyword arguments."""
-    defaults = {p.name: p.default for p in inspect.signature(MODELS[name].factory).parameters.values()}
-    return ", ".join(f"{k}={v!r}" for k, v in options.items() if defaults.get(k) != v)
 
 
 def _shown_path(path: Path) -> str:

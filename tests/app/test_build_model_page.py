@@ -11,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 from core import runs
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 from core.learn import build_model as bm
+from core.learn.layers import walk
+from core.learn.programs.build_model import program
 from core.model.checkpoint import load_checkpoint
 from core.runs import store as runstore
 from tests.app.conftest import make_trained_store
@@ -72,7 +74,32 @@ def test_the_mlp_page_prints_the_model_counts_669706_parameters_and_follows_one_
     assert _prediction(at).startswith(_expected_line(model, 0))
     assert bm.parameters_printout(model).removesuffix("\n") in _codes(at)  # st.code drops the last line break
     assert any("test_data[0]" in code and "nn.Softmax(dim=1)(logits)" in code for code in _codes(at))
-    assert dict(at.query_params) == {"model": "mlp", "weights": "untrained", "sample": "0"}
+    walk = {"images": "3", "features": "20", "layer_seed": "0"}  # the Model layers tab's controls
+    assert dict(at.query_params) == {"model": "mlp", "weights": "untrained", "sample": "0", **walk}
+
+
+def test_the_class_the_layer_lines_the_walk_and_the_file_to_copy(run_store):
+    at = _page(sample=str(SAMPLE), features="7", images="2", layer_seed="5")
+    assert not at.exception
+    codes = _codes(at)
+    assert any(
+        code.startswith("import torch") and "class NeuralNetwork(nn.Module):" in code for code in codes
+    )
+    # each traced layer names the __init__ expression that made it
+    made = "# made in __init__ by nn.Linear(28*28, 512)\nx = model.linear_relu_stack[0](x)"
+    assert any(code.startswith(made) for code in codes)
+    # model(X) runs the model's own hooks, model.forward(X) skips them: counted on this model
+    assert any(
+        "ran **1** time(s) for `model(X)` and **0** for `model.forward(X)`" in c.value for c in at.caption
+    )
+    # the Model layers tab: the sizes and the ReLU printout of this minibatch, from these controls
+    walked = walk(load_split("test")[0][SAMPLE : SAMPLE + 2], 7, 5)
+    assert f"{walked.input_image.size()}\n{walked.flat_image.size()}" in codes
+    assert f"Before ReLU: {walked.hidden1}\n\n\nAfter ReLU: {walked.relu}" in codes
+    # the page ends with the whole file, written from the same controls
+    whole = program("mlp", None, None, SAMPLE, (SAMPLE, 2, 7, 5)).source()
+    assert whole.rstrip("\n") in codes
+    assert at.get("download_button")[-1].proto.label == "Download build_model.py"
 
 
 def test_each_relu_says_how_many_units_it_zeroed(run_store):
@@ -95,7 +122,7 @@ def test_trained_weights_give_the_runs_prediction_and_the_untrained_one_for_comp
     assert _prediction(at).startswith(_expected_line(trained, SAMPLE))
     assert any(c.startswith("Untrained (seed 0), the same model says **") for c in _texts(at, "caption"))
     code = next(c for c in _codes(at) if "load_state_dict" in c)
-    assert "model = NeuralNetwork(dropout=0.1)" in code and "weights_only=True" in code
+    assert "nn.Sequential(nn.ReLU(), nn.Dropout(0.1))" in code and "weights_only=True" in code
     assert f"{RUN_ID}/model.pth" in code
     assert "Dropout" in next(c for c in _codes(at) if c.startswith("NeuralNetwork("))  # the run's own layers
     assert at.query_params["weights"] == f"run:{RUN_ID}"
@@ -113,7 +140,7 @@ def test_the_cnn_shows_feature_maps_and_its_own_total(store):
         at, "markdown"
     )
     assert str(model) in _codes(at)
-    assert "from core.model.networks import SmallCNN" in next(c for c in _codes(at) if "print(model)" in c)
+    assert "class SmallCNN(nn.Module):" in next(c for c in _codes(at) if "print(model)" in c)
     pictures = [image.proto.imgs[0].caption for image in at.get("image")]
     maps = [c for c in pictures if " feature maps of " in c]
     assert (

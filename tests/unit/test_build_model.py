@@ -231,11 +231,11 @@ def test_to_input_is_what_the_tutorials_to_tensor_dataset_gives(real_data):
 
 
 def test_model_code_builds_the_shown_model_and_names_a_runs_options_and_file(tmp_path):
-    assert "torch.manual_seed(0)" in bm.model_code("mlp") and "model = NeuralNetwork()\n" in bm.model_code(
-        "mlp"
-    )
-    assert "from core.model.networks import SmallCNN" in bm.model_code("cnn")
+    code = bm.model_code("mlp")
+    assert "torch.manual_seed(0)" in code and "model = NeuralNetwork().to(device)\n" in code
+    assert "class NeuralNetwork(nn.Module):" in code and "super().__init__()" in code
+    assert "class SmallCNN(nn.Module):" in bm.model_code("cnn") and "core." not in bm.model_code("cnn")
     code = bm.model_code("mlp", {"hidden": 512, "dropout": 0.1}, tmp_path / "model.pth")
-    assert "model = NeuralNetwork(dropout=0.1)" in code
+    assert "nn.Sequential(nn.ReLU(), nn.Dropout(0.1))" in code
     assert f"torch.load({str(tmp_path / 'model.pth')!r}, weights_only=True)" in code
     assert code.endswith("print(model)")

@@ -13,6 +13,7 @@ from core.base.errors import BadConfig
 from core.data.fashion import CLASSES
 from core.data.transforms import display_array
 from core.learn import build_model as bm
+from core.learn import layers as bm_layers
 from core.model.networks import MODELS
 from ui import link
 from ui.layout import side_by_side
@@ -156,6 +157,16 @@ def render_prediction(traced: bm.Trace, index: int, label: int, compare: bm.Trac
             _compare_caption(traced, compare, label)
 
 
+def forward_note(model: nn.Module, x: torch.Tensor) -> None:
+    """Why `model(X)` and not `model.forward(X)`, shown with a hook on this very model."""
+    via_call, via_forward = bm_layers.hook_calls(model, x)
+    st.caption(
+        "Call the model, `model(X)`, never `model.forward(X)` directly: calling it goes through "
+        "`nn.Module.__call__`, which runs forward and the hooks around it. A forward hook put on this model "
+        f"ran **{via_call}** time(s) for `model(X)` and **{via_forward}** for `model.forward(X)`."
+    )
+
+
 def _compare_caption(traced: bm.Trace, untrained: bm.Trace, label: int) -> None:
     said, p_said = CLASSES[untrained.predicted], float(untrained.probs[0, untrained.predicted])
     p_before, p_now = float(untrained.probs[0, label]), float(traced.probs[0, label])
@@ -205,14 +216,15 @@ def render_input(x: torch.Tensor, index: int) -> None:
         st.image(display_array(x[0], IMAGE_PX)[0], caption="1 image · 1 channel · 28×28", width=IMAGE_PX)
 
 
-def render_layer(position: int, out: bm.LayerOutput, module: nn.Module) -> None:
-    """One layer: what it is and the line that calls it, then its output for the image."""
+def render_layer(position: int, out: bm.LayerOutput, module: nn.Module, made_by: str | None) -> None:
+    """One layer: the class's line that makes it, the line that calls it, then its output for the image."""
     about_col, picture_col = side_by_side(f"build_model_layer_{position}", 300, 420)
     shape = tuple(out.output.shape)
     with about_col:
         st.markdown(f"**{position + 1}. `{out.name}`** · {out.kind}")
+        made = f"# made in __init__ by {made_by}\n" if made_by else ""
         st.code(
-            f"x = {bm.module_expression(out.name)}(x)\n# {module}\n# → {shape}",
+            f"{made}x = {bm.module_expression(out.name)}(x)\n# {module}\n# → {shape}",
             language="python",
             wrap_lines=True,
         )
