@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.learn.programs import tensors as programs
 from core.learn.tensors import PRELUDE
 from ui import link
 from ui.cache import dataset_or_message, torchvision_dataset
@@ -16,24 +17,26 @@ st.caption(
 )
 st.code(PRELUDE.rstrip("\n"), language="python")
 
-st.subheader("1. Initializing a tensor")
-view.initializing()
+choices = {}
+st.subheader("1. Initializing a tensor", anchor=programs.INIT_ANCHOR)
+choices |= view.initializing()
 
-st.subheader("2. Attributes of a tensor")
-view.attributes()
+st.subheader("2. Attributes of a tensor", anchor=programs.ATTRIBUTES_ANCHOR)
+choices |= view.attributes()
 
-st.subheader("3. Indexing and slicing")
+st.subheader("3. Indexing and slicing", anchor=programs.INDEXING_ANCHOR)
 ready = dataset_or_message()
 if ready:
-    view.indexing()
+    choices |= view.indexing()
 
-st.subheader("4. Joining tensors")
-view.joining()
+st.subheader("4. Joining tensors", anchor=programs.JOINING_ANCHOR)
+choices |= view.joining()
 
-st.subheader("5. Arithmetic operations")
-view.arithmetic()
+st.subheader("5. Arithmetic operations", anchor=programs.ARITHMETIC_ANCHOR)
+choices |= view.arithmetic()
 
-st.subheader("6. Bridge with NumPy")
-view.numpy_bridge()
+st.subheader("6. Bridge with NumPy", anchor=programs.NUMPY_ANCHOR)
+choices |= view.numpy_bridge()
 
+view.program(choices)
 link.keep(view.link_params(len(torchvision_dataset("train")) if ready else 1), where=heading)

@@ -16,8 +16,10 @@ import torch
 
 from core.base.device import accelerator_type
 from core.base.errors import StudioError
+from core.learn.program import literal
 
 PRELUDE = "import numpy as np\nimport torch\n"  # what every snippet assumes; shown once on the page
+DATA_IMPORTS = "from torchvision import datasets\nfrom torchvision.transforms import ToTensor\n"
 DTYPES = {
     "float32": torch.float32,
     "float64": torch.float64,
@@ -102,7 +104,7 @@ def initializing(shape: tuple[int, ...], dtype: str, seed: int) -> Snippet:
     """From data, from NumPy, like another tensor, and rand/ones/zeros of `shape` and `dtype`."""
     kind = _dtype(dtype)
     code = _lines(
-        f"torch.manual_seed({seed})",
+        f"torch.manual_seed({literal(seed)})",
         f"data = {TUTORIAL_DATA}",
         "x_data = torch.tensor(data)",
         "np_array = np.array(data)",
@@ -172,22 +174,25 @@ def image_slice(
 ) -> Snippet:
     """`img[0, r0:r1, c0:c1]` of the tutorial's training_data[index]; `image` is its (1, 28, 28) tensor."""
     (r0, r1), (c0, c1) = _span(rows, "rows"), _span(cols, "columns")
-    code = _lines(
-        "from torchvision import datasets",
-        "from torchvision.transforms import ToTensor",
-        "training_data = datasets.FashionMNIST(",
-        '    root="data", train=True, download=True, transform=ToTensor()',
-        ")",
-        f"img, label = training_data[{index}]  # img: (1, 28, 28), values in [0, 1]",
-        f"patch = img[0, {r0}:{r1}, {c0}:{c1}]  # channel 0, rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}",
-        'print(f"Label: {label}, patch shape: {tuple(patch.shape)}")',
-        "print(patch)",
-    )
     patch = image[0, r0:r1, c0:c1]
     out = Printed()
     out(f"Label: {label}, patch shape: {tuple(patch.shape)}")
     out(patch)
-    return Snippet(code, out.text(), {"patch": patch})
+    return Snippet(DATA_IMPORTS + image_slice_code(index, rows, cols), out.text(), {"patch": patch})
+
+
+def image_slice_code(index: int, rows: tuple[int, int], cols: tuple[int, int]) -> str:
+    """The slice's code, without DATA_IMPORTS (a whole file has them at its top)."""
+    (r0, r1), (c0, c1) = _span(rows, "rows"), _span(cols, "columns")
+    return _lines(
+        "training_data = datasets.FashionMNIST(",
+        '    root="data", train=True, download=True, transform=ToTensor()',
+        ")",
+        f"img, label = training_data[{literal(index)}]  # img: (1, 28, 28), values in [0, 1]",
+        f"patch = img[0, {r0}:{r1}, {c0}:{c1}]  # channel 0, rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1}",
+        'print(f"Label: {label}, patch shape: {tuple(patch.shape)}")',
+        "print(patch)",
+    )
 
 
 def check_index(index: int, size: int) -> int:
@@ -213,7 +218,7 @@ def zero_column(column: int) -> Snippet:
         'print(f"First row: {tensor[0]}")',
         'print(f"First column: {tensor[:, 0]}")',
         'print(f"Last column: {tensor[..., -1]}")',
-        f"tensor[:, {column}] = 0",
+        f"tensor[:, {literal(column)}] = 0",
         "print(tensor)",
     )
     tensor, out = torch.ones(4, 4), Printed()
@@ -244,7 +249,7 @@ def joining(how: str, dim: int, count: int) -> Snippet:
     names = ", ".join(["tensor"] * count)
     code = _lines(
         "tensor = torch.arange(6).reshape(2, 3)",
-        f"joined = torch.{how}([{names}], dim={dim})",
+        f"joined = torch.{how}([{names}], dim={literal(dim)})",
         'print(f"{tuple(tensor.shape)} x ' + str(count) + ' -> {tuple(joined.shape)}")',
         "print(joined)",
     )
@@ -267,7 +272,8 @@ def arithmetic(operation: str, rows: int, cols: int, value: float) -> Snippet:
         raise BadTensorInput("rows and columns go from 1 to 8 here")
     if not math.isfinite(value):
         raise BadTensorInput("add a finite number")
-    setup = f"tensor = torch.arange(1, {rows * cols + 1}.0).reshape({rows}, {cols})"
+    end, shape = literal(rows * cols + 1.0), f"{literal(rows)}, {literal(cols)}"
+    setup = f"tensor = torch.arange(1, {end}).reshape({shape})"
     tensor = torch.arange(1, rows * cols + 1.0).reshape(rows, cols)
     make = {
         "matrix product": _matrix_product,
@@ -334,7 +340,7 @@ def _sum_item(tensor: torch.Tensor, _value: float) -> tuple[list[str], Printed]:
 def _in_place_add(tensor: torch.Tensor, value: float) -> tuple[list[str], Printed]:
     body = [
         'print(f"{tensor} \\n")',
-        f"tensor.add_({value!r})  # the trailing _ changes tensor itself",
+        f"tensor.add_({literal(value)})  # the trailing _ changes tensor itself",
         "print(tensor)",
     ]
     out = Printed()
@@ -354,16 +360,16 @@ def numpy_bridge(length: int, value: float) -> Snippet:
     if not math.isfinite(value):
         raise BadTensorInput("add a finite number")
     code = _lines(
-        f"t = torch.ones({length})",
+        f"t = torch.ones({literal(length)})",
         "n = t.numpy()  # shares t's memory",
         'print(f"t: {t}")',
         'print(f"n: {n}")',
-        f"t.add_({value!r})  # changes t in place ...",
+        f"t.add_({literal(value)})  # changes t in place ...",
         'print(f"t: {t}")',
         'print(f"n: {n}")  # ... and n with it',
-        f"n = np.ones({length})",
+        f"n = np.ones({literal(length)})",
         "t = torch.from_numpy(n)  # shares n's memory",
-        f"np.add(n, {value!r}, out=n)  # changes n in place ...",
+        f"np.add(n, {literal(value)}, out=n)  # changes n in place ...",
         'print(f"t: {t}")  # ... and t with it',
         'print(f"n: {n}")',
     )

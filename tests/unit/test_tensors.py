@@ -1,4 +1,4 @@
-"""The Tensors page's snippets: running each one's code prints exactly what the page shows."""
+"""The Tensors page's snippets, and its whole file: running the code prints exactly what the page shows."""
 
 import contextlib
 import io
@@ -9,7 +9,9 @@ import torch
 
 from core.data.fashion import PROJECT_ROOT, fashion_mnist
 from core.learn import tensors
+from core.learn.programs import tensors as programs
 from core.learn.tensors import BadTensorInput, parse_shape
+from tests.conftest import run_program
 
 
 def _run(snippet: tensors.Snippet, monkeypatch) -> str:
@@ -124,3 +126,44 @@ def test_bad_choices_are_refused_with_a_message():
     ):
         with pytest.raises(BadTensorInput):
             call()
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [
+        programs.Choices(),
+        programs.Choices(
+            shape="2x2x2", dtype="float64", seed=7, attr_shape="5", attr_dtype="bfloat16", move=False,
+            index=42, rows=(0, 28), cols=(3, 9), column=-1, join="stack", dim=-1, count=2,
+            operation="in-place add", op_rows=2, op_cols=4, op_value=-1.5, np_length=3, np_value=0.25,
+        ),
+    ],
+)  # fmt: skip
+def test_the_pages_file_prints_every_panels_output_in_order(choices, real_data, tmp_path):
+    printed = run_program(programs.program(choices), tmp_path)
+    image, label = fashion_mnist("train")[choices.index]
+    panels = [
+        tensors.initializing(parse_shape(choices.shape), choices.dtype, choices.seed),
+        tensors.attributes(parse_shape(choices.attr_shape), choices.attr_dtype, choices.move),
+        tensors.image_slice(image, label, choices.index, choices.rows, choices.cols),
+        tensors.zero_column(choices.column),
+        tensors.joining(choices.join, choices.dim, choices.count),
+        tensors.arithmetic(choices.operation, choices.op_rows, choices.op_cols, choices.op_value),
+        tensors.numpy_bridge(choices.np_length, choices.np_value),
+    ]
+    # The same operations on the same seeded numbers, printed by the same print calls: the text is equal.
+    assert printed == "".join(panel.output for panel in panels)
+
+
+def test_the_file_refuses_what_the_panels_refuse():
+    for bad in (
+        programs.Choices(shape="2, 0"),
+        programs.Choices(index=60_000),
+        programs.Choices(rows=(5, 5)),
+        programs.Choices(join="stack", dim=3),
+        programs.Choices(op_value=float("inf")),
+    ):
+        with pytest.raises(BadTensorInput):
+            programs.program(bad)
+    source = programs.program(programs.Choices(op_value=0.1, operation="in-place add")).source()
+    assert "tensor.add_(0.1)" in source and source.startswith('"""Tensors:')
