@@ -20,12 +20,13 @@ class PageInfo:
     blurb: str
     section: str  # LEARN or TOOLS
     lesson: str  # the tutorial section(s) the page is, in the tutorial's words
+    address: str = ""  # the URL path where the title does not make one ("Save & Load"); "": from the title
 
     @property
     def url_path(self) -> str:
         """The page's address, "Dataset_Explorer" for "Dataset Explorer": the same since the pages were
         numbered files (1_Dataset_Explorer.py), so links people copied still open the page."""
-        return self.title.replace(" ", "_")
+        return self.address or self.title.replace(" ", "_")
 
 
 # In the sidebar's order: the Learn pages follow the tutorial, then the tools.
@@ -44,12 +45,15 @@ PAGES = {
     "optimization": PageInfo("pages/Optimization.py", "Optimization", ":material/trending_down:",
                              "the loss, the optimizer, one training step at a time", LEARN,
                              "Optimizing Model Parameters"),
+    "save_load": PageInfo("pages/Save_Load.py", "Save & Load", ":material/save:",
+                          "state_dict out and in, eval() or train(), the whole pickled model", LEARN,
+                          "Save and Load the Model", address="Save_Load"),
     "train": PageInfo("pages/Train.py", "Train", ":material/monitoring:",
                       "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
                       "Quickstart: the whole training loop, in a worker"),
     "predict": PageInfo("pages/Predict.py", "Predict", ":material/image_search:",
                         "drop an image or a model.pth and see the prediction", TOOLS,
-                        "Save & Load: a model.pth, loaded and asked"),
+                        "Using a trained model: a model.pth asked about your own image"),
 }  # fmt: skip
 
 
@@ -69,7 +73,7 @@ TUTORIAL = (
     Lesson("Build Model", "build_model", "nn.Module, layer by layer"),
     Lesson("Autograd", "autograd", "the graph behind .grad, and why no_grad"),
     Lesson("Optimization", "optimization", "hyperparameters, the loss, the optimizer, the loop"),
-    Lesson("Save & Load", "predict", "model.pth in and out"),
+    Lesson("Save & Load", "save_load", "model.pth in and out, safely"),
 )
 
 

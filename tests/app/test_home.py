@@ -40,12 +40,23 @@ def test_home_lists_the_tutorials_eight_sections_in_order_with_their_pages(real_
     assert links["2. Tensors"] == "Tensors" and links["3. Datasets & DataLoaders"] == "Dataset_Explorer"
     assert links["5. Build Model"] == "Build_Model" and links["6. Autograd"] == "Autograd"
     assert links["7. Optimization"] == "Optimization" and links["1. Quickstart"] == "Train"
+    assert links["8. Save & Load"] == "Save_Load"  # its own Learn page, no longer Predict
 
 
 def test_the_sidebar_groups_learn_pages_in_the_tutorials_order_then_the_tools():
     from ui.nav import LEARN, TOOLS, sections
 
     grouped = sections()
-    learn = ["Tensors", "Dataset Explorer", "Transforms", "Build Model", "Autograd", "Optimization"]
+    learn = [
+        "Tensors",
+        "Dataset Explorer",
+        "Transforms",
+        "Build Model",
+        "Autograd",
+        "Optimization",
+        "Save & Load",
+    ]
     assert [p.title for p in grouped[LEARN]] == learn
+    assert [p.url_path for p in grouped[LEARN]][-1] == "Save_Load"  # "&" has no place in an address
+    assert "Save & Load" not in next(p for p in grouped[TOOLS] if p.title == "Predict").lesson
     assert [p.title for p in grouped[TOOLS]] == ["Train", "Predict"]
