@@ -1,9 +1,11 @@
 """The tutorial's Optimization section on real data: what the hyperparameters change, the loss function
-taken apart, and one training step at a time on a fixed batch.
+taken apart (and its relatives), the optimizers torch.optim offers, and one training step at a time on a
+fixed batch.
 
 Nothing here trains for longer than one batch: these run in the page (milliseconds each).
 """
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -61,6 +63,23 @@ def budget(batch_size: int, epochs: int) -> Budget:
     return Budget(batch_size, epochs, steps, steps * epochs, TRAIN_SIZE % batch_size, TRAIN_SIZE * epochs)
 
 
+def first_printed_loss(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> float:
+    """The loss train_loop prints first (`batch % 100 == 0` at batch 0): the model before any step, on the
+    first `batch_size` training images, which the tutorial's DataLoader (no shuffle) gives first."""
+    x = images[:batch_size].unsqueeze(1).float().div(255)  # (B, 1, 28, 28), as ToTensor makes them
+    model.eval()  # dropout's coin flips would make the number a draw; the tutorial's MLP has none
+    with torch.no_grad():
+        return F.cross_entropy(model(x), labels[:batch_size]).item()
+
+
+def printed_loss_line(loss: float, batch_size: int) -> str:
+    """train_loop's line for batch 0, in the tutorial's format."""
+    current, size = min(batch_size, TRAIN_SIZE), TRAIN_SIZE
+    return f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]"
+
+
 # ---- 2. the loss function ------------------------------------------------------------------------------
 
 
@@ -104,7 +123,51 @@ def loss_breakdown(
     return LossBreakdown(rows, logits, probabilities, float(nll.double().mean()), from_pytorch)
 
 
-# ---- 3. one step at a time -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OtherLosses:
+    cross_entropy: float  # nn.CrossEntropyLoss()(logits, y)
+    nll_of_log_softmax: float  # nn.NLLLoss()(nn.LogSoftmax(dim=1)(logits), y): the same number
+    nll_of_logits: float  # nn.NLLLoss()(logits, y): the mistake of skipping LogSoftmax, -mean(logits[truth])
+    mse: float  # nn.MSELoss()(softmax probabilities, one-hot targets)
+    mse_by_hand: float  # ((probabilities - one_hot) ** 2).mean()
+    log_probs_of_truth: list[float]  # LogSoftmax's value at each sample's true class: -(its loss)
+
+
+def other_losses(logits: torch.Tensor, labels: torch.Tensor) -> OtherLosses:
+    """The tutorial's other losses on the same logits (N, 10) and labels (N,): nn.CrossEntropyLoss is
+    nn.LogSoftmax followed by nn.NLLLoss; nn.MSELoss wants targets of the prediction's shape."""
+    logits = logits.detach().double()  # float64: the two ways agree to ~1e-15, not float32's ~1e-7
+    log_probs = nn.LogSoftmax(dim=1)(logits)
+    probabilities = log_probs.exp()
+    one_hot = F.one_hot(labels, logits.shape[1]).double()  # (N, 10): 1 at the true class
+    return OtherLosses(
+        cross_entropy=nn.CrossEntropyLoss()(logits, labels).item(),
+        nll_of_log_softmax=nn.NLLLoss()(log_probs, labels).item(),
+        nll_of_logits=nn.NLLLoss()(logits, labels).item(),
+        mse=nn.MSELoss()(probabilities, one_hot).item(),
+        mse_by_hand=((probabilities - one_hot) ** 2).mean().item(),
+        log_probs_of_truth=log_probs[torch.arange(len(labels)), labels].tolist(),
+    )
+
+
+# ---- 3. the optimizer ----------------------------------------------------------------------------------
+
+
+def torch_optimizers() -> list[str]:
+    """The optimizer classes this PyTorch's torch.optim holds (SGD, Adam, RMSprop, ...), by name."""
+    return sorted(
+        (
+            name
+            for name, value in vars(torch.optim).items()
+            if inspect.isclass(value)
+            and issubclass(value, torch.optim.Optimizer)
+            and value is not torch.optim.Optimizer
+        ),
+        key=str.lower,
+    )
+
+
+# ---- 4. one step at a time -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -139,6 +202,7 @@ class Stepper:
         self.x, self.y = x, y  # (B, 1, 28, 28) floats, (B,) labels
         self.loss: torch.Tensor | None = None  # the last forward pass, until backward frees its graph
         self.backed = False  # backward() ran on self.loss
+        self.summed = 0  # backward passes added up in .grad since the last zero_grad()
         self.model.train()
 
     def forward(self) -> StepReport:
@@ -158,10 +222,19 @@ class Stepper:
                 "backward() already ran on this loss and freed its graph: run the forward pass again, "
                 "as the next batch would",
             )
-        self.loss.backward()
+        before = total_norm(self.grad_norms())
+        self.loss.backward()  # adds this loss's gradients to whatever .grad holds
         self.backed = True
+        self.summed += 1
         norms = self.grad_norms()
-        return StepReport("backward", True, "gradients computed for every parameter", grad_norms=norms)
+        message = "gradients computed for every parameter"
+        if self.summed > 1:
+            message = (
+                f"zero_grad() was skipped, so these gradients were added to the {before:.4f} already in "
+                f".grad: the total norm is now {total_norm(norms):.4f}, {self.summed} backward passes "
+                "summed"
+            )
+        return StepReport("backward", True, message, grad_norms=norms)
 
     def step(self) -> StepReport:
         before = {name: p.detach().clone() for name, p in self.model.named_parameters()}
@@ -173,12 +246,16 @@ class Stepper:
             message = "no parameter moved: there were no gradients (run backward first, or they were zeroed)"
         else:
             message = f"the loss on this batch went from {loss_before:.4f} to {loss_after:.4f}"
+            if self.summed > 1:
+                message += f", with {self.summed} backward passes summed in .grad (zero_grad() was skipped): "
+                message += _summed_effect(self.optimizer, self.summed)
         return StepReport(
             "step", any(moved.values()), message, loss=loss_before, moved=moved, loss_after=loss_after
         )
 
     def zero_grad(self) -> StepReport:
         self.optimizer.zero_grad()  # set_to_none=True by default: .grad becomes None
+        self.summed = 0
         return StepReport("zero_grad", True, "every .grad is None again", grad_norms=self.grad_norms())
 
     def grad_norms(self) -> dict[str, float | None]:
@@ -195,6 +272,20 @@ class Stepper:
                 return F.cross_entropy(self.model(self.x), self.y).item()
         finally:
             self.model.train()
+
+
+def _summed_effect(optimizer: torch.optim.Optimizer, summed: int) -> str:
+    if isinstance(optimizer, torch.optim.SGD):
+        return f"SGD moves lr × .grad, so this step went about {summed}× as far as one batch's gradient asks"
+    return (
+        "Adam and AdamW divide by the gradients' own running size, so a summed gradient moves them about as "
+        "far as one; its harm is in the running averages the later steps use"
+    )
+
+
+def total_norm(norms: dict[str, float | None]) -> float:
+    """The norm of all the gradients as one vector, from each parameter's ‖grad‖ (None counts as 0)."""
+    return math.sqrt(sum((v or 0.0) ** 2 for v in norms.values()))
 
 
 def fixed_batch(
