@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from core.base.errors import StudioError
+from core.learn.program import literal
 from core.learn.tensors import Printed, Snippet
 
 MAX_SIZE = 8  # x's length and z's length: enough to see, small enough for a finite-difference check
@@ -59,11 +60,11 @@ def example_code(seed: int, n_in: int, n_out: int) -> str:
         [
             "import torch",
             "",
-            f"torch.manual_seed({seed})",
-            f"x = torch.ones({n_in})  # input tensor",
-            f"y = torch.zeros({n_out})  # expected output",
-            f"w = torch.randn({n_in}, {n_out}, requires_grad=True)",
-            f"b = torch.randn({n_out}, requires_grad=True)",
+            f"torch.manual_seed({literal(seed)})",
+            f"x = torch.ones({literal(n_in)})  # input tensor",
+            f"y = torch.zeros({literal(n_out)})  # expected output",
+            f"w = torch.randn({literal(n_in)}, {literal(n_out)}, requires_grad=True)",
+            f"b = torch.randn({literal(n_out)}, requires_grad=True)",
             "z = torch.matmul(x, w) + b",
             "loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)",
             'print(f"Gradient function for z = {z.grad_fn.name()}")',
@@ -301,15 +302,19 @@ def vjp_by_hand(ex: JacobianExample, jacobian: torch.Tensor | None = None) -> to
 
 
 def jacobian_code(ex: JacobianExample) -> str:
+    return "import torch\n\n" + jacobian_body(ex)
+
+
+def jacobian_body(ex: JacobianExample) -> str:
+    """The tutorial's three calls, without the import."""
     v = (
         "torch.ones_like(out)"
         if ex.v_kind == "ones"
-        else f"torch.randint(-2, 3, out.shape, generator=torch.Generator().manual_seed({ex.seed})).float()"
+        else "torch.randint(-2, 3, out.shape, "
+        f"generator=torch.Generator().manual_seed({literal(ex.seed)})).float()"
     )
     return "\n".join(
         [
-            "import torch",
-            "",
             "inp = torch.eye(4, 5, requires_grad=True)",
             "out = (inp + 1).pow(2).t()",
             f"v = {v}",
@@ -333,3 +338,22 @@ def jacobian_snippet(v_kind: str = "ones", seed: int = 0) -> Snippet:
     jacobian_zero(ex)
     out(f"\nCall after zeroing gradients\n{jacobian_backward(ex)}")
     return Snippet(jacobian_code(ex) + "\n", out.text())
+
+
+def vjp_snippet(v_kind: str = "ones", seed: int = 0) -> Snippet:
+    """J in full, vᵀ·J from it, and the same numbers as the gradient of the scalar (v * out).sum()."""
+    ex = jacobian_example(v_kind, seed)
+    code = "\n".join(
+        [
+            "J = torch.autograd.functional.jacobian(lambda t: (t + 1).pow(2).t(), inp)  # all d out/d inp",
+            "print(J.shape)  # out's shape (5, 4), then inp's (4, 5)",
+            "vJ = (v.reshape(1, 20) @ J.reshape(20, 20)).reshape(4, 5)  # vᵀ·J",
+            "print(torch.equal(vJ, torch.autograd.grad((v * out).sum(), inp)[0]))",
+        ]
+    )
+    jac = full_jacobian(ex)
+    scalar = torch.autograd.grad((ex.v * ex.out).sum(), ex.inp)[0]
+    out = Printed()
+    out(jac.shape)
+    out(torch.equal(vjp_by_hand(ex, jac), scalar))
+    return Snippet(code + "\n", out.text())

@@ -1,5 +1,6 @@
 """The Autograd page: grad_fn names, the graph, gradients beside finite differences, the freed-graph
-error explained, accumulation with retain_graph, resetting, and stopping tracking."""
+error explained, accumulation with retain_graph, resetting, stopping tracking, more on computational graphs,
+vᵀ·J explained, and the file the page's controls make."""
 
 import pytest
 import torch
@@ -7,6 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.fashion import PROJECT_ROOT
 from core.learn import autograd as ag
+from core.learn import graphs
+from core.learn.program import ANCHOR
+from core.learn.programs import autograd as programs
 
 PAGE = str(PROJECT_ROOT / "pages" / "Autograd.py")
 
@@ -113,3 +117,74 @@ def test_the_jacobian_section_shows_the_tutorials_print_out_and_accumulates_one_
     at.button(key="autograd_jac_backward").click().run()
     assert str(ag.vjp_by_hand(random_v)) in _codes(at)
     assert any("shape (5, 4, 4, 5), 400 numbers" in c.value for c in at.caption)
+
+
+def test_leaves_and_accumulate_grad_are_explained_beside_pytorchs_objects(at):
+    assert any("A **leaf** is a tensor you made yourself" in m.value for m in at.markdown)
+    snippet = graphs.leaf_objects(ag.example(0))
+    codes = _codes(at)
+    shown = codes[codes.index(snippet.code.rstrip("\n")) + 1]
+    assert shown.startswith("True True False False\n((<SqueezeBackward4 object at 0x")
+    assert "<AccumulateGrad object at 0x" in shown and shown.endswith("> True")
+
+
+def test_more_on_graphs_shows_two_passes_two_graphs_and_control_flow(at):
+    assert any("rebuilt from scratch" in m.value for m in at.markdown)
+    assert graphs.two_passes(ag.example(0), "relu").snippet.output.rstrip("\n") in _codes(at)
+    charts = [chart.proto.spec for chart in at.get("graphviz_chart")]
+    assert len(charts) == 4  # the example's graph, pass 1's, pass 2's, and x's
+    assert "ReluBackward0" not in charts[1] and "ReluBackward0" in charts[2]
+    at.segmented_control(key="autograd_second").set_value("double").run()
+    assert not at.exception
+    charts = [chart.proto.spec for chart in at.get("graphviz_chart")]
+    assert "MulBackward0" not in charts[1] and "MulBackward0" in charts[2]
+    assert any("`losses[0].grad_fn is losses[1].grad_fn` is `False`" in c.value for c in at.caption)
+
+
+def test_a_non_leafs_grad_shows_pytorchs_warning_until_retain_grad(at):
+    expected = graphs.leaf_grads(ag.example(0), retain=False).warning
+    assert [w.value for w in at.warning] == [f"UserWarning: {expected}"]
+    assert "not a leaf Tensor is being accessed" in expected
+    at.toggle(key="autograd_retain_grad").set_value(True).run()
+    assert not at.exception and not at.warning
+    result = graphs.leaf_grads(ag.example(0), retain=True)
+    assert f"False {result.z_grad}" in _codes(at)
+    assert any(s.value.startswith("`z.grad` against d loss / d z written out") for s in at.success)
+
+
+def test_requires_grad_later_puts_x_in_the_graph_and_gives_it_a_gradient(at):
+    later = graphs.requires_grad_later(ag.example(0), True)
+    assert later.snippet.output.rstrip("\n") in _codes(at)
+    assert 'label="x  (AccumulateGrad)"' in at.get("graphviz_chart")[3].proto.spec
+    assert any(s.value.startswith("`x.grad` against `w @ (torch.sigmoid(z) - y) / 3`") for s in at.success)
+    at.toggle(key="autograd_later").set_value(False).run()
+    assert not at.exception
+    assert "x  (AccumulateGrad)" not in at.get("graphviz_chart")[3].proto.spec
+    assert "False\nNone" in _codes(at)
+
+
+def test_the_jacobian_section_says_what_v_transposed_j_is_and_checks_it(at):
+    assert any("**vᵀ·J** weights those derivatives by `v`" in m.value for m in at.markdown)
+    assert any("shape (5, 4, 4, 5)" in m.value for m in at.markdown)
+    assert ag.vjp_snippet("ones").output.rstrip("\n") in _codes(at)
+
+
+def _program(at: AppTest) -> str:
+    return next(c for c in _codes(at) if c.startswith('"""Automatic Differentiation'))
+
+
+def test_the_page_ends_with_the_file_its_controls_make(at):
+    page = dict(how="no_grad", second="relu", retain=False, later=True, v_kind="ones")
+    assert _program(at) == programs.program(0, 5, 3, **page).source().rstrip("\n")
+    anchors = [s.proto.anchor for s in at.subheader]
+    assert anchors[-1] == ANCHOR
+    assert all(piece.anchor in anchors for piece in programs.program(0, 5, 3).pieces)
+    at.number_input(key="autograd_seed").set_value(7).run()
+    at.slider(key="autograd_n_out").set_value(2).run()
+    at.segmented_control(key="ag_how").set_value("detach").run()
+    at.toggle(key="autograd_retain_grad").set_value(True).run()
+    at.segmented_control(key="autograd_jac_v").set_value("random").run()
+    assert not at.exception
+    page |= dict(how="detach", retain=True, v_kind="random")
+    assert _program(at) == programs.program(7, 5, 2, **page).source().rstrip("\n")
+    assert "z.retain_grad()" in _program(at) and "manual_seed(7)" in _program(at)

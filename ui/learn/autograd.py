@@ -1,5 +1,5 @@
 """Streamlit pieces of the Autograd page: the example, its graph, backward checked, stopping tracking,
-the pixels' gradient, and the optional Jacobian products."""
+more on computational graphs, the pixels' gradient, the optional Jacobian products, and the whole file."""
 
 import streamlit as st
 import torch
@@ -8,11 +8,14 @@ from PIL import Image
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
 from core.learn import autograd as ag
+from core.learn import graphs
+from core.learn.programs import autograd as programs
 from core.model.attribution import input_gradient, overlay
 from core.model.networks import parameter_count
 from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells
+from ui.learn import program as program_view
 from ui.learn.tensors import code_and_output
 from ui.model_picker import pick_model
 from ui.predict.page import upscale
@@ -65,6 +68,13 @@ def graph(ex: ag.Example) -> None:
         "`AccumulateGrad` adds into `.grad`. Dashed: inputs that do not require grad (`x` and `y`), for "
         "which autograd keeps no node."
     )
+    st.markdown(
+        "A **leaf** is a tensor you made yourself rather than computed from others: it has no `grad_fn`, "
+        "and only leaves that require grad get a `.grad`. **`AccumulateGrad`** is the node at the end of "
+        "each such leaf's branch: it holds the leaf (`.variable`) and adds the gradient that reaches it into "
+        "the leaf's `.grad`. Here they are, found from `z`:"
+    )
+    code_and_output(graphs.leaf_objects(ex))
 
 
 def backward_controls(ex: ag.Example) -> None:
@@ -135,10 +145,11 @@ def _agreement(result: ag.Backward, fd_w, fd_b, calls: int) -> None:
     (st.success if ag.is_small(largest) else st.error)(text)
 
 
-def stop_tracking(ex: ag.Example) -> None:
+def stop_tracking(ex: ag.Example) -> str:
     how = st.segmented_control("Stop tracking with", ["no_grad", "detach"], default="no_grad", key="ag_how")
+    how = how or "no_grad"  # clicking the chosen option again clears it
     try:
-        code_and_output(ag.no_grad_snippet(ex, how or "no_grad"))
+        code_and_output(ag.no_grad_snippet(ex, how))
     except StudioError as exc:
         st.error(str(exc))
     st.markdown(
@@ -148,6 +159,7 @@ def stop_tracking(ex: ag.Example) -> None:
         "- to **speed up computations** when you only do the forward pass: operations on tensors that do "
         "not track gradients are more efficient."
     )
+    return how
 
 
 def real_model() -> None:
@@ -191,23 +203,32 @@ def real_model() -> None:
 JACOBIAN_KEY = "autograd_jacobian"  # the session's JacobianExample: inp.grad accumulates across clicks
 
 
-def jacobian() -> None:
-    """The tutorial's tensor-output example: its code and print-out, then one call at a time beside vᵀ·J."""
+def jacobian() -> str:
+    """What vᵀ·J is; the tutorial's tensor-output example, its code and print-out, vᵀ·J checked two ways;
+    then one call at a time beside vᵀ·J. Returns the v chosen."""
     v_kind = st.segmented_control(
         "v, the vector given to backward", ag.JACOBIAN_VS, default="ones", required=True,
         key="autograd_jac_v",
         format_func=lambda k: {"ones": "torch.ones_like(out)", "random": "random whole numbers"}[k],
     ) or "ones"  # fmt: skip
-    code_and_output(ag.jacobian_snippet(v_kind))
     ex = st.session_state.get(JACOBIAN_KEY)
     if ex is None or ex.v_kind != v_kind:
         ex = st.session_state[JACOBIAN_KEY] = ag.jacobian_example(v_kind)
+    jac = ag.full_jacobian(ex)
+    st.markdown(
+        "**J**, the Jacobian, holds the derivative of every number of `out` with respect to every number of "
+        f"`inp`: here a tensor of shape {tuple(jac.shape)}. **vᵀ·J** weights those derivatives by `v` and "
+        "adds them up over `out`: it is the gradient of the scalar `(v * out).sum()`, which is why a scalar "
+        "loss needs no `v` (there it is just 1)."
+    )
+    code_and_output(ag.jacobian_snippet(v_kind))
+    st.caption("vᵀ·J two ways, after the code above: from the full J, and as the gradient of (v * out).sum()")
+    code_and_output(ag.vjp_snippet(v_kind))
     row = st.container(horizontal=True, vertical_alignment="center")
     row.button("out.backward(v, retain_graph=True)", icon=":material/undo:", key="autograd_jac_backward",
                on_click=lambda: ag.jacobian_backward(st.session_state[JACOBIAN_KEY]))  # fmt: skip
     row.button("inp.grad.zero_()", key="autograd_jac_zero",
                on_click=lambda: ag.jacobian_zero(st.session_state[JACOBIAN_KEY]))  # fmt: skip
-    jac = ag.full_jacobian(ex)
     by_hand = ag.vjp_by_hand(ex, jac)
     left, right = st.columns(2, gap="medium")
     left.caption(f"`inp.grad` after {ex.calls} call{'' if ex.calls == 1 else 's'} since it was zeroed")
@@ -228,3 +249,86 @@ def jacobian() -> None:
         f"tutorial's MLP's logits for a batch of 64 with respect to its {weights:,} weights would hold "
         f"{64 * 10 * weights:,} numbers."
     )
+    return v_kind
+
+
+# ---- more on computational graphs ----------------------------------------------------------------------
+
+PASS_LABELS = {"nothing": "nothing more", "relu": "torch.relu", "tanh": "torch.tanh", "double": "z * 2"}
+
+
+def more_on_graphs(ex: ag.Example) -> dict:
+    """The graph rebuilt each forward pass, .grad of a non-leaf, requires_grad_(); returns the choices."""
+    st.markdown(
+        "Autograd keeps a record of tensors and operations in a directed acyclic graph (DAG) of "
+        "`Function` objects: its **leaves** are the input tensors, its **roots** the outputs, and "
+        "`backward()` goes from a root to the leaves by the chain rule. The graph is **rebuilt from scratch "
+        "at every forward pass**, so plain Python control flow (an `if`, a loop) may change it from one "
+        "iteration to the next; and `backward()` frees it unless `retain_graph=True` (see "
+        f"[Computing gradients](#{programs.BACKWARD_ANCHOR}))."
+    )
+    second = st.segmented_control(
+        "In pass 2, z also goes through", list(graphs.SECOND_PASS), default="relu", required=True,
+        key="autograd_second", format_func=PASS_LABELS.get,
+    ) or "relu"  # fmt: skip
+    passes = graphs.two_passes(ex, second)
+    code_and_output(passes.snippet)
+    for column, number, drawn in zip(st.columns(2), (1, 2), passes.graphs, strict=True):
+        column.caption(f"Pass {number}'s graph, read from `losses[{number - 1}]`")
+        column.graphviz_chart(ag.graph_dot(drawn), width="content")
+    st.caption(
+        "Same leaves, same values, two graphs: `losses[0].grad_fn is losses[1].grad_fn` is "
+        f"`{passes.same_grad_fn}`. A training step calls `backward()` once on the graph its forward pass "
+        "just built, so it never needs `retain_graph`."
+    )
+    return {"second": second, "retain": _non_leaf(ex), "later": _requires_grad_later(ex)}
+
+
+def _non_leaf(ex: ag.Example) -> bool:
+    st.markdown(
+        "**Leaf and non-leaf tensors.** Only leaves that require grad get a `.grad`; `z` is computed, so "
+        "after `backward()` its `.grad` is `None`, and PyTorch warns when it is read. `z.retain_grad()` "
+        "asks autograd to keep it."
+    )
+    retain = st.toggle("z.retain_grad()", key="autograd_retain_grad")
+    result = graphs.leaf_grads(ex, retain)
+    code_and_output(result.snippet)
+    if result.warning:
+        st.warning(f"UserWarning: {result.warning}")
+        st.caption("PyTorch's own warning, raised as the code read `z.grad` (caught here, word for word).")
+    if result.z_grad is not None:
+        largest = ag.largest_difference(result.z_grad, result.by_hand)
+        (st.success if ag.is_small(largest) else st.error)(
+            f"`z.grad` against d loss / d z written out, `(torch.sigmoid(z) - y) / {len(ex.y)}` (the "
+            f"derivative of the mean binary cross-entropy): largest difference **{largest:.1e}**."
+        )
+    return retain
+
+
+def _requires_grad_later(ex: ag.Example) -> bool:
+    st.markdown(
+        "**`requires_grad_()`.** `requires_grad` can be set when a tensor is made, or later, on the tensor "
+        "itself, with the tutorial's `x.requires_grad_(True)`: `x` then becomes a leaf of the graph too."
+    )
+    later = st.toggle("x.requires_grad_(True)", True, key="autograd_later")
+    result = graphs.requires_grad_later(ex, later)
+    code_and_output(result.snippet)
+    st.graphviz_chart(ag.graph_dot(result.graph), width="content")
+    if result.x_grad is not None:
+        largest = ag.largest_difference(result.x_grad, result.by_hand)
+        (st.success if ag.is_small(largest) else st.error)(
+            f"`x.grad` against `w @ (torch.sigmoid(z) - y) / {len(ex.y)}`, the chain rule written out: "
+            f"largest difference **{largest:.1e}**."
+        )
+    return later
+
+
+def program(ex: ag.Example, **choices) -> None:
+    """The page's end: the tutorial's section as one file from the controls above (`choices`: those of
+    core.learn.programs.autograd.program)."""
+    try:
+        built = programs.program(ex.seed, len(ex.x), len(ex.y), **choices)
+    except StudioError as exc:
+        st.info(f"The code you would write, as one file, shows once every choice above works: {exc}")
+        return
+    program_view.render(built)
