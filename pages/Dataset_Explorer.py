@@ -1,18 +1,22 @@
-"""Dataset Explorer: random samples with labels, class statistics and what one DataLoader batch holds."""
+"""Dataset Explorer: samples and what the Dataset hands out, classes, a custom Dataset, DataLoader epochs."""
+
+from dataclasses import replace
 
 import streamlit as st
 
 from core.base.errors import StudioError
-from core.data.explore import sample_indices
 from core.data.fashion import SPLITS, dataset_status
+from core.learn.programs import datasets as programs
 from ui import link
-from ui.learn import explorer
+from ui.learn import custom_dataset, dataloader, explorer
+from ui.learn.program import render as render_program
 from ui.nav import title
 
 heading = title("explorer")
 st.caption(
-    "Look at the pictures a model learns from: random samples with their labels, how many images each "
-    "class has, what an average one looks like, and the tensors one DataLoader batch hands the model."
+    "Look at the pictures a model learns from: random samples with their labels and what the Dataset "
+    "really hands out, how many images each class has, a Dataset of your own files, and the batches a "
+    "DataLoader serves, epoch after epoch."
 )
 
 customs = explorer.discover_custom()
@@ -54,63 +58,40 @@ except StudioError as exc:
     explorer.custom_help(customs)
     st.stop()
 
-link.notify(link.adopt(explorer.link_params(source)))
-samples_tab, classes_tab, batch_tab = st.tabs(
-    [
-        ":material/photo_library: Samples",
-        ":material/bar_chart: Classes",
-        ":material/view_module: DataLoader batch",
-    ]
-)
+shared = explorer.link_params(source) + dataloader.LINK_PARAMS + custom_dataset.LINK_PARAMS
+link.notify(link.adopt(shared))
 
-with samples_tab:
-    classes, side, seed = explorer.grid_controls(source)
-    indices = sample_indices(source.labels, classes, side * side, seed) if classes else []
-    if not classes:
-        st.info("Pick at least one class above to draw samples.")
-    else:
-        if len(indices) < side * side:
-            st.caption(f"Only {len(indices)} samples match these classes; showing all of them.")
-        row = st.container(horizontal=True, gap="large")  # grid and inspector stack in a narrow window
-        grid_col, detail_col = row.container(width="content"), row.container(width=300)
-        try:  # a custom image that cannot be decoded is reported, the rest of the page stays
-            with grid_col:
-                explorer.render_grid(source, indices, side)
-            with detail_col, st.container(border=True):
-                explorer.render_sample(source, explorer.pick_sample(source, indices))
-        except StudioError as exc:
-            st.error(str(exc))
+st.subheader("Samples", anchor=programs.SAMPLES_ANCHOR)
+classes, side, seed = explorer.grid_controls(source)
+picked = explorer.render_samples(source, classes, side, seed)
+view = explorer.grid_view(source, split, classes, side, seed, picked)
+if split is not None:
+    explorer.render_code(view)
 
-with classes_tab:
-    st.plotly_chart(explorer.class_distribution_figure(source, classes), width="stretch")
-    if split is not None:
-        st.subheader("Mean image of each class")
-        st.caption(
-            "Every pixel averaged over all images of a class in this split: the shape the class shares."
-        )
-        explorer.render_class_means(split)
+st.subheader("Classes", anchor="classes")
+st.plotly_chart(explorer.class_distribution_figure(source, classes), width="stretch")
+if split is not None:
+    st.markdown("**Mean image of each class**")
+    st.caption("Every pixel averaged over all images of a class in this split: the shape the class shares.")
+    explorer.render_class_means(split)
 
-with batch_tab:
-    if split is None:
-        st.info(
-            "The batch view uses FashionMNIST: custom images can differ in size, and the default "
-            "DataLoader can only stack images of one size into a batch."
-        )
-    else:
-        st.caption(
-            "The quickstart wraps the Dataset in a `DataLoader`, which stacks samples into batches. "
-            "Here is the first batch of a real `DataLoader` over this split."
-        )
-        batch_size = st.columns([1, 3])[0].number_input(
-            "Batch size",
-            min_value=1,
-            max_value=1024,
-            value=64,
-            step=1,
-            key=explorer.BATCH_KEY,
-            help="The tutorial uses 64.",
-        )
-        explorer.render_batch(split, int(batch_size))
-
+st.subheader("A custom Dataset for your files", anchor=programs.CUSTOM_ANCHOR)
+if split is not None or dataset_status().ready:  # it writes FashionMNIST test images as files
+    first, count = custom_dataset.controls()
+    view = replace(view, custom_first=first, custom_count=count)
+    custom_dataset.render(view)
 explorer.custom_help(customs)
-link.keep([explorer.SPLIT_LINK] * bool(split) + explorer.link_params(source), where=heading)
+
+st.subheader("DataLoader batches", anchor=programs.LOADER_ANCHOR)
+if split is None:
+    st.info(
+        "The batch view uses FashionMNIST: custom images can differ in size, and the default "
+        "DataLoader can only stack images of one size into a batch."
+    )
+else:
+    batch_size, shuffle = dataloader.controls()
+    view = replace(view, batch_size=batch_size, shuffle=shuffle)
+    dataloader.render(view)
+
+render_program(programs.program(view))
+link.keep([explorer.SPLIT_LINK] * bool(split) + shared, where=heading)

@@ -1,5 +1,7 @@
-"""Pure helpers behind the Dataset Explorer: seeded samples, class statistics, batch shapes, custom sets."""
+"""Pure helpers behind the Dataset Explorer: seeded samples, class statistics, epochs, custom sets."""
 
+import csv
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,20 +60,58 @@ def pixel_stats(image: torch.Tensor, correction: int = 0) -> PixelStats:
     return PixelStats(float(values.min()), float(values.max()), float(values.mean()), std)
 
 
-@dataclass(frozen=True)
-class BatchPreview:
-    x: torch.Tensor  # (N, C, H, W) float, what the model receives
-    y: torch.Tensor  # (N,) int64
-    lines: tuple[str, str]  # the tutorial's two print() lines
+def describe_sample(image: torch.Tensor, label: int, name: str) -> tuple[str, str, str]:
+    """What `img, label = training_data[i]` hands out, in the words the page and its code print."""
+    values = image.float()
+    return (
+        f"img.shape = {image.shape}, img.dtype = {image.dtype}",
+        f"values {float(values.min()):.3f} to {float(values.max()):.3f}, mean {float(values.mean()):.3f}",
+        f"label = {label} ({name})",
+    )
 
 
-def batch_shapes(dataset: Dataset, batch_size: int) -> BatchPreview:
-    """The first batch of `DataLoader(dataset, batch_size=...)` and the tutorial's shape lines for it."""
-    loader = DataLoader(dataset, batch_size=batch_size)
-    x, y = next(iter(loader))
-    # Exactly the quickstart's `print(f"Shape of X [N, C, H, W]: {X.shape}")` and the line after it.
-    lines = (f"Shape of X [N, C, H, W]: {x.shape}", f"Shape of y: {y.shape} {y.dtype}")
-    return BatchPreview(x, y, lines)
+FIRST_LABELS = 8  # how many labels of each epoch's first batch are compared
+
+
+def first_batches(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, epochs: int = 2) -> list:
+    """The first batch `(features (N, 1, 28, 28), labels (N,))` of each of `epochs` epochs of one DataLoader.
+
+    Each `iter(loader)` starts an epoch; with shuffle=True it draws a new order. The loader's own generator,
+    seeded, makes the orders the same for the same seed in any process, and leaves torch's global one alone.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    return [next(iter(loader)) for _ in range(epochs)]
+
+
+def batch_lines(features: torch.Tensor, labels: torch.Tensor) -> tuple[str, str]:
+    """The data tutorial's two print() lines for a batch."""
+    return f"Feature batch shape: {features.size()}", f"Labels batch shape: {labels.size()}"
+
+
+def named_labels(labels: torch.Tensor, names: Sequence[str]) -> list[str]:
+    """Each label digit with its class name beside it: "9 Ankle boot"."""
+    return [f"{y} {names[y]}" for y in labels.tolist()]
+
+
+def label_rows(labels: torch.Tensor, names: Sequence[str], columns: int) -> list[list[str]]:
+    """The named labels row by row, as `mosaic` places their images."""
+    named = named_labels(labels, names)
+    return [named[start : start + columns] for start in range(0, len(named), columns)]
+
+
+def same_batches(first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor]) -> bool:
+    """Whether two batches hold the same samples in the same order (the pixels as read, not computed)."""
+    return torch.equal(first[1], second[1]) and torch.equal(first[0], second[0])
+
+
+def epoch_lines(batches: Sequence[tuple[torch.Tensor, torch.Tensor]], names: Sequence[str]) -> list[str]:
+    """What the page's code prints for the first batch of each of two epochs, and whether they match."""
+    lines = [
+        f"Epoch {n} starts with: " + ", ".join(named_labels(labels[:FIRST_LABELS], names))
+        for n, (_features, labels) in enumerate(batches, 1)
+    ]
+    return [*lines, f"The same order in both epochs: {same_batches(batches[0], batches[1])}"]
 
 
 def to_display(image: torch.Tensor, size: int) -> np.ndarray:
@@ -138,3 +178,53 @@ def open_custom(info: CustomDatasetInfo) -> CustomImageDataset:
 def custom_labels(dataset: CustomImageDataset) -> torch.Tensor:
     """The labels of a CustomImageDataset, read from its CSV rows (no image is decoded)."""
     return torch.tensor([label for _, label in dataset.rows], dtype=torch.long)
+
+
+# ---- the tutorial's "Creating a Custom Dataset for your files", on real images ---------------------------
+
+ANNOTATIONS_HEADER = ("file", "label")
+
+
+def sample_file_name(index: int) -> str:
+    return f"test_{index}.png"
+
+
+def write_image_folder(folder: Path, dataset: Dataset, indices: Sequence[int]) -> Path:
+    """Samples of `dataset` (float (1, H, W) in [0, 1], what ToTensor gives) as PNG files in `folder` and an
+    annotations.csv of `file,label` rows: the layout CustomImageDataset reads. Returns the CSV's path."""
+    # torchvision: ~1.2 s to import after torch (measured here), so only when used
+    from torchvision.io import write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [ANNOTATIONS_HEADER]
+    for index in indices:
+        image, label = dataset[index]
+        name = sample_file_name(index)
+        write_png((image * 255).round().to(torch.uint8), str(folder / name))  # back to the stored 0-255
+        rows.append((name, str(label)))
+    annotations = folder / ANNOTATIONS_NAME
+    with annotations.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return annotations
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    annotations: str  # the CSV as written
+    items: tuple[tuple[torch.Tensor, int], ...]  # custom_data[i] of each row: (uint8 (C, H, W), label)
+
+
+def round_trip(dataset: Dataset, indices: Sequence[int]) -> RoundTrip:
+    """Write the samples as files in a temporary folder, then read them back through CustomImageDataset."""
+    with tempfile.TemporaryDirectory(prefix="custom-dataset-") as tmp:
+        annotations = write_image_folder(Path(tmp), dataset, indices)
+        custom = CustomImageDataset(annotations, tmp)
+        return RoundTrip(annotations.read_text(), tuple(custom[i] for i in range(len(custom))))
+
+
+def custom_lines(items: Sequence[tuple[torch.Tensor, int]], names: Sequence[str]) -> list[str]:
+    """What the page's code prints for a CustomImageDataset: its length, then each item's shape and label."""
+    lines = [f"len(custom_data) = {len(items)}"]
+    for i, (image, label) in enumerate(items):
+        lines.append(f"custom_data[{i}]: {image.shape} {image.dtype}, label {label} ({names[label]})")
+    return lines

@@ -2,12 +2,15 @@ import re
 import time
 
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import core.base.paths
 from core.data import explore
-from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.data.fashion import CLASSES, PROJECT_ROOT, fashion_mnist, load_split
+from core.learn.programs import datasets as programs
+from core.learn.programs.datasets import ExplorerView
 
 PAGE = str(PROJECT_ROOT / "pages" / "Dataset_Explorer.py")
 GRID_CAPTION = re.compile(r"^#(\d+) · (.+)$")
@@ -92,33 +95,109 @@ def test_test_split_and_selected_sample_details(real_data, run_store, no_custom)
     index, text = grid[4]
     at.selectbox(key="explorer_pick_fashion_test").set_value(index).run()
     assert not at.exception
-    images, labels = load_split("test")
-    assert any(m.value == f"**Index** {index} · **Label** {int(labels[index])} ({text})" for m in at.markdown)
-    stats = explore.pixel_stats(images[index])
+    image, label = fashion_mnist("test")[index]  # test_data[index]: what the Dataset hands out
+    assert image.dtype == torch.float32 and image.shape == (1, 28, 28)
+    assert any(m.value == f"**Index** {index} · **Label** {label} ({text})" for m in at.markdown)
+    stats = explore.pixel_stats(image)
     shown = {m.label: m.value for m in at.metric}
     assert shown == {
-        "Min": f"{stats.min:.0f}",  # uint8 pixels: whole numbers
-        "Max": f"{stats.max:.0f}",
-        "Mean": f"{stats.mean:.1f}",
-        "Std": f"{stats.std:.1f}",
+        "Min": f"{stats.min:.3f}",  # ToTensor's floats in [0, 1], not the file's uint8 0-255
+        "Max": f"{stats.max:.3f}",
+        "Mean": f"{stats.mean:.3f}",
+        "Std": f"{stats.std:.3f}",
     }
+    described = explore.describe_sample(image, label, text)
+    assert described[0] == "img.shape = torch.Size([1, 28, 28]), img.dtype = torch.float32"
+    assert "\n".join(described) in [c.value for c in at.code]
+    assert any(f"What `test_data[{index}]` hands out" in c.value for c in at.caption)
+    assert any(f"img, label = test_data[{index}]" in c.value for c in at.code)  # the code behind it
 
 
-def test_dataloader_view_prints_the_tutorials_shape_lines(real_data, run_store, no_custom):
+def _code_with(at: AppTest, text: str) -> str:
+    return next(c.value for c in at.code if text in c.value)
+
+
+def _printed(at: AppTest, start: str) -> str:
+    """The output block that starts with `start` (the code printing it holds the same words)."""
+    return next(c.value for c in at.code if c.value.startswith(start))
+
+
+def test_dataloader_view_prints_the_tutorials_shape_lines_and_names_the_labels(
+    real_data, run_store, no_custom
+):
     at = _explorer()
-    outputs = [c.value for c in at.code]
-    assert (
-        "Shape of X [N, C, H, W]: torch.Size([64, 1, 28, 28])\nShape of y: torch.Size([64]) torch.int64"
-        in outputs
+    printed = _printed(at, "Feature batch shape")
+    assert printed.startswith(
+        "Feature batch shape: torch.Size([64, 1, 28, 28])\nLabels batch shape: torch.Size([64])"
     )
     at.number_input(key="explorer_batch").set_value(10).run()
     assert not at.exception
-    outputs = [c.value for c in at.code]
-    assert (
-        "Shape of X [N, C, H, W]: torch.Size([10, 1, 28, 28])\nShape of y: torch.Size([10]) torch.int64"
-        in outputs
+    printed = _printed(at, "Feature batch shape")
+    assert printed.startswith(
+        "Feature batch shape: torch.Size([10, 1, 28, 28])\nLabels batch shape: torch.Size([10])"
     )
-    assert f"y = {load_split('train')[1][:10]}" in outputs  # e.g. y = tensor([9, 0, 0, ...])
+    first, _ = explore.first_batches(fashion_mnist("train"), 10, True, seed=0)
+    labels = first[1].tolist()
+    table = at.dataframe[0].value  # train_labels, each digit with its class name, as the mosaic places them
+    cells = [cell for column in table.columns[1:] for cell in table[column] if cell]
+    assert sorted(cells) == sorted(f"{y} {CLASSES[y]}" for y in labels)
+    assert list(table[""]) == ["train_labels[0:8]", "train_labels[8:10]"]
+    assert "shuffle=True," in _code_with(at, "DataLoader(")
+
+
+def test_shuffle_gives_each_epoch_a_new_order_and_off_the_same(real_data, run_store, no_custom):
+    at = _explorer()
+    assert at.toggle(key="explorer_loader_shuffle").value is True
+    epochs = _printed(at, "Epoch 1 starts with")
+    first, second = explore.first_batches(fashion_mnist("train"), 64, True, seed=0)
+    assert epochs == "\n".join(explore.epoch_lines([first, second], CLASSES))
+    assert epochs.endswith("The same order in both epochs: False")
+
+    at.toggle(key="explorer_loader_shuffle").set_value(False).run()
+    assert not at.exception
+    epochs = _printed(at, "Epoch 1 starts with")
+    assert epochs.endswith("The same order in both epochs: True")
+    labels = load_split("train")[1][:8].tolist()  # the file's order
+    assert epochs.startswith("Epoch 1 starts with: " + ", ".join(f"{y} {CLASSES[y]}" for y in labels))
+    assert "shuffle=False," in _code_with(at, "DataLoader(")
+    assert at.query_params["shuffle"] == "false"
+
+
+def test_a_custom_dataset_class_reads_real_test_images_written_as_files(real_data, run_store, no_custom):
+    at = _explorer()
+    code = _code_with(at, "class CustomImageDataset(Dataset):")
+    for method in (
+        "def __init__(self, annotations_file, img_dir",
+        "def __len__(self)",
+        "def __getitem__(self, idx)",
+    ):
+        assert method in code
+    at.number_input(key="explorer_files_first").set_value(20).run()
+    at.number_input(key="explorer_files_count").set_value(2).run()
+    assert not at.exception
+    assert "for idx in [20, 21]:" in _code_with(at, "write_png(")
+    trip = explore.round_trip(fashion_mnist("test"), [20, 21])
+    assert "\n".join(explore.custom_lines(trip.items, CLASSES)) in [c.value for c in at.code]
+    assert trip.annotations.rstrip("\n") in [c.value for c in at.code]
+    labels = load_split("test")[1]
+    captions = [c for image in at.image for c in image.captions]
+    assert f"custom_data[1] · {CLASSES[int(labels[21])]}" in captions
+
+
+def test_the_page_ends_with_the_code_you_would_write_from_its_controls(real_data, run_store, no_custom):
+    at = _explorer()
+    at.radio(key="explorer_split").set_value("test").run()
+    at.number_input(key="explorer_seed").set_value(77).run()
+    at.button_group(key="explorer_classes_fashion_test").set_value([1, 8]).run()
+    at.number_input(key="explorer_batch").set_value(16).run()
+    assert not at.exception
+    index = at.selectbox(key="explorer_pick_fashion_test").value
+    view = ExplorerView(split="test", classes=(1, 8), seed=77, sample=index, batch_size=16)
+    assert at.subheader[-1].value.endswith("The code you would write")
+    assert at.code[-1].value == programs.program(view).source().rstrip("\n")  # st.code drops the last newline
+    links = next(m.value for m in at.markdown if "makes [sample grid](#samples)" in m.value)
+    assert "(#a-custom-dataset)" in links and "(#dataloader-batches)" in links
+    assert at.get("download_button")
 
 
 def test_class_means_and_distribution_are_shown(real_data, run_store, no_custom):
@@ -194,13 +273,19 @@ def _linked(**query) -> AppTest:
 
 
 def test_a_link_restores_the_view_and_the_view_is_written_back(real_data, run_store, no_custom):
-    query = {"split": "test", "classes": ["Trouser", "Bag"], "grid": "4", "seed": "77", "batch": "32"}
+    query = {
+        "split": "test", "classes": ["Trouser", "Bag"], "grid": "4", "seed": "77", "batch": "32",
+        "shuffle": "false", "files_from": "30", "files": "2",
+    }  # fmt: skip
     at = _linked(**query)
     assert not at.exception and not [c for c in at.caption if "From the link" in c.value]
     grid = _grid(at)
     expected = explore.sample_indices(load_split("test")[1], [1, 8], 16, 77)
     assert [i for i, _ in grid] == expected and {t for _, t in grid} <= {"Trouser", "Bag"}
     assert at.number_input(key="explorer_batch").value == 32
+    assert at.toggle(key="explorer_loader_shuffle").value is False
+    assert at.number_input(key="explorer_files_first").value == 30
+    assert at.number_input(key="explorer_files_count").value == 2
     at.number_input(key="explorer_seed").set_value(5).run()
     assert at.query_params["seed"] == "5" and at.query_params["split"] == "test"
     assert at.query_params["classes"] == ["Trouser", "Bag"] and at.query_params["grid"] == "4"
@@ -236,6 +321,8 @@ def test_settings_survive_a_visit_to_another_page(real_data, run_store, no_custo
         ({"seed": "9" * 400}, "a value of 400 characters is too long."),
         ({"batch": "0"}, "batch 0 is out of range (1 to 1,024)."),
         ({"sample": "60000"}, "sample 60,000 is out of range"),
+        ({"shuffle": "maybe"}, "shuffle 'maybe' is not one of true, false."),
+        ({"files": "9"}, "files 9 is out of range (1 to 8)."),
     ],
 )
 def test_a_bad_link_value_is_refused_with_a_notice(real_data, run_store, no_custom, query, reason):

@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -5,8 +6,10 @@ import torch
 from PIL import Image
 
 from core.data import explore
-from core.data.fashion import CustomImageDataset, fashion_mnist, load_split, raw_dir
-from tests.conftest import make_tiny_dataset
+from core.data.fashion import CLASSES, CustomImageDataset, fashion_mnist, load_split, raw_dir
+from core.learn.programs import datasets as programs
+from core.learn.programs.datasets import ExplorerView
+from tests.conftest import make_tiny_dataset, run_program
 
 # ---- seeded, filtered samples ----------------------------------------------------------------------
 
@@ -66,17 +69,72 @@ def test_pixel_stats_of_a_known_image():
 # ---- the DataLoader view ---------------------------------------------------------------------------
 
 
-def test_batch_shapes_print_the_tutorials_lines_for_the_first_batch(tmp_path):
+def test_first_batches_keep_the_files_order_without_shuffle(tmp_path):
     make_tiny_dataset(raw_dir(tmp_path), n_test=10)
     dataset = fashion_mnist("test", root=tmp_path)
-    preview = explore.batch_shapes(dataset, batch_size=4)
-    assert preview.lines == (
-        "Shape of X [N, C, H, W]: torch.Size([4, 1, 28, 28])",
-        "Shape of y: torch.Size([4]) torch.int64",
-    )
+    first, second = explore.first_batches(dataset, batch_size=4, shuffle=False, seed=0)
     images, labels = load_split("test", tmp_path)
-    torch.testing.assert_close(preview.x[:, 0], images[:4].float() / 255)
-    assert preview.y.tolist() == labels[:4].tolist()
+    torch.testing.assert_close(first[0][:, 0], images[:4].float() / 255)
+    assert first[1].tolist() == labels[:4].tolist()
+    assert explore.same_batches(first, second)
+    assert explore.batch_lines(*first) == (
+        "Feature batch shape: torch.Size([4, 1, 28, 28])",
+        "Labels batch shape: torch.Size([4])",
+    )
+
+
+def test_first_batches_reshuffle_every_epoch_the_same_way_for_a_seed(tmp_path):
+    make_tiny_dataset(raw_dir(tmp_path), n_train=40)
+    dataset = fashion_mnist("train", root=tmp_path)
+    state = torch.random.get_rng_state()
+    first, second = explore.first_batches(dataset, batch_size=20, shuffle=True, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the loader's own generator, not torch's
+    assert not explore.same_batches(first, second)
+    again = explore.first_batches(dataset, batch_size=20, shuffle=True, seed=3)
+    assert all(explore.same_batches(a, b) for a, b in zip((first, second), again, strict=True))
+    other = explore.first_batches(dataset, batch_size=20, shuffle=True, seed=4)
+    assert not explore.same_batches(first, other[0])
+
+
+def test_labels_are_named_and_laid_out_as_the_mosaic():
+    labels = torch.tensor([9, 0, 3, 7, 8])
+    names = explore.named_labels(labels, CLASSES)
+    assert names == ["9 Ankle boot", "0 T-shirt/top", "3 Dress", "7 Sneaker", "8 Bag"]
+    assert explore.label_rows(labels, CLASSES, 2) == [names[:2], names[2:4], names[4:]]
+
+
+def test_epoch_lines_name_the_first_labels_and_say_whether_the_order_changed():
+    x = torch.zeros(10, 1, 2, 2)
+    first, second = (x, torch.arange(10)), (x, torch.arange(10).flip(0))
+    lines = explore.epoch_lines([first, second], CLASSES)
+    assert lines[0] == "Epoch 1 starts with: " + ", ".join(f"{i} {CLASSES[i]}" for i in range(8))
+    assert lines[1].startswith("Epoch 2 starts with: 9 Ankle boot, 8 Bag, 7 Sneaker")
+    assert lines[2] == "The same order in both epochs: False"
+    assert explore.epoch_lines([first, first], CLASSES)[2] == "The same order in both epochs: True"
+
+
+def test_a_real_sample_is_a_float_tensor_with_a_channel(real_data):
+    image, label = fashion_mnist("train")[0]
+    lines = explore.describe_sample(image, label, CLASSES[label])
+    assert lines[0] == "img.shape = torch.Size([1, 28, 28]), img.dtype = torch.float32"
+    assert lines[1].startswith("values 0.000 to 1.000, mean ")
+    assert lines[2] == "label = 9 (Ankle boot)"  # the first training image is an ankle boot
+
+
+def test_round_trip_writes_pngs_and_a_csv_and_reads_the_same_pixels_back(real_data):
+    dataset = fashion_mnist("test")
+    trip = explore.round_trip(dataset, [5, 6, 7])
+    images, labels = load_split("test")
+    expected = "file,label\n" + "".join(f"test_{i}.png,{int(labels[i])}\n" for i in (5, 6, 7))
+    assert trip.annotations == expected
+    for (image, label), i in zip(trip.items, (5, 6, 7), strict=True):
+        assert image.dtype == torch.uint8 and image.shape == (1, 28, 28)
+        assert torch.equal(image[0], images[i]) and label == int(labels[i])
+    lines = explore.custom_lines(trip.items, CLASSES)
+    assert lines[0] == "len(custom_data) = 3"
+    assert lines[1] == f"custom_data[0]: torch.Size([1, 28, 28]) torch.uint8, label {int(labels[5])} " + (
+        f"({CLASSES[int(labels[5])]})"
+    )
 
 
 # ---- display helpers -------------------------------------------------------------------------------
@@ -146,3 +204,48 @@ def test_opened_custom_dataset_yields_images_and_labels(tmp_path):
 @pytest.mark.parametrize("n", [1, 5])
 def test_mosaic_of_one_row_is_as_wide_as_its_images(n):
     assert explore.mosaic(torch.zeros(n, 28, 28), columns=n).shape == (28, n * 30 - 2)
+
+
+# ---- the page's "code you would write", run as a learner would ------------------------------------
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(n) for n in re.findall(r"-?\d+\.\d+", line)]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_the_explorer_program_prints_what_the_page_computes(real_data, tmp_path, shuffle):
+    view = ExplorerView(
+        split="test", classes=(7, 8), grid=3, seed=5, sample=123, batch_size=10, shuffle=shuffle,
+        custom_first=100, custom_count=3,
+    )  # fmt: skip
+    printed = run_program(programs.program(view), tmp_path).splitlines()
+    dataset = fashion_mnist("test")
+    labels = load_split("test")[1]
+
+    indices = explore.sample_indices(labels, [7, 8], 9, seed=5)
+    assert printed[:9] == [f"#{i} · {CLASSES[int(labels[i])]}" for i in indices]
+    image, label = dataset[123]
+    expected = explore.describe_sample(image, label, CLASSES[label])
+    shown = printed[9:12]
+    assert shown[0] == expected[0] and shown[2] == expected[2]
+    assert _numbers(shown[1]) == pytest.approx(_numbers(expected[1]), abs=2e-3)
+
+    trip = explore.round_trip(dataset, [100, 101, 102])
+    assert printed[12:16] == explore.custom_lines(trip.items, CLASSES)
+    assert (tmp_path / "my_images" / "annotations.csv").read_text() == trip.annotations
+
+    batches = explore.first_batches(dataset, 10, shuffle, seed=5)
+    epochs = explore.epoch_lines(batches, CLASSES)
+    assert printed[16:] == [*explore.batch_lines(*batches[0]), *epochs]
+    assert epochs[-1].endswith(str(not shuffle))
+
+
+def test_the_explorer_program_takes_the_controls_as_literals():
+    source = programs.program(ExplorerView(split="train", seed=42, batch_size=7, shuffle=False)).source()
+    assert "pool = torch.arange(len(training_data))" in source  # all classes: no filter line
+    assert "torch.Generator().manual_seed(42)" in source and "batch_size=7," in source
+    assert "shuffle=False," in source and "train_dataloader = DataLoader(" in source
+    for name in ("def __init__(self", "def __len__(self)", "def __getitem__(self, idx)"):
+        assert name in source
+    compile(source, "explorer.py", "exec")

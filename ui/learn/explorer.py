@@ -9,9 +9,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from core.base.errors import StudioError
 from core.data import explore
-from core.data.explore import BatchPreview, CustomDatasetInfo
+from core.data.explore import CustomDatasetInfo
 from core.data.fashion import CLASSES
+from core.learn.programs import datasets as programs
+from core.learn.programs.datasets import ExplorerView
 from ui import link
 from ui.cache import split_tensors, torchvision_dataset
 
@@ -22,15 +25,13 @@ MAX_SEED = 2**31 - 1
 THUMB_PX = {3: 112, 4: 84, 5: 84, 6: 56}
 MEAN_PX = 112
 LARGE_PX = 252  # 28 px x 9
-MOSAIC_COLUMNS = 12  # x 2 px per pixel: 716 px, the width of the page's content
-MOSAIC_MAX = 64
 PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
 MUTED = "#C9C4BC"
 DENSE = 6  # at this grid side a thumbnail is 56 px: too narrow for "#index · T-shirt/top"
 # Names that fit under a 56 px thumbnail; the full name is in the tooltip.
 SHORT = {"T-shirt/top": "T-shirt", "Ankle boot": "Boot"}
 NO_BREAK_HYPHEN = "\u2011"  # "T-shirt/top" never breaks into "T-" and "shirt/top"
-BATCH_KEY = "explorer_batch"
+DATASET_NAMES = {"fashion_train": "training_data", "fashion_test": "test_data"}  # the tutorial's names
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Source:
     title: str
     labels: torch.Tensor  # (N,) int64
     names: dict[int, str]
-    image: Callable[[int], torch.Tensor]  # index -> (H, W) or (C, H, W)
+    image: Callable[[int], torch.Tensor]  # index -> (H, W) or (C, H, W), for the grid
+    item: Callable[[int], tuple[torch.Tensor, int]]  # index -> what the Dataset hands out: dataset[i]
     is_fashion: bool
 
     def label_text(self, index: int) -> str:
@@ -52,12 +54,14 @@ class Source:
 def fashion_source(split: str) -> Source:
     """FashionMNIST from the cached uint8 tensors: a grid never goes through PIL."""
     images, labels = split_tensors(split)
+    dataset = torchvision_dataset(split)  # for the inspector: training_data[i], a float (1, 28, 28) tensor
     return Source(
         f"fashion_{split}",
         f"FashionMNIST {split}",
         labels,
         dict(enumerate(CLASSES)),
         lambda i: images[i],
+        lambda i: dataset[i],
         True,
     )
 
@@ -74,7 +78,9 @@ def custom_source(info: CustomDatasetInfo) -> Source:
     mtime_ns = info.annotations_file.stat().st_mtime_ns
     dataset, labels = _custom_dataset(info.name, str(info.annotations_file), str(info.img_dir), mtime_ns)
     names = {label: f"label {label}" for label in sorted(set(labels.tolist()))}
-    return Source(f"custom_{info.name}", info.name, labels, names, lambda i: dataset[i][0], False)
+    return Source(
+        f"custom_{info.name}", info.name, labels, names, lambda i: dataset[i][0], lambda i: dataset[i], False
+    )
 
 
 def discover_custom() -> list[CustomDatasetInfo]:
@@ -110,13 +116,12 @@ def pick_key(source: Source) -> str:
 
 
 def link_params(source: Source) -> list[link.Param]:
-    """What a copied link keeps besides the split: classes, grid size, seed, batch size, inspected sample."""
+    """What a copied link keeps of the samples, besides the split: classes, grid, seed, inspected sample."""
     by_name = {name: label for label, name in source.names.items()}
     return [
         link.choices("classes", classes_key(source), by_name, most=len(by_name), fallback="all classes"),
         link.choice("grid", "explorer_grid", {str(k): k for k in explore.GRID_SIZES}, fallback="3×3"),
         link.whole("seed", SEED_KEY, 0, MAX_SEED, fallback="seed 0"),
-        link.whole("batch", BATCH_KEY, 1, 1024, fallback="64"),
         link.whole("sample", pick_key(source), 0, len(source.labels) - 1, fallback="the first sample"),
     ]
 
@@ -227,22 +232,34 @@ def pick_sample(source: Source, indices: list[int]) -> int:
 
 
 def render_sample(source: Source, index: int) -> None:
-    """One sample large, with its index, label and pixel statistics."""
-    image = source.image(index)
-    label = int(source.labels[index])
-    name = f" ({source.label_text(index)})" if source.is_fashion else ""
-    st.markdown(f"**Index** {index} · **Label** {label}{name}")
+    """One sample large, as the Dataset hands it out: its index, label, shape, dtype and value range."""
+    image, label = source.item(index)
+    name = source.label_text(index)
+    st.markdown(f"**Index** {index} · **Label** {label}" + f" ({name})" * source.is_fashion)
     _show(explore.to_display(image, LARGE_PX), LARGE_PX)
     stats = explore.pixel_stats(image)
     values = (("Min", stats.min), ("Max", stats.max), ("Mean", stats.mean), ("Std", stats.std))
     columns = st.columns(2) + st.columns(2)  # 2 x 2: four side by side truncate in a narrow panel
-    whole = not image.is_floating_point()  # uint8 pixels: 0 and 255, not "0.0" and "255.0"
-    for column, (name, value) in zip(columns, values, strict=True):
-        column.metric(name, f"{value:.0f}" if whole and name in ("Min", "Max") else f"{value:.1f}")
-    st.caption(
-        f"Shape {tuple(image.shape)}, values 0–255 as stored. `ToTensor()` divides by 255: "
-        f"mean {stats.mean / 255:.3f}, std {stats.std / 255:.3f}."
-    )
+    for column, (stat, value) in zip(columns, values, strict=True):
+        column.metric(stat, _metric_text(stat, value, image.is_floating_point()))
+    st.code("\n".join(explore.describe_sample(image, label, name)), language="text", wrap_lines=True)
+    if source.is_fashion:
+        st.caption(
+            f"What `{DATASET_NAMES[source.key]}[{index}]` hands out with `transform=ToTensor()`: the file "
+            "stores uint8 (28, 28) pixels 0–255; ToTensor divides them by 255 and adds the channel."
+        )
+    else:
+        st.caption(
+            "What `CustomImageDataset[i]` hands out with no transform: decode_image's uint8 (C, H, W), "
+            "0–255 as stored in the file."
+        )
+
+
+def _metric_text(stat: str, value: float, floating: bool) -> str:
+    """Floats in [0, 1] to 3 places; uint8 pixels as 0 and 255, not "0.0" and "255.0", means to 1 place."""
+    if floating:
+        return f"{value:.3f}"
+    return f"{value:.0f}" if stat in ("Min", "Max") else f"{value:.1f}"
 
 
 def class_distribution_figure(source: Source, chosen: list[int]) -> go.Figure:
@@ -283,27 +300,42 @@ def render_class_means(split: str) -> None:
                 _show(explore.to_display(means[c], MEAN_PX), MEAN_PX, CLASSES[c])
 
 
-@st.cache_resource(show_spinner="Loading one batch…", max_entries=16)
-def _batch_preview(split: str, batch_size: int) -> BatchPreview:
-    return explore.batch_shapes(torchvision_dataset(split), batch_size)
+def render_samples(source: Source, classes: list[int], side: int, seed: int) -> int | None:
+    """The grid of the chosen classes beside the inspector; returns the inspected index (None: no grid)."""
+    if not classes:
+        st.info("Pick at least one class above to draw samples.")
+        return None
+    indices = explore.sample_indices(source.labels, classes, side * side, seed)
+    if len(indices) < side * side:
+        st.caption(f"Only {len(indices)} samples match these classes; showing all of them.")
+    row = st.container(horizontal=True, gap="large")  # grid and inspector stack in a narrow window
+    grid_col, detail_col = row.container(width="content"), row.container(width=300)
+    picked = None
+    try:  # a custom image that cannot be decoded is reported, the rest of the page stays
+        with grid_col:
+            render_grid(source, indices, side)
+        with detail_col, st.container(border=True):
+            picked = pick_sample(source, indices)
+            render_sample(source, picked)
+    except StudioError as exc:
+        st.error(str(exc))
+    return picked
 
 
-def render_batch(split: str, batch_size: int) -> None:
-    """What the tutorial's loop sees: the shape lines of the first batch, and its images."""
-    name = "training_data" if split == "train" else "test_data"
-    st.code(
-        f"{split}_dataloader = DataLoader({name}, batch_size={batch_size})\n"
-        f"for X, y in {split}_dataloader:\n"
-        '    print(f"Shape of X [N, C, H, W]: {X.shape}")\n'
-        '    print(f"Shape of y: {y.shape} {y.dtype}")\n'
-        "    break",
-        language="python",
+def grid_view(
+    source: Source, split: str | None, classes: list[int], side: int, seed: int, picked: int | None
+) -> ExplorerView:
+    """The samples' controls as the page's code takes them; a custom source's code browses FashionMNIST."""
+    if not source.is_fashion or split is None:
+        return ExplorerView(seed=seed)
+    chosen = None if set(classes) == set(source.names) else tuple(sorted(classes))
+    return ExplorerView(split, chosen, side, seed, picked if picked is not None else 0)
+
+
+def render_code(view: ExplorerView) -> None:
+    """The code behind the grid and the inspector: indexing the Dataset, named by labels_map."""
+    st.markdown(
+        f"The code: each sample is `{view.dataset}[index]`, an image and an integer label; "
+        "`labels_map` names the label."
     )
-    preview = _batch_preview(split, batch_size)
-    st.code("\n".join(preview.lines), language="text")
-    shown = preview.x[:MOSAIC_MAX]
-    sheet = explore.mosaic(shown, min(MOSAIC_COLUMNS, len(shown)))
-    image = explore.to_display(sheet, 2 * sheet.shape[1])
-    more = f" (the first {len(shown)} of {len(preview.y)})" if len(shown) < len(preview.y) else ""
-    _show(image, image.shape[1], f"X: the batch's images{more}, left to right, then top to bottom")
-    st.code(f"y = {preview.y}", language="text")
+    st.code(f"{programs.grid_code(view)}\n\n{programs.sample_code(view)}", language="python")
