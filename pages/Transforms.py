@@ -4,17 +4,19 @@ import streamlit as st
 
 from core.base.errors import StudioError
 from core.data import transforms as tf
+from core.learn.programs import transforms as programs
 from ui import link
 from ui.cache import dataset_or_message
 from ui.layout import side_by_side
 from ui.learn import transforms as view
+from ui.learn.program import render as render_program
 from ui.nav import title
 
 heading = title("transforms")
 st.caption(
     "The tutorial turns each PIL image into a tensor with `transform=ToTensor()` and each label into a "
     "one-hot vector with `target_transform`. Build your own pipeline from torchvision transforms, see what "
-    "it does to real samples, copy its code, or hand it to training as data augmentation."
+    "it does to real samples, hand it to training as data augmentation, and take its code along at the end."
 )
 
 if not dataset_or_message():
@@ -22,7 +24,7 @@ if not dataset_or_message():
 
 builder_col, preview_col = side_by_side("transforms_preview", 300)
 with builder_col:
-    st.subheader("Pipeline")
+    st.subheader("Pipeline", anchor=programs.PIPELINE_ANCHOR)
     st.caption(
         "Steps run top to bottom on each image. Start over from a preset, or add transforms one by one."
     )
@@ -30,7 +32,7 @@ with builder_col:
 
 pipeline = outputs = draws = None
 with preview_col:
-    st.subheader("Before and after")
+    st.subheader("Before and after", anchor="before-and-after")
     try:
         dataset = view.raw_dataset(view.SPLIT)
     except StudioError as exc:
@@ -50,22 +52,15 @@ with preview_col:
     if draws is not None:
         view.render_draws(draws, indices[0])
 
-st.subheader("Tensor statistics")
+st.subheader("Tensor statistics", anchor=programs.STATS_ANCHOR)
 view.render_stats(images[0], outputs[0] if outputs is not None else None, indices[0])
 
-st.subheader("Target transform: label → one-hot vector")
+st.subheader("Target transform: label → one-hot vector", anchor=programs.TARGET_ANCHOR)
 st.caption(
     "`target_transform` turns the integer label into a vector of 10 floats with a 1 at the label's position."
 )
 st.code(f"target_transform = {tf.ONE_HOT_CODE}", language="python", wrap_lines=True)
 view.render_one_hot(labels, indices)
-
-st.subheader("Code")
-with st.expander(":material/code: Show code: this pipeline as torchvision Python"):
-    if pipeline is None:
-        st.info("Fix the pipeline above to see its code.")
-    else:
-        st.code(tf.pipeline_code(steps), language="python")
 
 st.subheader("Use for training")
 st.caption(
@@ -73,4 +68,9 @@ st.caption(
     "rotation, shift, zoom and erasing. This is how your pipeline maps onto them:"
 )
 view.render_training(steps, runs=outputs is not None)
+
+if outputs is None:
+    st.info("Fix the pipeline above to see the code you would write.")
+else:
+    render_program(programs.program(steps, indices, seed))
 link.keep(view.link_params(len(dataset)), where=heading)

@@ -295,10 +295,7 @@ def pipeline_code(steps: Sequence[Step]) -> str:
         f"transform = transforms.Compose([\n{body}\n])\n"
         "target_transform = transforms.Lambda(\n"
         "    lambda y: torch.zeros(10, dtype=torch.float).scatter_(0, torch.tensor(y), value=1)\n"
-        ")\n\n"
-        "# As in the tutorial:\n"
-        '# training_data = datasets.FashionMNIST(root="data", train=True, download=True,\n'
-        "#                                       transform=transform, target_transform=target_transform)\n"
+        ")"
     )
 
 

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 import core.base.paths
 import core.data.fashion
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
+from core.learn.programs import transforms as programs
 
 PAGE = str(PROJECT_ROOT / "pages" / "Transforms.py")
 
@@ -109,6 +110,8 @@ def test_normalize_before_to_tensor_is_an_error_not_a_traceback(real_data):
     captions = list(_images(at))
     assert "#0 · Ankle boot" in captions and not any("tensor" in c for c in captions)  # before still shown
     assert list(_stats(at)) == ["before"]
+    assert not any("transforms.Compose([" in c.value for c in at.code)  # no code that would fail to run
+    assert any("Fix the pipeline above to see the code you would write" in i.value for i in at.info)
 
 
 def test_a_bad_parameter_shows_an_error_and_the_page_keeps_working(real_data):
@@ -241,3 +244,29 @@ def test_the_log_histogram_ticks_only_powers_of_ten(real_data):
     at = _page()
     spec = next(c.proto.spec for c in at.get("plotly_chart") if "Pixel values" in c.proto.spec)
     assert '"dtick":1' in spec.replace(" ", "")
+
+
+def test_the_page_ends_with_the_code_you_would_write_from_its_pipeline_samples_and_seed(real_data):
+    at = _page()
+    at.button(key="transforms_preset_Augmentation").click().run()
+    at.number_input(key="transforms_index").set_value(10).run()
+    at.number_input(key="transforms_count").set_value(3).run()
+    at.number_input(key="transforms_seed").set_value(99).run()
+    assert not at.exception and not at.error
+    steps = at.session_state["transforms_pipeline"]
+    assert [name for name, _ in steps] == [
+        "RandomHorizontalFlip",
+        "RandomRotation",
+        "ToTensor",
+        "RandomErasing",
+    ]
+    assert at.subheader[-1].value.endswith("The code you would write")
+    expected = (
+        programs.program(steps, [10, 11, 12], 99).source().rstrip("\n")
+    )  # st.code drops the last newline
+    assert at.code[-1].value == expected
+    assert "torch.manual_seed(99)" in expected and "for idx in [10, 11, 12]:" in expected
+    anchors = {h.value: h.proto.anchor for h in at.subheader}
+    assert anchors["Pipeline"] == "pipeline" and anchors["Tensor statistics"] == "tensor-statistics"
+    links = next(m.value for m in at.markdown if "makes [pipeline](#pipeline)" in m.value)
+    assert "(#tensor-statistics)" in links and "(#target-transform)" in links
