@@ -149,7 +149,7 @@ def saved(trip: sl.RoundTrip, shown: Shown) -> None:
     tensors = sum(entry.numel for entry in trip.entries)
     st.markdown(
         f"`{sl.WEIGHTS_FILE}` · **{size_text(trip.size)}** ({trip.size:,} bytes) · "
-        f"{len(trip.entries)} tensors · {tensors:,} numbers, 4 bytes each as float32"
+        f"{len(trip.entries)} tensors · {tensors:,} numbers (a float32 takes 4 bytes)"
     )
     table = pd.DataFrame(
         {
@@ -227,25 +227,20 @@ def expectation() -> None:
     st.markdown(
         "**What to expect** with train mode left on at test time: the CNN's **BatchNorm** layers normalise "
         "with the mean and variance of *this batch* instead of those kept from training, so an image's "
-        "answer depends on the images beside it; its **Dropout** zeroes a random quarter of the classifier's "
-        "units on every call, so two calls on the same images disagree. The tutorial's MLP has neither "
-        "layer: `train()` and `eval()` give it the same outputs."
+        "answer depends on the images beside it; its **Dropout** zeroes a random share of the classifier's "
+        "units (a quarter by default) on every call, so two calls on the same images disagree. The "
+        "tutorial's MLP has neither layer: `train()` and `eval()` give it the same outputs."
     )
     st.code(MODES_CODE, language="python")
 
 
 def modes(shown: Shown, x: torch.Tensor, start: int) -> None:
-    """The CNN and the MLP side by side: eval mode against two train-mode calls on the same images."""
-    cnn_col, mlp_col = side_by_side("save_load_modes", 480, 420)
-    for where, name in ((cnn_col, "cnn"), (mlp_col, "mlp")):
-        model = shown.model if shown.name == name else untrained_model(name)
-        which = (
-            "the model picked above"
-            if shown.name == name
-            else f"untrained, torch.manual_seed({UNTRAINED_SEED})"
-        )
-        with where:
-            _mode_result(name, which, sl.compare_modes(model, x), start)
+    """The CNN, then the MLP: eval mode against two train-mode calls on the same images."""
+    for name in ("cnn", "mlp"):
+        picked = shown.name == name
+        model = shown.model if picked else untrained_model(name)
+        which = "the model picked above" if picked else f"untrained, torch.manual_seed({UNTRAINED_SEED})"
+        _mode_result(name, which, sl.compare_modes(model, x), start)
 
 
 def _mode_result(name: str, which: str, result: sl.Modes, start: int) -> None:

@@ -15,10 +15,7 @@ LOAD_ANCHOR = "load-the-weights"
 MODES_ANCHOR = "eval-or-train"
 WHOLE_ANCHOR = "the-whole-model"
 
-SUMMARY = (
-    "Save and Load the Model: a state_dict saved and loaded into a new model with weights_only=True, "
-    "eval() against train(), and the whole pickled model that weights_only=True refuses."
-)
+SUMMARY = "Save and Load the Model: a state_dict out and in, eval() or train(), the whole model refused."
 
 
 def program(name: str, start: int, options: dict | None = None, checkpoint: Path | None = None) -> Program:
