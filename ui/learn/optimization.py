@@ -1,14 +1,19 @@
-"""Streamlit pieces of the Optimization page: hyperparameters, the loss taken apart, one step at a time."""
+"""Streamlit pieces of the Optimization page: hyperparameters, the loss taken apart (and its relatives), the
+optimizer, one step at a time."""
 
 import copy
 import random
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
+import torch
+from torch import nn
 
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
 from core.learn import optimization as opt
+from core.learn.build_model import untrained_model
 from core.training.config import OPTIMIZERS
 from ui import link
 from ui.cache import split_tensors
@@ -16,6 +21,7 @@ from ui.model_picker import pick_model
 
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
+BIG_RATES = [1.0, 3.0, 10.0]  # the "learning rate too large" experiment's choices
 LOSS_SAMPLES = 5
 STEPPER_KEY = "optimization_stepper"  # (settings, Stepper): the session's model copy and optimizer
 REPORT_KEY = "optimization_report"  # the last StepReport
@@ -30,10 +36,12 @@ LINK = [
     link.choice("optimizer", "optimization_step_optimizer", OPTIMIZERS, fallback="sgd"),
     link.choice("step_lr", "optimization_step_lr", _RATES, fallback="0.1"),
     link.whole("batch_seed", "optimization_step_seed", 0, 2**31 - 1, fallback="0"),
+    link.choice("big_lr", "optimization_big_lr", {f"{r:g}": r for r in BIG_RATES}, fallback="3"),
 ]
 
 
-def hyperparameters() -> None:
+def hyperparameters() -> tuple[float, int, int]:
+    """The three controls; returns (learning_rate, batch_size, epochs)."""
     link.notify(link.adopt(LINK))  # the whole page's: its first controls are these
     row = st.container(horizontal=True, vertical_alignment="bottom")
     batch = row.select_slider("Batch size", BATCH_SIZES, value=64, key="optimization_batch", width=260)
@@ -56,8 +64,23 @@ def hyperparameters() -> None:
         f"{plan.steps_per_epoch:,} steps an epoch; the last batch is {last}. Smaller batches: more, "
         "noisier steps; larger ones: fewer, smoother steps.\n"
         f"- **Learning rate**: how far each step goes. Plain SGD moves each weight by {lr:g} × its "
-        "gradient: too small and learning is slow, too large and the loss jumps about or blows up."
+        "gradient: too small and learning is slow, too large and the loss jumps about or blows up "
+        "([see it below](#learning-rate-too-large))."
     )
+    _first_printed_line(batch)
+    return lr, batch, epochs
+
+
+def _first_printed_line(batch: int) -> None:
+    images, labels = split_tensors("train")
+    loss = opt.first_printed_loss(untrained_model("mlp"), images, labels, batch)
+    st.markdown(
+        "The [code at the end of this page](#the-code-you-would-write) trains the tutorial's `NeuralNetwork` "
+        "from the same initial weights as this page's untrained MLP (seed 0), so the first line its "
+        "`train_loop` prints is this one: the loss on the first "
+        f"{min(batch, opt.TRAIN_SIZE):,} training images, before any step."
+    )
+    st.code(opt.printed_loss_line(loss, batch), language="text")
 
 
 def loss_function() -> None:
@@ -97,6 +120,40 @@ def loss_function() -> None:
         probabilities = pd.DataFrame(parts.probabilities.numpy(), columns=list(CLASSES))
         probabilities.insert(0, "Sample", [f"#{row.index}" for row in parts.rows])
         st.dataframe(probabilities.round(3), hide_index=True)
+    _other_losses(parts, labels[indices])
+
+
+def _other_losses(parts: opt.LossBreakdown, y) -> None:
+    """nn.NLLLoss and nn.MSELoss on the same five samples, each number beside a second way to get it."""
+    other = opt.other_losses(parts.logits, y)
+    st.markdown(
+        "**Other loss functions.** The tutorial names two more: `nn.MSELoss` (mean square error) for "
+        "regression, and `nn.NLLLoss` (negative log likelihood) for classification. `nn.CrossEntropyLoss` is "
+        "`nn.LogSoftmax` followed by `nn.NLLLoss`; on the same five samples:"
+    )
+    st.code(
+        "log_probs = nn.LogSoftmax(dim=1)(pred)  # log of the softmax probabilities\n"
+        "print(nn.NLLLoss()(log_probs, y), nn.CrossEntropyLoss()(pred, y))  # equal\n"
+        "print(nn.NLLLoss()(pred, y))  # wrong: NLLLoss wants log-probabilities, not logits\n\n"
+        f"target = nn.functional.one_hot(y, 10).float()  # ({LOSS_SAMPLES}, 10): MSELoss wants pred's shape\n"
+        "print(nn.MSELoss()(pred.softmax(dim=1), target), ((pred.softmax(dim=1) - target) ** 2).mean())",
+        language="python",
+        wrap_lines=True,
+    )
+    row = st.container(horizontal=True)
+    row.metric("nn.NLLLoss(LogSoftmax(pred), y)", f"{other.nll_of_log_softmax:.6f}", border=True, width=260)
+    row.metric("nn.CrossEntropyLoss(pred, y)", f"{other.cross_entropy:.6f}", border=True, width=240)
+    row.metric("nn.NLLLoss(pred, y): logits", f"{other.nll_of_logits:.6f}", border=True, width=240)
+    row.metric("nn.MSELoss(probs, one-hot)", f"{other.mse:.6f}", border=True, width=240)
+    picked = ", ".join(f"{v:.4f}" for v in other.log_probs_of_truth)
+    st.markdown(
+        f"The first two agree (difference {abs(other.nll_of_log_softmax - other.cross_entropy):.1e}): "
+        f"`NLLLoss` takes each row's log-probability at the true class ({picked}), negates it and averages: "
+        "the −log p(truth) column above. Given raw logits it averages −logit instead, a number that is no "
+        "loss at all. `MSELoss` averages squared differences between two tensors of one shape: here "
+        f"{other.mse:.6f}, the same as by hand ({other.mse_by_hand:.6f}). It is the loss for a number to "
+        "predict (a price, an angle); for classes, CrossEntropyLoss."
+    )
 
 
 def _reshuffle() -> None:
@@ -122,10 +179,45 @@ def _loss_columns() -> dict:
     }
 
 
+# ---- the optimizer ------------------------------------------------------------------------------------
+
+
+def optimizer() -> None:
+    names = opt.torch_optimizers()
+    st.markdown(
+        "Optimization is the process of adjusting the model's weights to reduce the loss at each step; the "
+        "optimizer holds that rule. The tutorial uses stochastic gradient descent: each weight moves by "
+        "−lr × its gradient. Your PyTorch's `torch.optim` holds "
+        f"{len(names)} optimizers: " + ", ".join(f"`{n}`" for n in names) + ". "
+        "The tutorial names `Adam` and `RMSprop` as ones that work better for some models and data; the "
+        "steps below and the races offer SGD, Adam and AdamW."
+    )
+    st.code(
+        "optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)\n"
+        "# or: torch.optim.Adam(model.parameters(), lr=learning_rate), torch.optim.RMSprop(...), ...\n\n"
+        "# Inside the training loop, three steps:\n"
+        "optimizer.zero_grad()  # reset the gradients: by default they add up\n"
+        "loss.backward()  # the gradient of the loss for each parameter, deposited in .grad\n"
+        "optimizer.step()  # adjust the parameters by the gradients",
+        language="python",
+    )
+
+
 # ---- one step at a time ----------------------------------------------------------------------------------
 
 
-def step_controls() -> opt.Stepper | None:
+@dataclass(frozen=True)
+class StepSetup:
+    """What the step-by-step loop was set up with, for the experiments that follow it on the same batch."""
+
+    model: nn.Module  # the chosen model, shared: experiments copy it
+    optimizer: str
+    lr: float
+    x: torch.Tensor  # (64, 1, 28, 28) floats
+    y: torch.Tensor  # (64,) labels
+
+
+def step_controls() -> tuple[opt.Stepper, StepSetup] | None:
     """The model, optimizer and batch; a change of any of them starts again from the chosen weights."""
     row = st.container(horizontal=True, vertical_alignment="bottom")
     picked = pick_model("optimization_step_model", row)
@@ -148,7 +240,8 @@ def step_controls() -> opt.Stepper | None:
             return None
         st.session_state[STEPPER_KEY] = held
         st.session_state.pop(REPORT_KEY, None)
-    return held[1]
+    stepper = held[1]
+    return stepper, StepSetup(model, optimizer, lr, stepper.x, stepper.y)
 
 
 def _new_stepper(model, optimizer: str, lr: float, seed: int) -> opt.Stepper:

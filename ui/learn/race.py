@@ -9,35 +9,55 @@ from core.training.config import OPTIMIZERS
 from core.training.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
 from ui.live_chart import chart
 
+LEGEND_HELP = (
+    "Each contender has its own colour and dash. Click a name in the legend to hide or show its line; "
+    "double-click a name to show that line alone, and double-click again to bring all back."
+)
 RACE_KEY = "race_shown"  # the id of the race this session shows
 ERROR_KEY = "race_error"
 CUSTOM = "Custom"
 COLORS = ["#D9480F", "#1F6FEB", "#2B8A3E", "#7048E8", "#C2255C", "#495057"]  # one hue each
+# And one dash each: two contenders that learn alike (Adam and AdamW at lr 1e-3) draw one line over the
+# other, and a dashed line over a solid one still shows both.
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 COLUMNS = ["label", "optimizer", "lr", "momentum", "weight_decay", "batch_size"]
 
 
 def setup() -> None:
     """Pick a ready-made race or write one; Start hands it to a worker like any run."""
     choice = st.segmented_control(
-        "Race", [*READY, CUSTOM], default="Optimizers", key="race_choice",
+        "Race", [*READY, CUSTOM], default=None, key="race_choice",
         help="Each ready-made race changes one thing: the optimizer, the learning rate or the batch size.",
-    ) or "Optimizers"  # fmt: skip
-    contenders = _custom() if choice == CUSTOM else READY[choice]
-    if choice != CUSTOM:
+    )  # fmt: skip
+    if choice is None:
+        st.info(_PICK, icon=":material/touch_app:")
+        contenders = None
+    elif choice == CUSTOM:
+        contenders = _custom()
+    else:
+        contenders = READY[choice]
         st.dataframe(_table(contenders), hide_index=True)
     row = st.container(horizontal=True, vertical_alignment="bottom")
     model = row.radio("Model", ["mlp", "cnn"], horizontal=True, key="race_model", format_func=str.upper)
     steps = row.slider("Steps per contender", 10, MAX_STEPS, 500, step=10, key="race_steps", width=280)
     seed = int(row.number_input("Seed", 0, 2**31 - 1, 0, key="race_seed", width=130))
     read_only = runs.store_problem()  # the sidebar says so too
+    why_not = read_only or ("Pick a race first." if choice is None else None)
     row.button(
         "Start the race", icon=":material/flag:", type="primary", key="race_start",
         on_click=_start, args=(contenders, model, steps, seed),
-        disabled=read_only is not None, help=read_only,
+        disabled=why_not is not None, help=why_not,
     )  # fmt: skip
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
         st.error(error)
+
+
+_PICK = (
+    "Pick a race above to see its contenders: **Optimizers** (SGD, SGD with momentum, Adam, AdamW), "
+    "**Learning rates** (SGD with momentum at five rates) or **Batch sizes** (three), or **Custom** to write "
+    "your own. Then start it."
+)
 
 
 def _custom() -> tuple[Contender, ...] | None:
@@ -129,6 +149,7 @@ def live(race_id: str) -> None:
     if race.active:
         row.button("Stop", icon=":material/stop:", key="race_stop", on_click=runs.stop, args=(race_id,))
     chart(race_figure(rows, labels), key="race_chart", live=race.active)  # redrawn every second while it runs
+    st.caption(LEGEND_HELP)
     if not race.active:
         _results(race)
 
@@ -142,13 +163,16 @@ def race_figure(rows: list[dict], labels: list[str]) -> dict:
         points = [(r["step"], loss) for r in rows if (loss := _loss(r, i)) is not None]
         traces.append({
             "type": "scatter", "x": [p[0] for p in points], "y": [p[1] for p in points], "name": label,
-            "mode": "lines", "line": {"color": COLORS[i % len(COLORS)], "width": 2},
+            "mode": "lines", "line": {"color": COLORS[i % len(COLORS)], "dash": DASHES[i % len(DASHES)]},
         })  # fmt: skip
     layout = {
         "title": {"text": "Batch loss, every contender on the same images"}, "height": 360,
         "xaxis": {"title": {"text": "step"}, "automargin": True},
         "yaxis": {"title": {"text": "loss (cross-entropy)"}, "automargin": True},
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25},
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        # Plotly's own legend clicks, said in the caption under the chart: one click hides or shows a line,
+        # a double click shows it alone (and a second one all of them again).
+        "legend": {"orientation": "h", "y": -0.25, "itemclick": "toggle", "itemdoubleclick": "toggleothers"},
         "uirevision": "race",
     }  # fmt: skip
     return {"data": traces, "layout": layout}
