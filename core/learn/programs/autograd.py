@@ -15,9 +15,9 @@ JACOBIAN_ANCHOR = "tensor-gradients-and-jacobian-products"
 
 # loss's graph as text, the way the page draws it: each node below the one that feeds it its gradient.
 GRAPH_CODE = '''def show(fn, depth=0):
-    """A node of the graph, then the nodes it passes gradients to, one level further in."""
+    """A node, then the nodes it passes gradients to, one level further in."""
     name = "None (no grad needed)" if fn is None else type(fn).__name__
-    if hasattr(fn, "variable"):  # AccumulateGrad: the end of a leaf's branch, it adds into .grad
+    if hasattr(fn, "variable"):  # AccumulateGrad: it adds into a leaf's .grad
         name += " -> w.grad" if fn.variable is w else " -> b.grad"
     print("    " * depth + name)
     for child, _ in getattr(fn, "next_functions", ()):
@@ -50,7 +50,7 @@ def program(
     jacobian = ag.jacobian_body(ag.jacobian_example(v_kind))
     return Program(
         page="autograd",
-        summary="Automatic Differentiation with torch.autograd: the graph, gradients, and stopping tracking.",
+        summary="Automatic Differentiation with torch.autograd: the graph, gradients, stopping tracking.",
         pieces=(
             Piece("Tensors, functions and computational graph", ag.example_code(seed, n_in, n_out),
                   "grad_fn names", EXAMPLE_ANCHOR),

@@ -46,7 +46,8 @@ class Choices:
 
 def program(c: Choices) -> Program:
     """The file; a choice the page cannot use raises BadTensorInput with the panel's own message."""
-    init = tn.initializing(tn.parse_shape(c.shape), c.dtype, c.seed).code
+    imports = tn.PRELUDE + tn.DATA_IMPORTS + "\n"  # at the top: numbered like the page, 1 to 6
+    init = imports + tn.initializing(tn.parse_shape(c.shape), c.dtype, c.seed).code
     attributes = tn.attributes(tn.parse_shape(c.attr_shape), c.attr_dtype, c.move).code
     index = tn.check_index(c.index, c.samples)
     indexing = tn.image_slice_code(index, c.rows, c.cols) + "\n" + tn.zero_column(c.column).code
@@ -57,7 +58,6 @@ def program(c: Choices) -> Program:
         page="tensors",
         summary="Tensors: initializing, attributes, operations and the bridge with NumPy.",
         pieces=(
-            Piece("Import PyTorch, NumPy and the dataset", tn.PRELUDE + tn.DATA_IMPORTS),
             Piece("Initializing a tensor", init, "tensors from data, NumPy and a shape", INIT_ANCHOR),
             Piece("Attributes of a tensor", attributes, "shape, dtype and device", ATTRIBUTES_ANCHOR),
             Piece("Indexing and slicing", indexing, "image patch and zeroed column", INDEXING_ANCHOR),
