@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 HEADING = "The code you would write"
 ANCHOR = "the-code-you-would-write"  # the heading's anchor, for links from the page's sections
-_REQUIRES = "torch and torchvision"
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,8 @@ class Program:
     page: str  # the page's key in ui.nav.PAGES: "build_model"
     summary: str  # one line for the file's docstring: "Build the Neural Network: ..."
     pieces: tuple[Piece, ...]
+    needs: str = "torch and torchvision"  # what `python <file>` needs installed
+    loads_data: bool = True  # it opens FashionMNIST (torchvision downloads it into ./data)
 
     @property
     def file_name(self) -> str:
@@ -36,7 +37,7 @@ class Program:
 
     def source(self) -> str:
         """The whole file: a docstring, then each piece under a comment naming it and what it makes."""
-        usage = f"From FashionMNIST Studio. Needs {_REQUIRES}: python {self.file_name}"
+        usage = f"From FashionMNIST Studio. Needs {self.needs}: python {self.file_name}"
         parts = [f'"""{self.summary}\n\n{usage}\n"""']
         for number, piece in enumerate(self.pieces, 1):
             comment = f"# {number}. {piece.title}"

@@ -50,6 +50,8 @@ def program(
     jacobian = ag.jacobian_body(ag.jacobian_example(v_kind))
     return Program(
         page="autograd",
+        needs="torch",
+        loads_data=False,
         summary="Automatic Differentiation with torch.autograd: the graph, gradients, stopping tracking.",
         pieces=(
             Piece("Tensors, functions and computational graph", ag.example_code(seed, n_in, n_out),

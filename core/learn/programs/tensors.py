@@ -56,6 +56,7 @@ def program(c: Choices) -> Program:
     bridge = tn.numpy_bridge(c.np_length, c.np_value).code
     return Program(
         page="tensors",
+        needs="torch, torchvision and NumPy",
         summary="Tensors: initializing, attributes, operations and the bridge with NumPy.",
         pieces=(
             Piece("Initializing a tensor", init, "tensors from data, NumPy and a shape", INIT_ANCHOR),
