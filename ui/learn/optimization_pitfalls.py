@@ -69,6 +69,7 @@ def _zero_grad_table(found: pit.ZeroGradExperiment) -> pd.DataFrame:
     ]
     table = pd.DataFrame(rows, columns=["", "done right", "zero_grad() skipped"])
     table["skipped / right"] = table["zero_grad() skipped"] / table["done right"]
+    table.loc[table[""] == "loss after step()", "skipped / right"] = None  # a ratio of losses says nothing
     return table.round(4)
 
 
@@ -80,10 +81,14 @@ def _loop_chart(found: pit.ZeroGradExperiment) -> None:
                "line": {"color": color, "dash": dash}} for name, ys, color, dash in curves]  # fmt: skip
     st.plotly_chart(_figure(traces, f"{pit.LOOP_STEPS} steps of the loop on the same batch"), key="zero_grad")
     rises = [pit.rises(found.loop_right), pit.rises(found.loop_skipped)]
-    st.caption(
-        f"The loss before each step. Without zero_grad() every step adds its gradient onto all the earlier "
-        f"ones: the steps lengthen, and the loss rose {rises[1]} time(s) in {pit.LOOP_STEPS} steps "
-        f"({rises[0]} done right); a blown-up loss (inf, nan or above 1,000) ends its line."
+    st.markdown(
+        "**Over the loop**, the loss before each of "
+        f"{pit.LOOP_STEPS} steps. Without zero_grad(), `.grad` holds the sum of every gradient so far: a "
+        "momentum that never forgets. It may run ahead at first, but it cannot slow down where the slope "
+        f"turns: the loss rose after {rises[1]} of {pit.LOOP_STEPS} steps, against {rises[0]} for the loop "
+        "as written, and the steps are no longer what the learning rate says. Set the learning rate above "
+        "to 1: the loop as written jumps about, the sum blows up (a blown-up loss, inf, nan or above 1,000, "
+        "ends its line)."
     )
 
 
@@ -127,7 +132,7 @@ def lr_too_large(setup: StepSetup, page_lr: float) -> None:
     st.markdown(_lr_verdict(curves))
     st.dataframe(_lr_table(curves), hide_index=True)
     st.caption(
-        "Loss before each step; an empty cell: the loss blew up (inf, nan or above 1,000) and training "
+        "Loss before each step; None: the loss had blown up (inf, nan or above 1,000) and training "
         f"stopped. The step-by-step loop offers {LEARNING_RATES[0]:g} to {LEARNING_RATES[-1]:g}."
     )
 
