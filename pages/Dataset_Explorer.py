@@ -1,7 +1,5 @@
 """Dataset Explorer: samples and what the Dataset hands out, classes, a custom Dataset, DataLoader epochs."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 from core.base.errors import StudioError
@@ -77,9 +75,7 @@ if split is not None:
 
 st.subheader("A custom Dataset for your files", anchor=programs.CUSTOM_ANCHOR)
 if split is not None or dataset_status().ready:  # it writes FashionMNIST test images as files
-    first, count = custom_dataset.controls()
-    view = replace(view, custom_first=first, custom_count=count)
-    custom_dataset.render(view)
+    view = custom_dataset.render(view)
 explorer.custom_help(customs)
 
 st.subheader("DataLoader batches", anchor=programs.LOADER_ANCHOR)
@@ -89,9 +85,7 @@ if split is None:
         "DataLoader can only stack images of one size into a batch."
     )
 else:
-    batch_size, shuffle = dataloader.controls()
-    view = replace(view, batch_size=batch_size, shuffle=shuffle)
-    dataloader.render(view)
+    view = dataloader.render(view)
 
 render_program(programs.program(view))
 link.keep([explorer.SPLIT_LINK] * bool(split) + shared, where=heading)

@@ -60,11 +60,12 @@ def pixel_stats(image: torch.Tensor, correction: int = 0) -> PixelStats:
     return PixelStats(float(values.min()), float(values.max()), float(values.mean()), std)
 
 
-def describe_sample(image: torch.Tensor, label: int, name: str) -> tuple[str, str, str]:
+def describe_sample(image: torch.Tensor, label: int, name: str) -> tuple[str, ...]:
     """What `img, label = training_data[i]` hands out, in the words the page and its code print."""
     values = image.float()
     return (
-        f"img.shape = {image.shape}, img.dtype = {image.dtype}",
+        f"img.shape = {image.shape}",
+        f"img.dtype = {image.dtype}",
         f"values {float(values.min()):.3f} to {float(values.max()):.3f}, mean {float(values.mean()):.3f}",
         f"label = {label} ({name})",
     )

@@ -107,7 +107,7 @@ def test_test_split_and_selected_sample_details(real_data, run_store, no_custom)
         "Std": f"{stats.std:.3f}",
     }
     described = explore.describe_sample(image, label, text)
-    assert described[0] == "img.shape = torch.Size([1, 28, 28]), img.dtype = torch.float32"
+    assert described[:2] == ("img.shape = torch.Size([1, 28, 28])", "img.dtype = torch.float32")
     assert "\n".join(described) in [c.value for c in at.code]
     assert any(f"What `test_data[{index}]` hands out" in c.value for c in at.caption)
     assert any(f"img, label = test_data[{index}]" in c.value for c in at.code)  # the code behind it

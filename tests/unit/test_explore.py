@@ -116,9 +116,9 @@ def test_epoch_lines_name_the_first_labels_and_say_whether_the_order_changed():
 def test_a_real_sample_is_a_float_tensor_with_a_channel(real_data):
     image, label = fashion_mnist("train")[0]
     lines = explore.describe_sample(image, label, CLASSES[label])
-    assert lines[0] == "img.shape = torch.Size([1, 28, 28]), img.dtype = torch.float32"
-    assert lines[1].startswith("values 0.000 to 1.000, mean ")
-    assert lines[2] == "label = 9 (Ankle boot)"  # the first training image is an ankle boot
+    assert lines[:2] == ("img.shape = torch.Size([1, 28, 28])", "img.dtype = torch.float32")
+    assert lines[2].startswith("values 0.000 to 1.000, mean ")
+    assert lines[3] == "label = 9 (Ankle boot)"  # the first training image is an ankle boot
 
 
 def test_round_trip_writes_pngs_and_a_csv_and_reads_the_same_pixels_back(real_data):
@@ -227,17 +227,17 @@ def test_the_explorer_program_prints_what_the_page_computes(real_data, tmp_path,
     assert printed[:9] == [f"#{i} · {CLASSES[int(labels[i])]}" for i in indices]
     image, label = dataset[123]
     expected = explore.describe_sample(image, label, CLASSES[label])
-    shown = printed[9:12]
-    assert shown[0] == expected[0] and shown[2] == expected[2]
-    assert _numbers(shown[1]) == pytest.approx(_numbers(expected[1]), abs=2e-3)
+    shown = printed[9:13]
+    assert shown[:2] == list(expected[:2]) and shown[3] == expected[3]
+    assert _numbers(shown[2]) == pytest.approx(_numbers(expected[2]), abs=2e-3)
 
     trip = explore.round_trip(dataset, [100, 101, 102])
-    assert printed[12:16] == explore.custom_lines(trip.items, CLASSES)
+    assert printed[13:17] == explore.custom_lines(trip.items, CLASSES)
     assert (tmp_path / "my_images" / "annotations.csv").read_text() == trip.annotations
 
     batches = explore.first_batches(dataset, 10, shuffle, seed=5)
     epochs = explore.epoch_lines(batches, CLASSES)
-    assert printed[16:] == [*explore.batch_lines(*batches[0]), *epochs]
+    assert printed[17:] == [*explore.batch_lines(*batches[0]), *epochs]
     assert epochs[-1].endswith(str(not shuffle))
 
 

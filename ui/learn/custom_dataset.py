@@ -1,5 +1,7 @@
 """The Dataset Explorer's custom Dataset section: the tutorial's class, on real images written as files."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from core.data import explore
@@ -21,7 +23,7 @@ LINK_PARAMS = [
 ]
 
 
-def controls() -> tuple[int, int]:
+def _controls() -> tuple[int, int]:
     """Which test images become files: (first index, how many)."""
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
     first = row.number_input(
@@ -43,8 +45,9 @@ def _round_trip(first: int, count: int) -> explore.RoundTrip:
     return explore.round_trip(torchvision_dataset("test"), range(first, first + count))
 
 
-def render(view: ExplorerView) -> None:
-    """The class's code, then the code writing test images as files and reading them back, and its output."""
+def render(view: ExplorerView) -> ExplorerView:
+    """The class's code; the controls, the code writing test images as files and reading them back, and its
+    output. Returns the view with the controls' values."""
     st.markdown(
         "Your own images need a Dataset of your own. A custom Dataset class implements three functions: "
         "`__init__` (where the files are), `__len__` (how many samples) and `__getitem__` (sample `idx` "
@@ -56,22 +59,24 @@ def render(view: ExplorerView) -> None:
         "To see it work, write a few real test images as PNG files with their `annotations.csv`, then read "
         "them back through the class:"
     )
-    trip = _round_trip(view.custom_first, view.custom_count)
+    first, count = _controls()
+    view = replace(view, custom_first=first, custom_count=count)
+    trip = _round_trip(first, count)
     st.code(programs.files_code(view), language="python")
-    csv_col, out_col = st.columns([1, 3])
-    csv_col.code(trip.annotations, language="text")
-    csv_col.caption(f"`{programs.FOLDER}/{explore.ANNOTATIONS_NAME}`")
-    with out_col:
-        st.code("\n".join(explore.custom_lines(trip.items, CLASSES)), language="text", wrap_lines=True)
-        row = st.container(horizontal=True, gap="small")
-        for i, (image, label) in enumerate(trip.items):
-            with row.container(width=THUMB_PX):
-                st.image(
-                    explore.to_display(image, THUMB_PX),
-                    caption=f"custom_data[{i}] · {CLASSES[label]}",
-                    output_format="PNG",
-                )
+    row = st.container(horizontal=True, gap="medium")
+    with row.container(width=200):
+        st.code(trip.annotations, language="text")
+        st.caption(f"`{programs.FOLDER}/{explore.ANNOTATIONS_NAME}`")
+    for i, (image, label) in enumerate(trip.items):
+        with row.container(width=THUMB_PX):
+            st.image(
+                explore.to_display(image, THUMB_PX),
+                caption=f"custom_data[{i}] · {CLASSES[label]}",
+                output_format="PNG",
+            )
+    st.code("\n".join(explore.custom_lines(trip.items, CLASSES)), language="text", wrap_lines=True)
     st.caption(
         "`decode_image` gives the uint8 (C, H, W) pixels stored in the file, 0–255: no ToTensor here. "
         "A `transform=` such as `lambda image: image.float() / 255` gives the floats ToTensor gives."
     )
+    return view

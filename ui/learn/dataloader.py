@@ -1,5 +1,7 @@
 """The Dataset Explorer's DataLoader section: batch size and shuffle, the first batch, two epochs compared."""
 
+from dataclasses import replace
+
 import streamlit as st
 import torch
 
@@ -27,7 +29,7 @@ LINK_PARAMS = [
 ]
 
 
-def controls() -> tuple[int, bool]:
+def _controls() -> tuple[int, bool]:
     """Batch size and shuffle; returns (batch_size, shuffle)."""
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
     batch_size = row.number_input(
@@ -47,9 +49,12 @@ def _first_batches(split: str, batch_size: int, shuffle: bool, seed: int) -> lis
     return explore.first_batches(torchvision_dataset(split), batch_size, shuffle, seed)
 
 
-def render(view: ExplorerView) -> None:
-    """The loader's code, what it prints, the first batch's images with their labels, then the next epoch."""
+def render(view: ExplorerView) -> ExplorerView:
+    """Why batches; the controls; the loader's code, what it prints, the first batch's images with their
+    labels, then the next epoch. Returns the view with the controls' values."""
     st.markdown(WHY)
+    batch_size, shuffle = _controls()
+    view = replace(view, batch_size=batch_size, shuffle=shuffle)
     first, second = _first_batches(view.split, view.batch_size, view.shuffle, view.seed)
     epochs = explore.epoch_lines([first, second], CLASSES)  # epoch 1, epoch 2, the same order or not
     st.code(programs.loader_code(view), language="python")
@@ -67,6 +72,7 @@ def render(view: ExplorerView) -> None:
         )
     else:
         st.caption("shuffle=False: every epoch serves the samples in the file's order, the same batches.")
+    return view
 
 
 def _render_batch(features: torch.Tensor, labels: torch.Tensor, view: ExplorerView) -> None:

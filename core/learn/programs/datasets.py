@@ -127,7 +127,8 @@ for sample in sample_idx:
 
 def sample_code(view: ExplorerView) -> str:
     return f"""img, label = {view.dataset}[{literal(view.sample)}]  # a float (1, 28, 28) tensor and an int
-print(f"img.shape = {{img.shape}}, img.dtype = {{img.dtype}}")
+print(f"img.shape = {{img.shape}}")
+print(f"img.dtype = {{img.dtype}}")
 print(f"values {{img.min():.3f}} to {{img.max():.3f}}, mean {{img.mean():.3f}}")
 print(f"label = {{label}} ({{labels_map[label]}})")"""
 
