@@ -265,7 +265,15 @@ def _title(page: Page, name: str):
     return page.get_by_role("heading", level=1, name=re.compile(f"{name}$"))
 
 
-LEARN_PAGES = ["Tensors", "Dataset Explorer", "Transforms", "Build Model", "Autograd", "Optimization"]
+LEARN_PAGES = [
+    "Tensors",
+    "Dataset Explorer",
+    "Transforms",
+    "Build Model",
+    "Autograd",
+    "Optimization",
+    "Save & Load",
+]
 
 
 def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: Page):
@@ -275,7 +283,7 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
     expect(nav.get_by_text("Learn the basics")).to_be_visible()
     links = [text.split("\n")[-1] for text in nav.get_by_role("link").all_inner_texts()]  # after the icon
     assert [name for name in links if name in LEARN_PAGES] == LEARN_PAGES
-    assert links.index("Optimization") < links.index("Train") < links.index("Predict")
+    assert links.index("Save & Load") < links.index("Train") < links.index("Predict")
 
     nav.get_by_role("link", name="Tensors").click()
     expect(_title(page, "Tensors")).to_be_visible(timeout=15_000)
@@ -298,7 +306,9 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
         expect(page.get_by_text("669,706").first).to_be_visible(timeout=15_000)
     finally:
         shot(page, "10-build-model")
-    shot(page, "10-build-model")
+    # every Learn page ends with the code a learner would write, as one file to copy or download
+    expect(page.get_by_role("heading", name="The code you would write")).to_be_attached()
+    expect(page.get_by_role("button", name="Download build_model.py")).to_be_attached()
 
     nav.get_by_role("link", name="Autograd").click()
     expect(_title(page, "Autograd")).to_be_visible(timeout=15_000)
@@ -322,6 +332,15 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
     page.get_by_role("button", name="optimizer.step()").click()
     expect(page.get_by_text(re.compile(r"the loss on this batch went from"))).to_be_visible(timeout=15_000)
     shot(page, "12-optimization")
+
+    nav.get_by_role("link", name="Save & Load").click()
+    expect(_title(page, "Save & Load")).to_be_visible(timeout=15_000)
+    expect(page.get_by_text(re.compile(r"model2, loaded, answers as model on 8 of 8 images"))).to_be_visible(
+        timeout=15_000
+    )
+    expect(page.get_by_text("UnpicklingError").first).to_be_attached()
+    expect(page.get_by_role("button", name="Download save_load.py")).to_be_attached()
+    shot(page, "13-save-load")
 
 
 RACE_JS = """() => {
