@@ -89,7 +89,7 @@ async def _explore(page) -> list[str]:
 
 
 async def _shuffle(page, before: list[str]) -> None:
-    await page.get_by_role("button", name="Shuffle").click()
+    await page.get_by_role("button", name="Shuffle", exact=True).click()
     await _wait_grid(page, unlike=before)
 
 

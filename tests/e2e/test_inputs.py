@@ -161,7 +161,7 @@ def test_a_copied_explorer_link_opens_the_same_nine_images(server, browser, page
     page.goto(f"{server.url}/Dataset_Explorer")
     before = _grid(page)
     page.get_by_text("Test (10,000)").click()
-    page.get_by_role("button", name="Shuffle").click()
+    page.get_by_role("button", name="Shuffle", exact=True).click()
     expect(page.get_by_role("button", name=GRID_LABEL).first).not_to_have_text(before[0], timeout=20_000)
     _settled_grid(page)  # the shuffle's rerun is over: one typed now is not replaced by its redraw
     _type_seed(page, "4242")

@@ -65,7 +65,7 @@ def test_newcomer_browses_the_dataset_and_shuffles(server, page: Page):
     assert len(first) == 9, first
     assert all(caption.startswith("#") for caption in first)
     shot(page, "02-explorer")
-    page.get_by_role("button", name="Shuffle").click()
+    page.get_by_role("button", name="Shuffle", exact=True).click()
     assert _settled(lambda: _grid(page), lambda now: len(now) == 9 and now != first), "no new grid"
 
 
@@ -291,8 +291,8 @@ def test_a_learner_walks_the_learn_section_in_the_tutorials_order(server, page: 
     shape = page.locator(".st-key-tensors_shape input")
     shape.fill("2x2x2")
     shape.press("Enter")
-    expect(page.get_by_text("rand_tensor = torch.rand(shape, dtype=torch.float32)")).to_be_visible()
-    expect(page.get_by_text("shape = (2, 2, 2,)")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("rand_tensor = torch.rand(shape, dtype=torch.float32)").first).to_be_visible()
+    expect(page.get_by_text("shape = (2, 2, 2,)").first).to_be_visible(timeout=10_000)
     shot(page, "09-tensors")
 
     nav.get_by_role("link", name="Dataset Explorer").click()
@@ -354,7 +354,7 @@ RACE_JS = """() => {
 def test_a_ready_made_race_grows_its_curves_together_live(server, page: Page):
     page.goto(f"{server.url}/Optimization")
     expect(_title(page, "Optimization")).to_be_visible(timeout=15_000)
-    page.get_by_text("Learning rates", exact=True).click()
+    page.get_by_role("radio", name="Learning rates", exact=True).click()
     _idle(page)
     page.get_by_role("button", name="Start the race").click()
     deadline, seen = time.monotonic() + 120, []
