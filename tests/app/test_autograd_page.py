@@ -188,3 +188,8 @@ def test_the_page_ends_with_the_file_its_controls_make(at):
     page |= dict(how="detach", retain=True, v_kind="random")
     assert _program(at) == programs.program(7, 5, 2, **page).source().rstrip("\n")
     assert "z.retain_grad()" in _program(at) and "manual_seed(7)" in _program(at)
+
+
+def test_the_file_at_the_end_says_it_needs_only_torch(at):
+    said = [m.value for m in at.markdown if "prints what this page shows" in m.value]
+    assert said and "(it needs torch)." in said[0] and "FashionMNIST" not in said[0]

@@ -100,6 +100,8 @@ def test_the_class_the_layer_lines_the_walk_and_the_file_to_copy(run_store):
     whole = program("mlp", None, None, SAMPLE, (SAMPLE, 2, 7, 5)).source()
     assert whole.rstrip("\n") in codes
     assert at.get("download_button")[-1].proto.label == "Download build_model.py"
+    said = next(m.value for m in at.markdown if "prints what this page shows" in m.value)
+    assert "it needs torch and torchvision, and downloads FashionMNIST into `./data` the first time" in said
 
 
 def test_each_relu_says_how_many_units_it_zeroed(run_store):

@@ -10,10 +10,10 @@ def render(program: Program) -> None:
     Copy button (st.code's, top right) and a download of it."""
     st.divider()
     st.subheader(f":material/code_blocks: {HEADING}", anchor=ANCHOR)
+    data = ", and downloads FashionMNIST into `./data` the first time" if program.loads_data else ""
     st.markdown(
         "This section of the tutorial as one file, written from this page's controls: copy it or download "
-        f"it, and `python {program.file_name}` prints what this page shows (it needs torch and torchvision, "
-        "and FashionMNIST downloads into `./data` where it loads data)."
+        f"it, and `python {program.file_name}` prints what this page shows (it needs {program.needs}{data})."
     )
     links = [_link(n, piece.title, piece.anchor, piece.shows) for n, piece in enumerate(program.pieces, 1)]
     st.markdown("\n".join(f"- {link}" for link in links))
