@@ -6,7 +6,8 @@ import streamlit as st
 from core import runs
 from core.data.fashion import dataset_status
 from ui.cache import device_info
-from ui.nav import APP_ICON, PAGES, TUTORIAL, TUTORIAL_URL, sections
+from ui.layout import tiles
+from ui.nav import APP_ICON, COURSE_START, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar
 from ui.text import escape_markdown
 
@@ -17,40 +18,44 @@ from ui.text import escape_markdown
 
 def home() -> None:
     st.title(f"{APP_ICON} FashionMNIST Studio")
-    st.write(
-        "PyTorch's *Learn the Basics* quickstart as a dashboard you click through: browse FashionMNIST, "
-        "preview torchvision transforms, train a model and watch it learn live. "
-        "Then drop in a photo of a piece of clothing and see what your model thinks it is."
-    )
-    device_col, data_col = st.columns(2)
-    with device_col, st.container(border=True):
-        st.subheader("Device")
-        st.markdown(f"**{format_device(device_info())}**")
-        st.caption("Training and prediction run here; choose another device on the Train page.")
-    with data_col, st.container(border=True):
-        st.subheader("Dataset")
-        status = dataset_status()
-        if status.ready:
-            st.success(f"FashionMNIST is ready (source: {status.source}).")
-            st.caption(str(status.path))
-        else:
-            st.warning(status.message)
+    _start_here()
+    status = dataset_status()
+    if not status.ready:  # nothing here works without it: said at the top, with what to run
+        st.warning(status.message)
     _lessons()
     _latest_runs()
+    _where_it_runs(status)
+
+
+def _start_here() -> None:
+    """What this is, in two lines, and one button to the course's first page."""
+    start = PAGES[COURSE_START]
+    with st.container(border=True, key="home_start"):
+        st.subheader("Start here")
+        st.markdown(
+            f"PyTorch's [Learn the Basics]({TUTORIAL_URL}) course, a page per section: each idea live on "
+            "real FashionMNIST images, with the code that produced it.  \n"
+            "Then the tools: train a model, watch it learn, and ask it about a photo of your own."
+        )
+        if st.button(
+            f"Start with {start.title}",
+            type="primary",
+            icon=":material/arrow_forward:",
+            icon_position="right",
+        ):
+            st.switch_page(start.path)
 
 
 def _lessons() -> None:
     st.subheader("Learn the basics")
     st.caption(f"The eight sections of PyTorch's [Learn the Basics]({TUTORIAL_URL}), and where each is here.")
-    with st.container(horizontal=True):  # cards wrap onto more rows in a narrow window
-        for number, lesson in enumerate(TUTORIAL, start=1):
-            with st.container(border=True, width=190):
-                if lesson.page is None:
-                    st.markdown(f"**{number}. {lesson.name}**")
-                else:
-                    page = PAGES[lesson.page]
-                    st.page_link(page.path, label=f"{number}. {lesson.name}", icon=page.icon)
-                st.caption(lesson.about)
+    for card, (number, lesson) in zip(
+        tiles("home_lesson", len(TUTORIAL), 180), enumerate(TUTORIAL, start=1), strict=True
+    ):
+        with card:
+            page = PAGES[lesson.page]
+            st.page_link(page.path, label=f"{number}. {lesson.name}", icon=lesson.icon or page.icon)
+            st.caption(lesson.about)
 
 
 def _latest_runs() -> None:
@@ -69,6 +74,26 @@ def _latest_runs() -> None:
         # The Train page's words: "training" (queued or running), and where it is (runs.Progress)
         status = f"**training** · {runs.progress(run).label}" if run.active else f"**{run.status}**"
         st.markdown(f"`{run.id}` · {model} · {status} · best test accuracy {accuracy}")
+
+
+# Where the dataset came from, in a newcomer's words (core.data.fashion's DatasetStatus.source).
+_SOURCES = {
+    "local": "found in the project's data folder",
+    "system": "copied from Debian's dataset-fashion-mnist package",
+    "download": "downloaded by torchvision",
+}
+
+
+def _where_it_runs(status) -> None:
+    """The device and the dataset: details for later, small, at the bottom."""
+    st.markdown("##### Where it runs")
+    st.caption(
+        f"**Device:** {format_device(device_info())}. Training and prediction run here; "
+        "choose another device on the Train page."
+    )
+    if status.ready:
+        source = _SOURCES.get(status.source, status.source)
+        st.caption(f"**Dataset:** FashionMNIST is ready ({source}), in {escape_markdown(str(status.path))}.")
 
 
 st.set_page_config(page_title="FashionMNIST Studio", page_icon=APP_ICON, layout="wide")

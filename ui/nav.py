@@ -9,6 +9,7 @@ APP_ICON = ":material/checkroom:"
 
 
 LEARN, TOOLS = "Learn the basics", "Tools"  # the sidebar's two sections
+COURSE_START = "tensors"  # the first page a newcomer is sent to: the home page's "Start here"
 TUTORIAL_URL = "https://pytorch.org/tutorials/beginner/basics/intro.html"
 
 
@@ -60,13 +61,17 @@ PAGES = {
 @dataclass(frozen=True)
 class Lesson:
     name: str  # as the tutorial's table of contents says it
-    page: str | None  # the PAGES key that teaches it; None while no page does
+    page: str  # the PAGES key of the page that teaches it
     about: str
+    icon: str = ""  # "": the page's own icon
 
 
-# "Learn the Basics", its eight sections in order, and where each is in this app.
+# "Learn the Basics", its eight sections in order, and where each is in this app. The Quickstart is the
+# whole loop at once (the Train page runs it); a newcomer learns its parts first, so its card starts the
+# course.
 TUTORIAL = (
-    Lesson("Quickstart", "train", "the whole loop: data, model, training, saving"),
+    Lesson("Quickstart", COURSE_START, "the whole loop, which Train runs; its parts start with Tensors",
+           ":material/flag:"),
     Lesson("Tensors", "tensors", "the data structure everything is made of"),
     Lesson("Datasets & DataLoaders", "explorer", "FashionMNIST and the batches it is served in"),
     Lesson("Transforms", "transforms", "from PIL images and labels to tensors"),
@@ -74,7 +79,7 @@ TUTORIAL = (
     Lesson("Autograd", "autograd", "the graph behind .grad, and why no_grad"),
     Lesson("Optimization", "optimization", "hyperparameters, the loss, the optimizer, the loop"),
     Lesson("Save & Load", "save_load", "model.pth in and out, safely"),
-)
+)  # fmt: skip
 
 
 def sections() -> dict[str, list[PageInfo]]:

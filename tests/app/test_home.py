@@ -1,23 +1,46 @@
 from streamlit.testing.v1 import AppTest
 
 from core import runs
+from core.base import paths
 from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
 from core.training.config import TrainConfig
+from ui.nav import TUTORIAL
 
 
 def _home() -> AppTest:
     return AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
 
 
-def test_home_shows_device_dataset_and_an_empty_run_list(real_data, run_store):
+def test_home_starts_with_the_course_and_keeps_device_and_dataset_below(real_data, run_store):
     at = _home()
     assert not at.exception
     assert at.title[0].value.endswith("FashionMNIST Studio")
-    text = " ".join(m.value for m in at.markdown)
-    assert "CPU" in text
-    assert any("FashionMNIST is ready (source:" in s.value for s in at.success)
+    assert at.subheader[0].value == "Start here"  # the first thing under the title
+    assert [b.label for b in at.button] == ["Start with Tensors"]
+    assert at.button[0].proto.type == "primary"
+    details = [c.value for c in at.caption]
+    assert any(c.startswith("**Device:** CPU") for c in details)
+    assert any(
+        "FashionMNIST is ready (copied from Debian's dataset-fashion-mnist package)" in c for c in details
+    )
+    assert not at.success and not at.warning  # the details are small text, not a banner
     assert any("No training runs yet" in i.value for i in at.info)
+
+
+def test_the_start_button_opens_tensors(real_data, run_store):
+    at = _home()
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value.endswith("Tensors")
+
+
+def test_a_missing_dataset_is_said_at_the_top_with_what_to_run(run_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "nowhere")  # raw_dir reads it at call time
+    at = _home()
+    assert not at.exception
+    assert "FashionMNIST is not prepared yet" in at.warning[0].value and "make data" in at.warning[0].value
+    assert not any("FashionMNIST is ready" in c.value for c in at.caption)
 
 
 def test_home_lists_the_latest_runs_with_status_and_accuracy(real_data, run_store):
@@ -39,8 +62,10 @@ def test_home_lists_the_tutorials_eight_sections_in_order_with_their_pages(real_
     ]  # fmt: skip
     assert links["2. Tensors"] == "Tensors" and links["3. Datasets & DataLoaders"] == "Dataset_Explorer"
     assert links["5. Build Model"] == "Build_Model" and links["6. Autograd"] == "Autograd"
-    assert links["7. Optimization"] == "Optimization" and links["1. Quickstart"] == "Train"
+    assert links["7. Optimization"] == "Optimization" and links["1. Quickstart"] == "Tensors"  # the start
     assert links["8. Save & Load"] == "Save_Load"  # its own Learn page, no longer Predict
+    quickstart = at.caption[[c.value for c in at.caption].index(TUTORIAL[0].about)]
+    assert "Train runs" in quickstart.value  # the card still says where the whole loop is
 
 
 def test_the_sidebar_groups_learn_pages_in_the_tutorials_order_then_the_tools():
