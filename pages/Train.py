@@ -16,7 +16,7 @@ st.caption(
 )
 
 # Side by side on a wide window, stacked on a narrow one, so the charts are never squeezed.
-form_col, run_col = side_by_side("train_run_view", 270)
+form_col, run_col = side_by_side(view.RUN_PANE, 270)
 with form_col:
     form.render_form(dataset_status())
 
@@ -29,12 +29,13 @@ with run_col:
 run = view.pick_run(all_runs, selected)
 if run is not None:
     st.session_state[view.SHOWN] = run.id  # kept when the table's selection goes with a page switch
+view.fit_phone(run_first=run is not None)
 
 with run_col:
     if run is None:
         st.info(
             "No runs yet. Start one with the form: the tutorial preset trains the MLP for 5 epochs, "
-            "about a minute on a CPU. Set a batches-per-epoch cap for a quicker try."
+            "about a minute on a CPU. Set a batches-per-epoch cap (under Advanced) for a quicker try."
         )
     else:
         view.render_header(run)
@@ -47,14 +48,15 @@ with run_col:
 if run is not None and not run.active:
     outcome.render_mistakes(run)
 
-st.divider()
-st.subheader("All runs")
-if all_runs:
-    st.caption("Select one row to open that run above; select several to compare their curves.")
-    runs_table.render_runs_table(all_runs)
-    if len(selected) > 1:
-        runs_table.render_comparison([r for r in all_runs if r.id in selected])
-else:
-    st.caption("Runs you start appear here, newest first, with their best test accuracy.")
+with st.container(key=view.ALL_RUNS):
+    st.divider()
+    st.subheader("All runs")
+    if all_runs:
+        st.caption("Select one row to open that run above; select several to compare their curves.")
+        runs_table.render_runs_table(all_runs)
+        if len(selected) > 1:
+            runs_table.render_comparison([r for r in all_runs if r.id in selected])
+    else:
+        st.caption("Runs you start appear here, newest first, with their best test accuracy.")
 
 link.keep(views, where=heading)  # last: the gallery's classes are drawn by then

@@ -42,6 +42,22 @@ def test_a_link_fills_the_form_and_starts_nothing(run_store):
     assert runs.list_runs() == []  # a link never starts a run
 
 
+def _advanced_open(at: AppTest) -> bool:
+    (section,) = [e for e in at.expander if e.label == "Advanced"]
+    return section.proto.expanded
+
+
+def test_advanced_opens_when_the_link_sets_a_field_there_and_stays_shut_for_the_main_knobs(run_store):
+    main = _page(epochs="3", opt="adamw", lr="0.002", batch="128", model="cnn")
+    assert not main.exception and main.text_input(key="train_epochs").value == "3"
+    assert not _advanced_open(main)
+    for query in ({"seed": "7"}, {"cap": "20"}, {"schedule": "cosine"}, {"device": "cpu"}):
+        at = _page(epochs="3", **query)
+        assert not at.exception and _advanced_open(at), query
+    tutorials = _page(seed="0", log="50")  # the tutorial's own values: nothing to show there
+    assert not _advanced_open(tutorials)
+
+
 def test_the_forms_settings_go_into_the_url_leaving_the_tutorials_out(run_store):
     at = _page()
     at.text_input(key="train_epochs").input("7")

@@ -52,11 +52,14 @@ def test_the_run_header_counts_in_words(run_store):
     assert not any("epoch(s)" in c.value or "epoches" in c.value for c in at.caption)
 
 
-def test_augmentation_from_the_transforms_page_is_announced_in_words(run_store):
+def test_augmentation_from_the_transforms_page_is_said_in_words_in_the_form(run_store):
     at = AppTest.from_file(str(PAGES / "Train.py"), default_timeout=60)
     at.session_state["train_augment"] = {"hflip": 0.5, "rotate": 10.0}
     at.run()
     assert not at.exception
-    (toast,) = at.toast
-    assert toast.value == "Augmentation from the Transforms page: flip 50% · rotate ±10°"
-    assert "Augment(" not in toast.value
+    said = [c.value for c in at.caption if "Transforms page:" in c.value]
+    assert said == [
+        "The tutorial preset with augmentation from the Transforms page: flip 50% · rotate ±10°.",
+        ":material/input: From the Transforms page: flip 50% · rotate ±10°.",
+    ]
+    assert not at.toast  # the form itself says so: no toast that is gone before it is read

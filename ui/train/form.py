@@ -1,98 +1,50 @@
-"""The Train page's new-run form: presets, every TrainConfig field, Start."""
+"""The Train page's new-run form: presets, the form's state (saved, linked, handed over), Start."""
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import streamlit as st
 
 from core import runs
-from core.base.device import available_devices, resolve_device
+from core.base.device import available_devices
 from core.base.errors import BadConfig, StudioError
 from core.data.augment import Augment
 from core.data.fashion import DatasetStatus
 from core.model.networks import MODELS
 from core.training import analysis, ranks
-from core.training.config import LIMITS, OPTIMIZERS, OPTIONAL, PRESETS, SCHEDULES, TrainConfig
+from core.training.config import LIMITS, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from ui import link
+from ui.train.fields import (
+    ADVANCED,
+    ADVANCED_FIELDS,
+    AUGMENT_FIELDS,
+    AUGMENTATION,
+    FORM_FIELDS,
+    MAIN_FIELDS,
+    NUMBER_FIELDS,
+    advanced_fields,
+    augment_fields,
+    augment_key,
+    field_key,
+    main_fields,
+    parse_number,
+    shown,
+    widget_value,
+)
 from ui.train.live import SCROLL_TO
-from ui.train.view import MODEL_NAMES, OPTIMIZER_NAMES, export_script
+from ui.train.view import export_script
 
-LR_VALUES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
-BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 0.1)
 PRESET_HELP = {
     "tutorial": "the quickstart as is: SGD, learning rate 0.001, batch 64, 5 epochs (about 65% accuracy)",
     "recommended": "AdamW with a cosine schedule: about 89% (MLP) or 92% (CNN) in 5 epochs on a CPU",
 }
-# Typed as text and checked on Start: a number box rounds "1.5" to 1, turns "1e30" into 1 and refills a
-# cleared optional field with its minimum, all without a word.
-NUMBER_FIELDS = {
-    "epochs": "Epochs",
-    "limit_batches": "Batches per epoch cap",
-    "hidden": "Hidden units",
-    "dropout": "Dropout",
-    "seed": "Seed",
-    "log_every": "Log the loss every N batches",
-}
-SIZE_SECTION = "train_section_size"  # the "Model size" expander's key: Start opens it when it holds a problem
-_SIZE_FIELDS = ("hidden", "dropout")
-_FORM_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name != "augment")  # every other field
-_AUGMENT_FIELDS = tuple(f.name for f in fields(Augment))
+CUSTOM = "custom"  # the preset control's choice while the fields hold no preset
+TRANSFORMS_KEY = "train_augment"  # ui.learn.transforms.TRAIN_KEY: a dict of Augment's fields, handed over
+_HANDED = "train_augment_seen"  # the last hand-off taken (each is taken once)
+_TAKEN = "train_augment_taken"  # its Augment's fields, once valid: the form says where they came from
 _SAVED = "train_form_saved"  # plain (non-widget) copy of the form, so it survives page switches
 _TRIED = "train_start_tried"  # Start was pressed with problems: list them until they are fixed
 _REFUSED = "train_start_refused"  # why core.runs refused the last Start, shown once
-
-
-def _key(name: str) -> str:
-    return f"train_{name}"
-
-
-def _aug_key(name: str) -> str:
-    return f"train_aug_{name}"
-
-
-def shown(value) -> str:
-    """A config value as its text field shows it; None (no cap, the model's default) is an empty field."""
-    if value is None:
-        return ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _widget_value(name: str, value):
-    return shown(value) if name in NUMBER_FIELDS else value
-
-
-def parse_number(name: str, text: str) -> int | float | None:
-    """The value typed into field `name`, checked against core.training.config.LIMITS; ValueError says what
-    is wrong."""
-    label, limit, text = NUMBER_FIELDS[name], LIMITS[name], str(text).strip()
-    if not text:
-        if name in OPTIONAL:
-            return None
-        raise ValueError(f"{label} is empty: type a number")
-    try:
-        value = int(text) if limit.whole else float(text)
-    except ValueError:
-        value = _number(label, text, whole=limit.whole)
-    if not limit.allows(value):
-        kind = "a whole number " if limit.whole else ""
-        raise ValueError(f"{label} must be {kind}{limit.describe()}, not {_cut(text)}")
-    return value
-
-
-def _cut(text: str) -> str:
-    """What was typed, for a message: 400 digits show as their first few and their count."""
-    return text if len(text) <= 40 else f"{text[:12]}… ({len(text)} characters)"
-
-
-def _number(label: str, text: str, *, whole: bool) -> int | float:
-    """`text` as a number ("1e3" is a whole number too); ValueError for "1.5" where one is needed."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{label}: {_cut(text)!r} is not a number") from None
-    if whole and not value.is_integer():
-        raise ValueError(f"{label} must be a whole number, not {_cut(text)}")
-    return int(value) if whole else value
+_TUTORIAL = {name: widget_value(name, getattr(PRESETS["tutorial"], name)) for name in FORM_FIELDS}
 
 
 # ---- the form state ----------------------------------------------------------------------------------
@@ -101,48 +53,74 @@ def _number(label: str, text: str, *, whole: bool) -> int | float:
 def _init_form_state() -> None:
     """Give every form widget a value: what this user last had, else the tutorial preset."""
     saved = st.session_state.get(_SAVED, {})
-    tutorial = PRESETS["tutorial"]
-    for name in _FORM_FIELDS:
-        default = _widget_value(name, getattr(tutorial, name))
-        st.session_state.setdefault(_key(name), saved.get(name, default))
-    for name in _AUGMENT_FIELDS:
-        st.session_state.setdefault(_aug_key(name), saved.get(f"aug_{name}", 0.0))
+    for name in FORM_FIELDS:
+        st.session_state.setdefault(field_key(name), saved.get(name, _TUTORIAL[name]))
+    for name in AUGMENT_FIELDS:
+        st.session_state.setdefault(augment_key(name), saved.get(f"aug_{name}", 0.0))
     _take_transforms_augment()
+    # A section opens on first sight when it holds something set elsewhere (a link, the form this user left
+    # on another page); afterwards it stays as the user leaves it, unless a preset or Start opens it.
+    st.session_state.setdefault(ADVANCED, _advanced_changed())
+    st.session_state.setdefault(AUGMENTATION, _augment_now().active)
+
+
+def _advanced_changed() -> bool:
+    """Some field under Advanced holds other than the tutorial's value."""
+    return any(st.session_state[field_key(name)] != _TUTORIAL[name] for name in ADVANCED_FIELDS)
+
+
+def _augment_now() -> Augment:
+    return Augment(**{name: float(st.session_state[augment_key(name)]) for name in AUGMENT_FIELDS})
 
 
 def _take_transforms_augment() -> None:
-    """Prefill augmentation from the Transforms page when it hands over a new setting."""
-    incoming = st.session_state.get("train_augment")
-    if not isinstance(incoming, dict) or incoming == st.session_state.get("train_augment_seen"):
+    """Prefill augmentation from the Transforms page when it hands over a new setting; open its section."""
+    incoming = st.session_state.get(TRANSFORMS_KEY)
+    if not isinstance(incoming, dict) or incoming == st.session_state.get(_HANDED):
         return
-    st.session_state["train_augment_seen"] = dict(incoming)
+    st.session_state[_HANDED] = dict(incoming)
     try:
         augment = Augment(**incoming)
     except (TypeError, ValueError) as exc:
         st.warning(f"The augmentation from the Transforms page was not used: {exc}")
         return
     for name, value in asdict(augment).items():
-        st.session_state[_aug_key(name)] = float(value)
-    words = analysis.augment_words(augment)
-    st.toast(f"Augmentation from the Transforms page: {words}", icon=":material/input:")
+        st.session_state[augment_key(name)] = float(value)
+    st.session_state[_TAKEN] = asdict(augment)
+    st.session_state[AUGMENTATION] = True
+
+
+def _from_transforms() -> bool:
+    """The augmentation sliders hold what the Transforms page handed over (and it is some augmentation)."""
+    taken = st.session_state.get(_TAKEN)
+    return taken is not None and Augment(**taken).active and asdict(_augment_now()) == taken
 
 
 def _apply_preset() -> None:
-    """on_change of the preset: fill the form with it, keeping model, device, processes and augmentation."""
-    chosen = PRESETS.get(st.session_state[_key("preset")])
-    if chosen is None:  # the highlighted preset clicked again: nothing to fill
+    """on_change of the preset: fill the form with it, keeping model, device, processes and augmentation;
+    open Advanced when the preset sets a field there."""
+    chosen = PRESETS.get(st.session_state[field_key("preset")])
+    if chosen is None:  # the highlighted choice clicked again, or "custom": nothing to fill
         return
     for name in _PRESET_FIELDS:
-        st.session_state[_key(name)] = _widget_value(name, getattr(chosen, name))
+        st.session_state[field_key(name)] = widget_value(name, getattr(chosen, name))
+    if any(name in ADVANCED_FIELDS for name in _preset_changes(chosen)):
+        st.session_state[ADVANCED] = True
 
 
-# What the machine offers (device, processes) and the model stay as chosen when a preset is applied.
+# What the machine offers (device, processes), the model and the augmentation stay as chosen when a preset
+# is applied: a preset never undoes the Transforms page's hand-off.
 _KEPT_BY_PRESETS = ("model", "device", "processes")
-_PRESET_FIELDS = tuple(name for name in _FORM_FIELDS if name not in _KEPT_BY_PRESETS)
+_PRESET_FIELDS = tuple(name for name in FORM_FIELDS if name not in _KEPT_BY_PRESETS)
 
 
-def _matching_preset() -> str | None:
-    """The preset the fields hold now, so the control never highlights one the user has changed."""
+def _preset_changes(chosen: TrainConfig) -> list[str]:
+    """The fields where `chosen` differs from the tutorial."""
+    return [name for name in _PRESET_FIELDS if getattr(chosen, name) != getattr(PRESETS["tutorial"], name)]
+
+
+def _preset_of_fields() -> str | None:
+    """The preset the fields hold now (augmentation aside)."""
     values, _problems = _field_values()
     for name, preset in PRESETS.items():
         if all(name_ in values and values[name_] == getattr(preset, name_) for name_ in _PRESET_FIELDS):
@@ -150,11 +128,29 @@ def _matching_preset() -> str | None:
     return None
 
 
+def _preset_label(choice: str) -> str:
+    if choice == CUSTOM and _from_transforms():
+        return "custom (augmentation from Transforms)"
+    return choice
+
+
+def _preset_caption(matched: str | None, base: str | None) -> str:
+    """What the preset control's choice means: the preset, or how the fields differ from one."""
+    if matched:
+        return PRESET_HELP[matched]
+    augment = _augment_now()
+    if not augment.active:
+        return "Your own settings: no preset matches the fields."
+    where = " from the Transforms page" if _from_transforms() else ""
+    holds = f"The {base} preset" if base else "Your own settings"
+    return f"{holds} with augmentation{where}: {analysis.augment_words(augment)}."
+
+
 def _field_values() -> tuple[dict, dict[str, str]]:
     """The form's values by TrainConfig field (augmentation aside), and a problem for each bad field."""
     values, problems = {}, {}
-    for name in _FORM_FIELDS:
-        raw = st.session_state[_key(name)]
+    for name in FORM_FIELDS:
+        raw = st.session_state[field_key(name)]
         if name not in NUMBER_FIELDS:
             values[name] = raw
             continue
@@ -170,9 +166,8 @@ def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
     values, problems = _field_values()
     if problems:
         return None, problems
-    augment = Augment(**{name: float(st.session_state[_aug_key(name)]) for name in _AUGMENT_FIELDS})
     try:
-        config = TrainConfig(**values, augment=augment)
+        config = TrainConfig(**values, augment=_augment_now())
     except (BadConfig, ValueError) as exc:  # fields together, e.g. a model too big for a checkpoint
         field = next((name for name in NUMBER_FIELDS if name in str(exc)), "config")
         return None, {field: str(exc)}
@@ -181,11 +176,6 @@ def check_form() -> tuple[TrainConfig | None, dict[str, str]]:
     except StudioError as exc:
         return None, {"processes": str(exc)}
     return config, {}
-
-
-def with_value(options: tuple, value) -> list:
-    """`options` plus the current value, so a value set elsewhere (a preset, a saved form) is selectable."""
-    return sorted({*options, value}) if value is not None else list(options)
 
 
 # ---- the form in the URL (ui.link) -------------------------------------------------------------------
@@ -205,14 +195,14 @@ def form_links() -> list[link.Param]:
     params = [_text_param(name) for name in NUMBER_FIELDS]
     params += [_limit_param(name) for name in ("batch_size", "lr", "weight_decay")]
     params += [
-        link.choice("model", _key("model"), list(MODELS)),
-        link.choice("opt", _key("optimizer"), OPTIMIZERS),
-        link.choice("schedule", _key("lr_schedule"), SCHEDULES),
-        link.choice("device", _key("device"), available_devices(), fallback="auto"),
-        link.number("momentum", _key("momentum"), 0.0, 0.99),
+        link.choice("model", field_key("model"), list(MODELS)),
+        link.choice("opt", field_key("optimizer"), OPTIMIZERS),
+        link.choice("schedule", field_key("lr_schedule"), SCHEDULES),
+        link.choice("device", field_key("device"), available_devices(), fallback="auto"),
+        link.number("momentum", field_key("momentum"), 0.0, 0.99),
         _processes_param(),
     ]
-    params += [link.number(url, _aug_key(name), 0.0, most) for name, (url, most) in _AUGMENT_LINKS.items()]
+    params += [link.number(url, augment_key(name), 0.0, most) for name, (url, most) in _AUGMENT_LINKS.items()]
     return params
 
 
@@ -226,7 +216,7 @@ def _text_param(name: str) -> link.Param:
         except ValueError as exc:
             raise link.BadLink(f"{exc}.") from None
 
-    return link.Param(_LINK_NAMES[name], _key(name), read, fallback="the form's value")
+    return link.Param(_LINK_NAMES[name], field_key(name), read, fallback="the form's value")
 
 
 def _limit_param(name: str) -> link.Param:
@@ -243,7 +233,7 @@ def _limit_param(name: str) -> link.Param:
             raise link.BadLink(f"{url} must be {limit.describe()}, not {text}.")
         return number
 
-    return link.Param(url, _key(name), read, write=shown, fallback="the form's value")
+    return link.Param(url, field_key(name), read, write=shown, fallback="the form's value")
 
 
 def most_processes_here() -> int:
@@ -254,13 +244,13 @@ def most_processes_here() -> int:
 def _processes_param() -> link.Param:
     """Processes: a whole number this machine can run (the chosen device's own limit is checked on Start)."""
     most = min(most_processes_here(), int(LIMITS["processes"].high))
-    return link.whole(_LINK_NAMES["processes"], _key("processes"), 1, most, fallback="1 process")
+    return link.whole(_LINK_NAMES["processes"], field_key("processes"), 1, most, fallback="1 process")
 
 
 def _link_values() -> dict:
     """What the URL should hold: a field left at the tutorial's value is left out, so links stay short."""
-    defaults = {_key(n): _widget_value(n, getattr(PRESETS["tutorial"], n)) for n in _FORM_FIELDS}
-    defaults |= {_aug_key(n): 0.0 for n in _AUGMENT_FIELDS}
+    defaults = {field_key(name): value for name, value in _TUTORIAL.items()}
+    defaults |= {augment_key(n): 0.0 for n in AUGMENT_FIELDS}
     return {key: None for key, default in defaults.items() if st.session_state.get(key) == default}
 
 
@@ -273,27 +263,18 @@ def render_form(status: DatasetStatus) -> None:
     link.notify(link.adopt(links))
     _init_form_state()
     st.subheader("New run")
-    st.session_state[_key("preset")] = _matching_preset()
-    st.segmented_control(
-        "Preset",
-        list(PRESETS),
-        key=_key("preset"),
-        on_change=_apply_preset,
-        help="Fills the form; change any field afterwards.",
-    )
-    preset = st.session_state[_key("preset")]
-    st.caption(PRESET_HELP[preset] if preset else "Your own settings: no preset matches the fields.")
+    _preset_control()
     if not status.ready:
         st.error(status.message)
     read_only = runs.store_problem()
     with st.container(border=True, key="train_form"):
-        _model_fields()
-        _optimizer_fields()
-        _augment_fields()
+        main_fields()
+        advanced_fields()
+        augment_fields(_augment_note())
         st.button(
             "Start training",
             type="primary",
-            key=_key("start"),
+            key=field_key("start"),
             disabled=not status.ready or read_only is not None,
             help=read_only,  # the sidebar says so too
             width="stretch",
@@ -303,9 +284,31 @@ def render_form(status: DatasetStatus) -> None:
     _export_form()
     link.keep(links, _link_values())
     st.session_state[_SAVED] = {
-        **{name: st.session_state[_key(name)] for name in _FORM_FIELDS},
-        **{f"aug_{name}": st.session_state[_aug_key(name)] for name in _AUGMENT_FIELDS},
+        **{name: st.session_state[field_key(name)] for name in FORM_FIELDS},
+        **{f"aug_{name}": st.session_state[augment_key(name)] for name in AUGMENT_FIELDS},
     }
+
+
+def _preset_control() -> None:
+    """The presets, highlighted only while the fields hold one (augmentation included); else "custom"."""
+    base = _preset_of_fields()
+    matched = base if not _augment_now().active else None
+    st.session_state[field_key("preset")] = matched or CUSTOM
+    st.segmented_control(
+        "Preset",
+        list(PRESETS) if matched else [*PRESETS, CUSTOM],
+        key=field_key("preset"),
+        on_change=_apply_preset,
+        format_func=_preset_label,
+        help="Fills the form (augmentation stays as set); change any field afterwards.",
+    )
+    st.caption(_preset_caption(matched, base))
+
+
+def _augment_note() -> str | None:
+    if not _from_transforms():
+        return None
+    return f"From the Transforms page: {analysis.augment_words(_augment_now())}."
 
 
 def _export_form() -> None:
@@ -332,12 +335,12 @@ def _report_problems() -> None:
 
 
 def _start() -> None:
-    """on_click of Start (before the page is drawn, so the section holding a problem can be opened)."""
+    """on_click of Start (before the page is drawn, so Advanced can be opened when it holds a problem)."""
     config, problems = check_form()
     if problems:
         st.session_state[_TRIED] = True
-        if any(name in problems for name in _SIZE_FIELDS):
-            st.session_state[SIZE_SECTION] = True
+        if set(problems) - set(MAIN_FIELDS):  # a field under Advanced, or fields together ("config")
+            st.session_state[ADVANCED] = True
         return
     st.session_state[_TRIED] = False
     try:
@@ -346,104 +349,3 @@ def _start() -> None:
         st.session_state[_REFUSED] = str(exc)
         return
     st.session_state["train_run_id"] = st.session_state[SCROLL_TO] = run_id
-
-
-def _number_field(where, name: str, label: str | None = None, **kwargs) -> None:
-    """A text field for a number of TrainConfig; what is typed stays as typed until Start checks it."""
-    where.text_input(label or NUMBER_FIELDS[name], key=_key(name), autocomplete="off", **kwargs)
-
-
-def _model_fields() -> None:
-    st.selectbox("Model", list(MODELS), key=_key("model"), format_func=lambda m: MODEL_NAMES.get(m, m))
-    left, right = st.columns(2)
-    _number_field(left, "epochs", help=f"Passes over the training set ({LIMITS['epochs'].describe()}).")
-    right.select_slider(
-        "Batch size", with_value(BATCH_SIZES, st.session_state[_key("batch_size")]), key=_key("batch_size")
-    )
-    _number_field(
-        st,
-        "limit_batches",
-        "Batches per epoch cap, for quick tries",
-        placeholder="all batches",
-        help="Train on only this many batches each epoch; leave empty to use the whole training set.",
-    )
-    with st.expander("Model size", key=SIZE_SECTION, on_change="rerun"):
-        _number_field(
-            st,
-            "hidden",
-            placeholder="model default",
-            help="Width of the hidden layers (512 in the tutorial's MLP, 128 in the CNN's head); "
-            f"{LIMITS['hidden'].describe()}.",
-        )
-        _number_field(
-            st,
-            "dropout",
-            placeholder="model default",
-            help="Fraction of activations zeroed while training (0 in the tutorial), e.g. 0.1.",
-        )
-
-
-def _optimizer_fields() -> None:
-    st.select_slider(
-        "Learning rate (log scale)",
-        with_value(LR_VALUES, st.session_state[_key("lr")]),
-        key=_key("lr"),
-        format_func=lambda v: f"{v:g}",
-    )
-    st.selectbox("Optimizer", OPTIMIZERS, key=_key("optimizer"), format_func=OPTIMIZER_NAMES.get)
-    st.selectbox(
-        "Learning-rate schedule",
-        SCHEDULES,
-        key=_key("lr_schedule"),
-        help="constant: the same learning rate throughout; cosine: decays it smoothly to 0 by the last step.",
-    )
-    st.slider(
-        "Momentum", 0.0, 0.99, step=0.01, key=_key("momentum"), help="Used by SGD only (0 in the tutorial)."
-    )
-    st.select_slider(
-        "Weight decay",
-        with_value(WEIGHT_DECAYS, st.session_state[_key("weight_decay")]),
-        key=_key("weight_decay"),
-        format_func=lambda v: f"{v:g}",
-    )
-    _number_field(st, "seed", help=f"Same seed, same run ({LIMITS['seed'].describe()}).")
-    _device_fields()
-    _number_field(
-        st, "log_every", help="The tutorial prints every 100 batches; fewer gives a denser loss chart."
-    )
-
-
-def _device_fields() -> None:
-    """Device, and how many processes train the run on it (DistributedDataParallel, core.runs.launcher)."""
-    left, right = st.columns(2)
-    devices = available_devices()
-    if st.session_state[_key("device")] not in devices:
-        st.session_state[_key("device")] = "auto"
-    left.selectbox("Device", devices, key=_key("device"))
-    device = st.session_state[_key("device")]
-    most = ranks.most_processes(device)
-    kind = resolve_device(device).type
-    on_cpu = kind == "cpu"
-    here = {"cpu": f"up to {most} here, one per CPU core", "cuda": f"up to {most} here, one per GPU"}
-    right.selectbox(
-        "Processes",
-        with_value(range(1, most + 1), st.session_state[_key("processes")]),
-        key=_key("processes"),
-        help="Processes that train the run together with DistributedDataParallel: each takes its share "
-        f"of every batch and their gradients are averaged ({here.get(kind, f'one on {kind}')}).",
-    )
-    if on_cpu and most > 1:
-        st.caption(
-            "On one CPU, several processes show DistributedDataParallel at work (each takes its share "
-            "of every batch) rather than a speed-up."
-        )
-
-
-def _augment_fields() -> None:
-    with st.expander("Augmentation (training images only)"):
-        st.caption("Prefilled from the Transforms page when you set it there; all zero means none.")
-        st.slider("Horizontal flip probability", 0.0, 1.0, step=0.05, key=_aug_key("hflip"))
-        st.slider("Rotation (± degrees)", 0.0, 180.0, step=1.0, key=_aug_key("rotate"))
-        st.slider("Shift (fraction of the side)", 0.0, 1.0, step=0.01, key=_aug_key("translate"))
-        st.slider("Zoom (± fraction)", 0.0, 1.0, step=0.01, key=_aug_key("scale"))
-        st.slider("Random erasing probability", 0.0, 1.0, step=0.05, key=_aug_key("erase"))

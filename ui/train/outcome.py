@@ -10,7 +10,7 @@ from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
 from ui.text import escape_markdown
-from ui.train.form import LR_VALUES, parse_number, with_value
+from ui.train.fields import LR_VALUES, parse_number, with_value
 from ui.train.live import SCROLL_TO
 from ui.train.view import SHOWN, duration, pct, reader, render_curves
 

@@ -55,6 +55,32 @@ def _is_race(run_id: str) -> bool:
         return False
 
 
+# ---- the page at phone width -------------------------------------------------------------------------
+
+PHONE = "(max-width: 640px)"  # Streamlit's own narrow breakpoint: its columns stack below it
+RUN_PANE = "train_run_view"  # the key of the run's pane (beside the form on a wide window)
+ALL_RUNS = "train_all_runs"  # the key of the runs table's section
+_PANE = f"[data-testid=stLayoutWrapper] > .st-key-{RUN_PANE}"  # :has() may not hold a :has()
+_ROW = f"[data-testid=stHorizontalBlock]:has(> {_PANE})"
+
+
+def fit_phone(run_first: bool) -> None:
+    """On a phone the form and the run take the screen's width; once a run exists, the run (its view and
+    what its model gets wrong) comes first and the form after it: the form's height pushed them 2,500 px
+    down. A wide window keeps the form beside the run."""
+    css = f"{_ROW} > [data-testid=stLayoutWrapper] {{ flex: 1 1 100%; width: 100%; min-width: 0; }}"
+    if run_first:
+        # The row dissolves into the page's column (display: contents), so its two panes are ordered with
+        # the page's other sections: the run, its mistakes, then the form, then all runs.
+        css += (
+            f"[data-testid=stLayoutWrapper]:has(> [data-testid=stHorizontalBlock] > {_PANE}), {_ROW} "
+            "{ display: contents; }"
+            f"{_ROW} > [data-testid=stLayoutWrapper]:first-child {{ order: 1; }}"
+            f"[data-testid=stLayoutWrapper]:has(> .st-key-{ALL_RUNS}) {{ order: 2; }}"
+        )
+    st.html(f"<style>@media {PHONE} {{ {css} }}</style>")
+
+
 # ---- one run ------------------------------------------------------------------------------------------
 
 
