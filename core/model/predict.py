@@ -4,7 +4,6 @@ import base64
 import binascii
 import contextlib
 import io
-import math
 import os
 import re
 import stat
@@ -17,22 +16,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageOps, ImageStat
 from torch import nn
 
 from core.base.errors import BadImage
 from core.data.fashion import CLASSES
+from core.model.crop import LIGHT_BACKGROUND, SIZE, Box, border_median, find_item, render
 
-SIZE = 28  # FashionMNIST images are 28x28
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # uploads above this are refused before anything is parsed
 MAX_PIXELS = 40_000_000  # checked from the header, before decoding: about 120 MB as RGB
 MAX_SIDE = 12_000  # longest side allowed; stops 1 x 50000 strips that pass the pixel count
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # sniffed from the content, not the file name
 DECODE_SIDE = 1024  # big JPEGs are decoded at a reduced scale no smaller than this (plenty for 28 px)
-MASK_SIDE = 512  # the item is located on a copy at most this long: fast, and averages out specks
-LIGHT_BACKGROUND = 127  # a border median above this means a light background (the item gets inverted)
-ITEM_THRESHOLD = 20  # a pixel differing from the background by more than this (of 255) belongs to the item
-NOISE_FLOOR = 8  # differences up to this are background in the output, as FashionMNIST's are 0
 # What decoding one image may cost. A real image needs a few hundred reads and well under 0.5 s.
 DECODE_CPU_SECONDS = 2.0  # CPU time of the decoding thread, checked between Pillow's reads of the file
 MAX_READS = 50_000  # 10 MB of PNG in 1 KB chunks takes about 30,000 reads; tiny-chunk floods take millions
@@ -60,7 +55,8 @@ class Prepared:
     original: Image.Image  # upright (EXIF orientation applied), as decoded
     tensor: torch.Tensor  # (1, 1, 28, 28) float32 in [0, 1]
     inverted: bool  # the background was light, so the item was turned light on dark
-    crop_box: tuple[int, int, int, int] | None  # (left, top, right, bottom) in `original`; None = whole
+    crop_box: Box | None  # (left, top, right, bottom) in `original`; None = whole
+    unsure: str | None = None  # why the crop may hold more than the item (an uneven background), in words
 
     def input_image(self) -> Image.Image:
         """The 28x28 model input as an 8-bit grayscale image, for display."""
@@ -315,8 +311,7 @@ def prepare(
 
 def prepare_image(image: Image.Image) -> Prepared:
     """The model input made from an image already loaded (by load_image or load_data_url)."""
-    tensor, inverted, crop_box = _transform(image)
-    return Prepared(image, tensor, inverted, crop_box)
+    return Prepared(image, *_transform(image))
 
 
 def to_model_input(image: Image.Image) -> torch.Tensor:
@@ -324,18 +319,17 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     return _transform(image)[0]
 
 
-def _transform(image: Image.Image) -> tuple[torch.Tensor, bool, tuple[int, int, int, int] | None]:
+def _transform(image: Image.Image) -> tuple[torch.Tensor, bool, Box | None, str | None]:
     with _pillow_warnings_silenced():  # e.g. a palette's transparency given as bytes
         gray = _to_gray(image)
-    background = _border_median(gray)
-    light = background > LIGHT_BACKGROUND
+    level = border_median(gray)
+    light = level > LIGHT_BACKGROUND
     if gray.size == (SIZE, SIZE) and not light:
         # Already in FashionMNIST form (dark background, 28x28): use it exactly as it is.
-        return _to_tensor(gray), False, None
-    box = _item_box(gray, background)
-    small = _fit(gray.crop(box), background)
-    crop_box = None if box == (0, 0, *gray.size) else box
-    return _to_tensor(_levels(small, background)), light, crop_box
+        return _to_tensor(gray), False, None, None
+    found = find_item(gray, level)
+    crop_box = None if found.box == (0, 0, *gray.size) else found.box
+    return _to_tensor(render(gray, found)), light, crop_box, found.unsure
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
@@ -369,57 +363,6 @@ def _scale_to_8bit(image: Image.Image) -> Image.Image:
     low, high = image.getextrema()
     scale = 255 / (high - low) if high > low else 0.0
     return image.convert("F").point(lambda v: v * scale - low * scale).convert("L")
-
-
-def _border_median(gray: Image.Image) -> int:
-    width, height = gray.size
-    edges = [
-        (0, 0, width, 1),
-        (0, height - 1, width, height),
-        (0, 0, 1, height),
-        (width - 1, 0, width, height),
-    ]
-    values = sorted(b"".join(gray.crop(edge).tobytes() for edge in edges))
-    return values[len(values) // 2]
-
-
-def _item_box(gray: Image.Image, background: int) -> tuple[int, int, int, int]:
-    """Bounding box of the pixels that differ from the background, found on a reduced copy."""
-    factor = math.ceil(max(gray.size) / MASK_SIDE)
-    small = gray.reduce(factor) if factor > 1 else gray  # box average: specks fade, items stay
-    diff = ImageChops.difference(small, Image.new("L", small.size, background))
-    mask = diff.point(lambda v: 255 if v > ITEM_THRESHOLD else 0)
-    # A 3x3 median drops isolated specks; a tiny item it would erase entirely is kept unfiltered.
-    box = mask.filter(ImageFilter.MedianFilter(3)).getbbox() or mask.getbbox()
-    if box is None:
-        raise BadImage("no item found: the image looks like a single flat colour")
-    left, top, right, bottom = (v * factor for v in box)
-    return left, top, min(right, gray.width), min(bottom, gray.height)
-
-
-def _fit(crop: Image.Image, background: int) -> Image.Image:
-    """Longest edge to 28, shorter edge padded with the background so the item sits centred."""
-    scale = SIZE / max(crop.size)
-    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-    # reducing_gap first shrinks by an integer factor: fast on 10k-pixel crops, same look.
-    resized = crop.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    canvas = Image.new("L", (SIZE, SIZE), background)
-    # An odd leftover pixel goes before the item (left/top), as in FashionMNIST: 1 px matters to an MLP.
-    canvas.paste(resized, ((SIZE - size[0] + 1) // 2, (SIZE - size[1] + 1) // 2))
-    return canvas
-
-
-def _levels(small: Image.Image, background: int) -> Image.Image:
-    """Distance from the background, stretched so the item's peak is 255 as in every FashionMNIST image.
-
-    For a light background this is the negation FashionMNIST applied; the distance also keeps a white
-    item on a grey background, or a black one on a dark background, visible.
-    """
-    diff = ImageChops.difference(small, Image.new("L", small.size, background))
-    peak = diff.getextrema()[1]
-    if peak <= NOISE_FLOOR:
-        return diff.point(lambda _v: 0)
-    return diff.point(lambda v: round(max(0, v - NOISE_FLOOR) * 255 / (peak - NOISE_FLOOR)))
 
 
 def _to_tensor(gray: Image.Image) -> torch.Tensor:
