@@ -3,67 +3,21 @@ uncertain crop says so. Photos are real FashionMNIST test images, enlarged and p
 backgrounds; each must be predicted as its clean image is."""
 
 import io
-import math
 import time
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from core.data.fashion import CLASSES, load_split
 from core.model.crop import UNEVEN
 from core.model.networks import build_model
 from core.model.predict import predict, prepare
+from tests.photos import backdrop, photo
 
 PHOTOS = 30  # test images per kind of background
 TROUSER = CLASSES.index("Trouser")
-
-
-def _backdrop(kind: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A light background (as photos of clothes have) of the given kind: (h, w) float."""
-    height, width = shape
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    background = np.full(shape, rng.uniform(200, 245), np.float32)
-    if kind in ("gradient", "mix"):  # light falling off in any direction by 30-70 levels
-        angle = rng.uniform(0, 2 * math.pi)
-        ramp = xx * math.cos(angle) + yy * math.sin(angle)
-        background -= rng.uniform(30, 70) * (ramp - ramp.min()) / (ramp.max() - ramp.min())
-    if kind in ("band", "mix"):  # a darker band across: a table's edge, a wall meeting the floor
-        half, centre = rng.uniform(0.04, 0.15) * height, rng.uniform(0.15, 0.85) * height
-        background -= rng.uniform(50, 110) * (np.abs(yy - centre) < half)
-    if kind == "vband":  # a door frame, a curtain
-        half, centre = rng.uniform(0.04, 0.15) * width, rng.uniform(0.15, 0.85) * width
-        background -= rng.uniform(50, 110) * (np.abs(xx - centre) < half)
-    return background
-
-
-def _photo(pixels: torch.Tensor, kind: str, seed: int, *, at: tuple[float, float] | None = None) -> bytes:
-    """A FashionMNIST image as a photo: enlarged to 300-600 px, a dark garment where the image is light,
-    on a light background of `kind`, with a soft shadow for "shadow" and "mix", noise and JPEG.
-
-    `at` places the item as fractions of the free room (0 = left/top, 1 = right/bottom)."""
-    rng = np.random.default_rng(seed)
-    side = int(rng.integers(300, 601))
-    item = Image.fromarray(pixels.numpy()).resize((side, side), Image.Resampling.BICUBIC)
-    alpha = np.asarray(item, np.float32) / 255  # how much of the garment covers each pixel
-    width, height = (int(side * rng.uniform(1.3, 2.0)) for _ in range(2))
-    fx, fy = at if at is not None else rng.uniform(0, 1, 2)
-    left, top = round(fx * (width - side)), round(fy * (height - side))
-    cover = np.zeros((height, width), np.float32)
-    cover[top : top + side, left : left + side] = alpha
-    background = _backdrop(kind, (height, width), rng)
-    if kind in ("shadow", "mix"):  # the garment's shadow, offset and blurred, 20-35% darker
-        shift = rng.integers(5, side // 12, size=2)
-        shadow = Image.fromarray((np.roll(cover, tuple(shift), (0, 1)) * 255).astype(np.uint8))
-        shadow = np.asarray(shadow.filter(ImageFilter.GaussianBlur(side / 40)), np.float32) / 255
-        background *= 1 - rng.uniform(0.2, 0.35) * shadow
-    ink = rng.uniform(20, 110)
-    gray = background * (1 - cover) + ink * cover + rng.normal(0, 3, (height, width))
-    rgb = np.stack([gray * tint for tint in rng.uniform(0.92, 1.0, 3)], -1)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +63,7 @@ def test_photos_on_uneven_backgrounds_are_predicted_as_their_clean_image(trained
     picked, images = samples
     clean = _clean_predictions(trained, images)
     hits = sum(
-        predict(trained, _photo(images[n], kind, seed=index), k=1)[0].index == clean[n]
+        predict(trained, photo(images[n], kind, seed=index), k=1)[0].index == clean[n]
         for n, index in enumerate(picked)
     )
     assert hits / PHOTOS >= least, f"{hits} of {PHOTOS} photos on a {kind} background"
@@ -124,7 +78,7 @@ def test_the_crop_leaves_a_band_across_the_photo_out(fashion, trained):
     """The issue's photo: trousers on a light background crossed by a darker band beside them."""
     trousers = _first(fashion, TROUSER)
     for seed in range(6):
-        data = _photo(trousers, "band", seed=seed)
+        data = photo(trousers, "band", seed=seed)
         prepared = prepare(data)
         image = np.asarray(prepared.original.convert("L"), np.float32)
         left, top, right, bottom = prepared.crop_box
@@ -137,24 +91,24 @@ def test_the_crop_leaves_a_band_across_the_photo_out(fashion, trained):
 
 def test_an_item_reaching_the_edge_of_a_banded_photo_is_unsure(fashion):
     trousers = _first(fashion, TROUSER)
-    touching = prepare(_photo(trousers, "band", seed=3, at=(0.5, 1.0)))  # the legs reach the bottom
+    touching = prepare(photo(trousers, "band", seed=3, at=(0.5, 1.0)))  # the legs reach the bottom
     assert touching.unsure == UNEVEN
     assert "crop" in touching.unsure.lower() and "background is uneven" in touching.unsure
     assert touching.crop_box is not None, "the crop is drawn on the photo"
-    clear = prepare(_photo(trousers, "band", seed=3, at=(0.5, 0.5)))
+    clear = prepare(photo(trousers, "band", seed=3, at=(0.5, 0.5)))
     assert clear.unsure is None
 
 
 def test_an_item_reaching_the_edge_of_a_plain_photo_is_not_unsure(fashion):
     trousers = _first(fashion, TROUSER)
-    prepared = prepare(_photo(trousers, "flat", seed=4, at=(0.3, 1.0)))
+    prepared = prepare(photo(trousers, "flat", seed=4, at=(0.3, 1.0)))
     assert prepared.unsure is None
     assert prepared.crop_box[3] == prepared.original.height, "the legs reach the bottom"
 
 
 def test_a_gradient_does_not_widen_the_crop(fashion):
     trousers = _first(fashion, TROUSER)
-    prepared = prepare(_photo(trousers, "gradient", seed=5, at=(0.5, 0.5)))
+    prepared = prepare(photo(trousers, "gradient", seed=5, at=(0.5, 0.5)))
     left, top, right, bottom = prepared.crop_box
     assert bottom - top > 1.5 * (right - left)
     assert min(left, top) > 0 and right < prepared.original.width and bottom < prepared.original.height
@@ -163,7 +117,7 @@ def test_a_gradient_does_not_widen_the_crop(fashion):
 def test_the_model_input_shows_no_band_inside_the_crop(fashion):
     """Across the crop the band's rows are dark in the input, as the clean image's background is."""
     trousers = _first(fashion, TROUSER)
-    x = prepare(_photo(trousers, "vband", seed=2, at=(0.5, 0.5))).tensor[0, 0]
+    x = prepare(photo(trousers, "vband", seed=2, at=(0.5, 0.5))).tensor[0, 0]
     clean = trousers.float() / 255
     background = clean < 0.05  # where FashionMNIST's own image is black
     assert float(x[background].mean()) < 0.08
@@ -173,7 +127,7 @@ def test_the_model_input_shows_no_band_inside_the_crop(fashion):
 def test_an_uneven_background_keeps_the_work_bounded():
     """A 40-megapixel PNG with a band and a gradient: the background is estimated on a reduced copy."""
     rng = np.random.default_rng(0)
-    background = _backdrop("mix", (5000, 8000), rng)
+    background = backdrop("mix", (5000, 8000), rng)
     background[1500:3500, 3500:4500] = 40  # the item
     buffer = io.BytesIO()
     Image.fromarray(background.astype(np.uint8)).save(buffer, "PNG", compress_level=1)

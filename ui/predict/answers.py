@@ -49,6 +49,7 @@ class Prepped:
     tensor: torch.Tensor  # (1, 1, 28, 28) float32, what the model gets
     steps: str  # what preprocessing did, in words
     hints: tuple[str, ...] = ()  # why the answer may mislead: a tiny image, an item lying on its side
+    unsure: str | None = None  # why the crop may hold more than the item (an uneven background)
 
 
 def prepare_upload(data: bytes) -> Prepped:
@@ -68,6 +69,7 @@ def prepped(prepared: Prepared) -> Prepped:
         prepared.tensor,
         _steps(prepared),
         hints(prepared),
+        prepared.unsure,
     )
 
 

@@ -1,6 +1,8 @@
 """The drawing on the Predict page: the canvas's raw data URL, decoded only by core.model.predict's
-bounded loader, then classified like any image."""
+bounded loader, then classified like any image. The drawing is kept in the session (the canvas forgets
+it when the page is left) and drawn again on return, until Clear."""
 
+import json
 from collections.abc import Mapping
 
 import streamlit as st
@@ -29,6 +31,12 @@ DRAWING_MAX_PIXELS = 1_300_000  # 1140 x 1140: the canvas at up to 4 screen pixe
 INK, PAPER = "#000000", "#FFFFFF"  # pen on paper; the eraser draws in the paper's colour
 CANVAS_KEY = "predict_canvas"
 _CANVAS_GENERATION = "predict_canvas_generation"  # a new number, a new canvas: how Clear empties it
+DRAWING_KEY = "predict_drawing"  # {"raw": the strokes (Fabric.js JSON), "data": the PNG data URL}
+_INITIAL = "predict_drawing_initial"  # the strokes a canvas shown afresh starts from
+# What is kept: the data URL of a PNG within DRAWING_MAX_BYTES (base64: 4 characters for 3 bytes), and
+# strokes whose JSON is at most this long (a stroke of freehand is a few KB).
+MAX_URL_CHARS = DRAWING_MAX_BYTES * 4 // 3 + 200
+MAX_STROKES_CHARS = 2_000_000
 
 
 def draw_section(loaded: LoadedCheckpoint | None, k: int, explain: bool = False) -> None:
@@ -76,9 +84,12 @@ def read_canvas(**tool) -> object:
     The component's own CanvasResult.image_data would decode whatever arrives, of any size, before any
     check of ours; its value is read here instead and decoded only by core.model.predict.load_data_url."""
     key = f"{CANVAS_KEY}_{st.session_state.get(_CANVAS_GENERATION, 0)}"
+    if key not in st.session_state:  # a canvas shown afresh (a first visit, or back from another page)
+        st.session_state[_INITIAL] = (st.session_state.get(DRAWING_KEY) or {}).get("raw")
     try:
         canvas(
             **tool,
+            initial_drawing=st.session_state.get(_INITIAL),  # the same for as long as this canvas is shown
             background_color=PAPER,
             update_streamlit=True,  # sent on mouse or touch up: once per stroke, not on every move
             height=CANVAS_PX,
@@ -91,7 +102,21 @@ def read_canvas(**tool) -> object:
         raise BadImage("the canvas sent something that is not a drawing; click Clear and draw again") from exc
     state = st.session_state.get(key)
     drawing = state.get("drawing") if isinstance(state, Mapping) else None
-    return drawing.get("data") if isinstance(drawing, Mapping) else None
+    sent = drawing.get("data") if isinstance(drawing, Mapping) else None
+    if sent is None:  # nothing drawn on this canvas yet: the drawing kept from before, if any
+        return (st.session_state.get(DRAWING_KEY) or {}).get("data")
+    keep_drawing(drawing.get("raw"), sent)
+    return sent
+
+
+def keep_drawing(raw: object, data: object) -> None:
+    """Keep the drawing for the canvas to show again after a page switch, if it is of a bounded size;
+    otherwise forget the one kept before."""
+    strokes = json.dumps(raw) if isinstance(raw, Mapping) else ""
+    if isinstance(data, str) and len(data) <= MAX_URL_CHARS and 0 < len(strokes) <= MAX_STROKES_CHARS:
+        st.session_state[DRAWING_KEY] = {"raw": raw, "data": data}
+    else:
+        st.session_state.pop(DRAWING_KEY, None)
 
 
 def _drawing(sent: object) -> tuple[str, Prepped] | None:
@@ -121,6 +146,7 @@ def _answer_drawing(loaded: LoadedCheckpoint | None, key: str, shown: Prepped, k
 
 def _clear_canvas() -> None:
     st.session_state[_CANVAS_GENERATION] = st.session_state.get(_CANVAS_GENERATION, 0) + 1
+    st.session_state.pop(DRAWING_KEY, None)
 
 
 def canvas(**options):

@@ -36,32 +36,97 @@ MAX_IMAGE_MB = MAX_IMAGE_BYTES // 2**20  # shown by the image uploader, which th
 MAX_PHOTOS = 20
 
 
+KEPT_KEY = "predict_photos"  # {file id: (name, bytes)}: the photos shown, kept across page switches
+SEEN_KEY = "predict_photos_seen"  # the file ids the drop zone held in its last run
+_GENERATION = "predict_images_generation"  # a new number, a new drop zone: how Clear empties it
+
+
 def uploads_section(loaded: LoadedCheckpoint | None, k: int, explain: bool = False) -> None:
-    """The drop zone, then one box per photo (the first MAX_PHOTOS) and, for several, a summary table."""
+    """The drop zone, then one box per photo (the first MAX_PHOTOS) and, for several, a summary table.
+
+    Streamlit forgets a drop zone's files when its page is left; the photos are kept in the session
+    (KEPT_KEY) and shown again on return, until Clear."""
+    key = uploader_key()
+    live = key in st.session_state  # False after a page switch: Streamlit dropped the drop zone's files
     uploads = st.file_uploader(
         IMAGE_ZONE,
         accept_multiple_files=True,  # any kind: a wrong one gets a sentence, not the widget's bare red mark
         max_upload_size=MAX_IMAGE_MB,  # the browser's limit; the bytes are checked again here
-        key="predict_images",
+        key=key,
         help=f"{IMAGE_KINDS}, up to {MAX_PHOTOS} at a time. One item on a plain background works best, "
         "like FashionMNIST.",
     )
-    if not uploads:
+    photos, unread = kept_photos(uploads, live)
+    if not photos:
         st.info(
             "Drop one or more images above. Each is turned into a 28×28 grayscale picture the way "
             "FashionMNIST was made (inverted if the background is light, cropped, centred) before the "
             "model sees it."
         )
-    if len(uploads) > MAX_PHOTOS:
-        st.error(too_many_photos(len(uploads)))
+    else:
+        _kept_note(sum(file_id not in {u.file_id for u in uploads} for file_id, _ in photos))
+    if unread:
+        st.error(too_many_photos(len(photos) + unread))
     summary = st.container()
     results = []
-    for position, upload in enumerate(uploads[:MAX_PHOTOS]):  # the rest are never read
-        result = render_upload(upload.name, upload.getvalue(), loaded, k, position=position, explain=explain)
-        results.append((upload.name, result))
+    for position, (_file_id, (name, data)) in enumerate(photos):
+        result = render_upload(name, data, loaded, k, position=position, explain=explain)
+        results.append((name, result))
     if len(results) > 1 and loaded is not None:
         with summary:
             render_summary(results, k)
+
+
+def uploader_key() -> str:
+    """The drop zone's widget key; the first keeps the plain name, each Clear makes a new one."""
+    generation = st.session_state.get(_GENERATION, 0)
+    return "predict_images" if generation == 0 else f"predict_images_{generation}"
+
+
+def kept_photos(uploads: list, live: bool) -> tuple[list[tuple[str, tuple[str, bytes]]], int]:
+    """The photos to show, (file id, (name, bytes)) in the order they came, at most MAX_PHOTOS; and how
+    many dropped files were left unread. A file removed from a live drop zone (its ✕) is forgotten; one
+    too large to read is shown (refused) but not kept."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    ids = [upload.file_id for upload in uploads]
+    if live:
+        for gone in set(st.session_state.get(SEEN_KEY, ())) - set(ids):
+            kept.pop(gone, None)
+    st.session_state[SEEN_KEY] = ids
+    photos, unread = list(kept.items()), 0
+    for upload in uploads:
+        if upload.file_id in kept:
+            continue
+        if len(photos) >= MAX_PHOTOS:
+            unread += 1  # never read
+            continue
+        data = upload.getvalue()
+        if len(data) <= MAX_IMAGE_BYTES:
+            kept[upload.file_id] = (upload.name, data)
+        photos.append((upload.file_id, (upload.name, data)))
+    return photos, unread
+
+
+def _kept_note(away: int) -> None:
+    row = st.container(horizontal=True, vertical_alignment="center")
+    if away:
+        row.caption(
+            f"{away} photo{'s' if away > 1 else ''} kept from earlier in this session "
+            f"({'they are' if away > 1 else 'it is'} no longer listed in the drop zone)."
+        )
+    row.button(
+        "Clear photos",
+        icon=":material/delete_sweep:",
+        key="predict_photos_clear",
+        on_click=clear_photos,
+        help="Forget every photo on this page; they are kept until then, across page switches.",
+    )
+
+
+def clear_photos() -> None:
+    st.session_state[KEPT_KEY] = {}
+    st.session_state[SEEN_KEY] = []
+    st.session_state[_GENERATION] = st.session_state.get(_GENERATION, 0) + 1
 
 
 def too_many_photos(count: int) -> str:
@@ -126,6 +191,9 @@ def render_upload(
                 )
             else:
                 st.markdown(f"Top-1: **{predictions[0].label}** · {predictions[0].prob:.1%}")
+            if shown.unsure:
+                st.warning(shown.unsure, icon=":material/crop:")
+            if predictions is not None:
                 chart = topk_figure(predictions)
                 st.plotly_chart(chart, width="stretch", key=f"predict_upload_chart_{position}")
         st.caption(shown.steps)
