@@ -6,7 +6,7 @@ import streamlit as st
 from core import runs
 from core.data.fashion import dataset_status
 from ui.cache import device_info
-from ui.layout import tiles
+from ui.layout import fit_to_screen, tiles
 from ui.nav import APP_ICON, COURSE_START, PAGES, TUTORIAL, TUTORIAL_URL, sections
 from ui.sidebar import format_device, render_sidebar
 from ui.text import escape_markdown
@@ -107,4 +107,5 @@ navigation = st.navigation(
     }
 )
 render_sidebar()
+fit_to_screen()
 navigation.run()

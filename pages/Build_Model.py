@@ -77,7 +77,7 @@ with structure_tab:
     )
     st.code(bm.model_code(name, options, checkpoint), language="python")
     st.caption(view.checkpoint_note(checkpoint))
-    st.code(str(model), language=None)
+    st.code(str(model), language=None)  # no wrap: the nesting is the point; a narrow screen scrolls it
     diagram_col, table_col = side_by_side("build_model_structure", 240, 420)
     with diagram_col:
         st.graphviz_chart(bm.diagram_dot(rows), width="content")
@@ -110,7 +110,7 @@ with walk_tab:
 
 with params_tab:
     st.code(bm.PARAMETERS_CODE, language="python")
-    st.code(bm.parameters_printout(model), language=None, height=320)
+    st.code(bm.parameters_printout(model), language=None, height=320, wrap_lines=True)
     st.subheader("What the first layer looks for")
     if name == "mlp":
         view.render_unit(model, x)

@@ -2,6 +2,19 @@
 
 import streamlit as st
 
+# Rules for every page (app.py applies them once per run, before the page):
+# a picture shown at a fixed width (st.image(width=N), e.g. a batch's mosaic) shrinks to fit a narrower
+# screen, keeping its proportions, rather than making the whole page scroll sideways.
+# (Streamlit already caps the <img> at 100% of its box; the box itself is sized by the img's width.)
+_FIT_TO_SCREEN = (
+    "[data-testid=stImageContainer] { max-width: 100%; } [data-testid=stImage] img { height: auto; }"
+)
+
+
+def fit_to_screen() -> None:
+    """Keep every page within the window's width, down to a 412 px phone (see _FIT_TO_SCREEN)."""
+    st.html(f"<style>{_FIT_TO_SCREEN}</style>")
+
 
 def side_by_side(key: str, fixed_width: int, flexible_min: int = 420) -> tuple:
     """A fixed-width pane and a flexible one: side by side on a wide window, stacked on a narrow one.
