@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -120,7 +120,23 @@ def wait_in_place(page: Page, timeout: float = 10.0) -> str:
     pytest.fail(f"the live chart was still st.plotly_chart after {timeout} s")
 
 
+def advanced(page: Page):
+    """The Train form's "Advanced" section (the cap, seed, device, ...): a <details> element."""
+    form = page.locator(".st-key-train_form")
+    return form.locator("details").filter(has=page.locator("summary").get_by_text("Advanced", exact=True))
+
+
+def open_advanced(page: Page) -> None:
+    """Open the Train form's "Advanced" section unless it is open already (in the browser alone: no rerun)."""
+    section = advanced(page)
+    expect(section).to_be_visible(timeout=20_000)
+    if section.get_attribute("open") is None:
+        section.locator("summary").click()
+    expect(section).to_have_attribute("open", "")
+
+
 def start_run(page: Page, epochs: int, cap: int) -> None:
+    open_advanced(page)
     form = page.locator(".st-key-train_form")
     form.get_by_role("textbox", name="Epochs", exact=True).fill(str(epochs))
     form.get_by_role("textbox", name="Batches per epoch cap, for quick tries").fill(str(cap))

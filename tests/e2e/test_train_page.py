@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from bench.harness import stop_runs
 from core import runs
 from tests.conftest import wait_for
-from tests.e2e.conftest import shot, wait_points
+from tests.e2e.conftest import advanced, open_advanced, shot, wait_points
 
 pytestmark = pytest.mark.e2e
 
@@ -37,20 +37,17 @@ def _settle(page: Page) -> None:
 def test_enter_applies_a_field_and_start_alone_starts_with_what_was_typed(server, page: Page):
     _open(page, server.url)
     before = _run_ids(server)
-    for name, text in [("Epochs", "1.5"), ("Seed", "1e30")]:
+    section = advanced(page)
+    expect(_field(page, "Seed")).to_be_hidden()  # under Advanced, closed on a plain visit
+    open_advanced(page)
+    for name, text in [("Epochs", "1.5"), ("Seed", "1e30"), ("Hidden units", "5000")]:
         _field(page, name).fill(text)
         _field(page, name).press("Enter")  # in a form this was Start
         _settle(page)
     assert _run_ids(server) == before
     expect(_field(page, "Epochs")).to_have_value("1.5")  # as typed: not rounded to 1
     expect(_field(page, "Seed")).to_have_value("1e30")
-
-    size = page.get_by_test_id("stExpander").filter(has_text="Model size")
-    size.get_by_text("Model size").click()
-    _field(page, "Hidden units").fill("5000")
-    _field(page, "Hidden units").press("Tab")
-    _settle(page)
-    size.get_by_text("Model size").click()  # closed again: the field out of range is out of sight
+    section.locator("summary").click()  # closed again: the fields out of range are out of sight
     expect(_field(page, "Hidden units")).to_be_hidden()
 
     page.get_by_role("button", name="Start training").click()
@@ -58,7 +55,7 @@ def test_enter_applies_a_field_and_start_alone_starts_with_what_was_typed(server
     expect(problems).to_contain_text("Epochs must be a whole number, not 1.5", timeout=10_000)
     expect(problems).to_contain_text("Seed must be a whole number between 0 and 4294967295, not 1e30")
     expect(problems).to_contain_text("Hidden units must be a whole number between 1 and")
-    expect(_field(page, "Hidden units")).to_be_visible()  # Start opened the section that holds it
+    expect(_field(page, "Hidden units")).to_be_visible()  # Start opened the section that holds them
     assert _run_ids(server) == before
     _field(page, "Hidden units").fill("")
 
@@ -72,6 +69,7 @@ def test_enter_applies_a_field_and_start_alone_starts_with_what_was_typed(server
 def test_a_cleared_cap_trains_every_batch_and_the_live_view_comes_into_sight(server, page: Page):
     _open(page, server.url)
     before = _run_ids(server)
+    open_advanced(page)
     _field(page, "Epochs").fill("1")
     cap = _field(page, "Batches per epoch cap, for quick tries")
     cap.fill("100")

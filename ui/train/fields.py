@@ -30,8 +30,11 @@ AUGMENT_FIELDS = tuple(f.name for f in fields(Augment))
 # The knobs that matter, always in view (TensorFlow Playground shows about five); the rest under Advanced.
 MAIN_FIELDS = ("model", "epochs", "batch_size", "lr", "optimizer")
 ADVANCED_FIELDS = tuple(name for name in FORM_FIELDS if name not in MAIN_FIELDS)
-ADVANCED = "train_section_advanced"  # the "Advanced" expander's key: a link, a preset or Start opens it
-AUGMENTATION = "train_section_augment"  # the augmentation expander's key: the Transforms hand-off opens it
+# Whether the two sections are drawn open. They open and close in the browser alone: a tracked (keyed)
+# expander clicked while the page's first run was still drawing reset the form's other fields to their
+# widgets' defaults (batch 8, lr 1e-05; Streamlit 1.67). The page opens one by turning its flag on.
+ADVANCED = "train_advanced_open"  # a link, a preset or Start that sets a field under Advanced turns it on
+AUGMENTATION = "train_augment_open"  # the Transforms page's hand-off turns it on
 
 
 def field_key(name: str) -> str:
@@ -122,7 +125,7 @@ def main_fields() -> None:
 
 def advanced_fields() -> None:
     """Everything else TrainConfig holds, in one expander that a link, a preset or Start may open."""
-    with st.expander("Advanced", key=ADVANCED, on_change="rerun"):
+    with st.expander("Advanced", expanded=st.session_state.get(ADVANCED, False)):
         _number_field(
             st,
             "limit_batches",
@@ -205,7 +208,9 @@ def _device_fields() -> None:
 
 def augment_fields(note: str | None) -> None:
     """The augmentation sliders; `note` says where the values came from (the Transforms page)."""
-    with st.expander("Augmentation (training images only)", key=AUGMENTATION, on_change="rerun"):
+    with st.expander(
+        "Augmentation (training images only)", expanded=st.session_state.get(AUGMENTATION, False)
+    ):
         if note:
             st.caption(f":material/input: {note}")
         else:

@@ -59,7 +59,7 @@ def _init_form_state() -> None:
         st.session_state.setdefault(augment_key(name), saved.get(f"aug_{name}", 0.0))
     _take_transforms_augment()
     # A section opens on first sight when it holds something set elsewhere (a link, the form this user left
-    # on another page); afterwards it stays as the user leaves it, unless a preset or Start opens it.
+    # on another page); afterwards the user opens and closes it, and a preset or Start may open it again.
     st.session_state.setdefault(ADVANCED, _advanced_changed())
     st.session_state.setdefault(AUGMENTATION, _augment_now().active)
 
