@@ -1,5 +1,5 @@
 """Where a run is, from the ends of its metrics.jsonl: the one source of progress for every view of a run
-(the sidebar, the live view, the runs table), cheap enough to ask every second."""
+(the sidebar, the live view, the runs table, the race), cheap enough to ask every second."""
 
 import math
 from dataclasses import dataclass
@@ -7,11 +7,11 @@ from pathlib import Path
 
 from core.base.runfiles import LINE_MAX_BYTES, is_number, last_row, parse_row
 from core.runs.store import RunInfo
+from core.training.race import RaceConfig
 
 ETA_MIN_STEPS = 20  # no time estimate before this many steps are timed: the first ones include warm-up
-
-
 ETA_MIN_S = 3.0  # nor before this many seconds of them
+QUEUED = "queued"  # a run's status until its worker takes it (core.runs.store.ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Progress:
     total_steps: int | None
     samples_per_s: float | None
     eta_s: float | None  # seconds left at the speed so far; None until enough steps are timed
+    queued: bool = False  # waiting for its worker to take it: nothing trains yet
 
     @property
     def fraction(self) -> float:
@@ -30,25 +31,30 @@ class Progress:
     @property
     def label(self) -> str:
         """ "epoch 3/5 · 47%": the sidebar, the live view and the runs table all say it this way."""
+        if self.queued:
+            return "queued, waiting for its worker"
         return f"epoch {self.epoch}/{self.epochs or '?'} · {self.fraction:.0%}"
 
 
 def progress(run: RunInfo) -> Progress:
     """Where a run is, from the ends of metrics.jsonl: cheap enough to call every second.
 
-    The one source of progress for every view of a run, so they never disagree.
+    The one source of progress for every view of a run, so they never disagree: the sidebar, the Train
+    page's live view, the runs table, the Predict page and the Optimization page's race. A race has no
+    epochs: its steps are those of each contender.
     """
     path = run.dir / "metrics.jsonl"
     last = last_row(path) or {}
     step = _finite(last.get("step"), run.step)
     speed = _finite(last.get("samples_per_s"), None)
     epoch = _finite(last.get("epoch"), run.epoch if last else max(run.epoch, 1))
-    if last.get("kind") == "epoch" and run.active and run.config and epoch < run.config.epochs:
+    race = isinstance(run.config, RaceConfig)
+    total = run.total_steps or (run.config.steps if race else None)
+    epochs = None if race or run.config is None else run.config.epochs
+    if last.get("kind") == "epoch" and run.active and epochs and epoch < epochs:
         epoch += 1  # that epoch is scored: the next one is training
-    eta = _eta(_first_row(path), last, run.total_steps) if run.active else None
-    return Progress(
-        int(epoch), run.config.epochs if run.config else None, int(step), run.total_steps, speed, eta
-    )
+    eta = _eta(_first_row(path), last, total) if run.active else None
+    return Progress(int(epoch), epochs, int(step), total, speed, eta, queued=run.status == QUEUED)
 
 
 def _first_row(path: Path) -> dict | None:

@@ -2,6 +2,7 @@
 experiments (zero_grad() skipped, a learning rate too large, train mode at test time), the races, and the
 code you would write."""
 
+import os
 import random
 import re
 
@@ -189,13 +190,42 @@ def test_the_other_losses_and_optimizers_are_named(at):
     assert all(f"`{name}`" in named for name in ("SGD", "Adam", "RMSprop"))
 
 
-def test_no_race_table_before_a_race_is_picked(at):
-    assert any("Pick a race above" in i.value for i in at.info)
-    assert not any("contender" in d.value.columns for d in at.dataframe)
-    assert at.button(key="race_start").disabled
+def test_the_race_section_opens_with_the_optimizers_race_chosen_and_its_table_filled(at):
+    from core.training.race import READY
+
+    assert at.segmented_control(key="race_choice").value == "Optimizers"
+    table = next(d.value for d in at.dataframe if "contender" in d.value.columns)
+    assert list(table["contender"]) == [c.label for c in READY["Optimizers"]]
+    assert not any("Pick a race above" in i.value for i in at.info)
+    assert not at.button(key="race_start").disabled
     at.segmented_control(key="race_choice").set_value("Learning rates").run()
     table = next(d.value for d in at.dataframe if "contender" in d.value.columns)
     assert len(table) == 5 and not at.button(key="race_start").disabled
+    at.segmented_control(key="race_choice").set_value(None).run()  # unselected: the note, Start off
+    assert any("Pick a race above" in i.value for i in at.info)
+    assert at.button(key="race_start").disabled
+
+
+def test_a_queued_race_reads_queued_on_the_page_and_in_the_sidebar(at, run_store):
+    from core import runs
+    from core.base.procs import process_started
+    from core.runs import store as runstore
+    from core.training.race import READY, RaceConfig
+
+    directory = runs.create_run(RaceConfig(READY["Optimizers"], steps=50), run_store / "20260101-000000-9ace")
+    me = os.getpid()  # a worker that is alive (this test) and has not taken the race yet
+    runstore._write_status(directory, pid=me, pid_started=process_started(me))
+    at.session_state["race_shown"] = directory.name
+    at.run()
+    assert not at.exception
+    texts = [p.text for p in at.get("progress")]
+    assert "queued, waiting for its worker · step 0 of 50" in texts
+    side = [c.value for c in at.sidebar.caption]
+    assert "Optimizer race queued, waiting for its worker" in side and "Optimizer race running" not in side
+    runstore._write_status(directory, status="running")  # its worker took it
+    at.run()
+    assert "Optimizer race running" in [c.value for c in at.sidebar.caption]
+    assert any(p.text.startswith("running · step 0 of 50") for p in at.get("progress"))
 
 
 def test_every_race_line_has_its_own_colour_and_dash():

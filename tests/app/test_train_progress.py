@@ -89,3 +89,38 @@ def test_no_time_estimate_until_enough_steps_are_timed_then_the_pace_so_far(run_
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     (bar,) = at.get("progress")
     assert bar.text.endswith("about 2 min 59 s left")
+
+
+def test_the_train_page_and_its_sidebar_read_the_same_progress_as_the_run_goes_on(run_store):
+    now = time.time()
+    run = _training_run(run_store, [_batch(50, now - 30), _batch(950, now)])
+    at = _home().switch_page(PAGE).run()
+    for step, said in ((950, "epoch 3/5 · 48%"), (1700, "epoch 5/5 · 85%")):
+        if step != 950:
+            (run.dir / "metrics.jsonl").open("a").write(json.dumps(_batch(step, now + 5)) + "\n")
+            at.run()
+        assert not at.exception
+        (page_bar,) = at.main.get("progress")
+        (side_bar,) = at.sidebar.get("progress")
+        assert page_bar.text.startswith(f"{said} · step {step:,}/2,000")
+        assert side_bar.text == f"MLP · {said}"
+        assert side_bar.value == page_bar.value
+    assert at.session_state["train_live_fills_sidebar"]  # and at each of its ticks (ui.train.live)
+
+
+def test_a_queued_run_reads_queued_in_the_sidebar_and_the_live_view_and_a_running_one_comes_first(run_store):
+    run = _training_run(run_store, [])
+    runstore._write_status(run.dir, status="queued", total_steps=None)
+    at = _home().switch_page(PAGE).run()
+    assert not at.exception
+    assert "Queued, waiting for its worker" in [c.value for c in at.sidebar.caption]
+    (side_bar,) = at.sidebar.get("progress")
+    assert side_bar.text == "MLP · queued, waiting for its worker"
+    assert at.main.get("progress")[0].text == "queued, waiting for its worker"
+    runstore._write_status(run.dir, status="running", total_steps=2000)  # its worker took it
+    newer = runs.create_run(TrainConfig(epochs=1, device="cuda"), run_store / "20260101-000001-b0b0")
+    me = os.getpid()
+    runstore._write_status(newer, pid=me, pid_started=process_started(me))  # queued on another device
+    home = _home()  # the newest active run is still queued: the one that trains is shown
+    assert "Training now" in [c.value for c in home.sidebar.caption]
+    assert home.sidebar.get("progress")[0].text == "MLP · epoch 2/5 · 0%"

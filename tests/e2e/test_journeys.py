@@ -354,6 +354,10 @@ RACE_JS = """() => {
 def test_a_ready_made_race_grows_its_curves_together_live(server, page: Page):
     page.goto(f"{server.url}/Optimization")
     expect(_title(page, "Optimization")).to_be_visible(timeout=15_000)
+    # The page opens on the optimizer race, its contenders listed (the table is a canvas: its cells are
+    # attached for screen readers, not visible); the learning rates race is one click.
+    expect(page.get_by_role("radio", name="Optimizers", exact=True)).to_be_checked(timeout=30_000)
+    expect(page.get_by_test_id("stDataFrame").get_by_text("SGD + momentum 0.9").first).to_be_attached()
     page.get_by_role("radio", name="Learning rates", exact=True).click()
     _idle(page)
     page.get_by_role("button", name="Start the race").click()
@@ -367,6 +371,7 @@ def test_a_ready_made_race_grows_its_curves_together_live(server, page: Page):
     counts = seen[-1] if seen else []
     assert len(counts) == 5 and min(counts) >= 3, f"the race's curves did not grow: {seen[-5:]}"
     assert max(counts) - min(counts) <= 1  # together: every contender has the same logged steps
+    expect(page.get_by_test_id("stSidebar").get_by_text("Optimizer race running")).to_be_visible()
     page.get_by_text("Batch loss, every contender").scroll_into_view_if_needed()
     shot(page, "13-race")
     page.get_by_role("button", name="Stop").click()

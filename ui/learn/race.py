@@ -16,6 +16,7 @@ LEGEND_HELP = (
 RACE_KEY = "race_shown"  # the id of the race this session shows
 ERROR_KEY = "race_error"
 CUSTOM = "Custom"
+DEFAULT_RACE = "Optimizers"  # chosen when the page opens: its contenders are the section's subject
 COLORS = ["#D9480F", "#1F6FEB", "#2B8A3E", "#7048E8", "#C2255C", "#495057"]  # one hue each
 # And one dash each: two contenders that learn alike (Adam and AdamW at lr 1e-3) draw one line over the
 # other, and a dashed line over a solid one still shows both.
@@ -26,10 +27,10 @@ COLUMNS = ["label", "optimizer", "lr", "momentum", "weight_decay", "batch_size"]
 def setup() -> None:
     """Pick a ready-made race or write one; Start hands it to a worker like any run."""
     choice = st.segmented_control(
-        "Race", [*READY, CUSTOM], default=None, key="race_choice",
+        "Race", [*READY, CUSTOM], default=DEFAULT_RACE, key="race_choice",
         help="Each ready-made race changes one thing: the optimizer, the learning rate or the batch size.",
     )  # fmt: skip
-    if choice is None:
+    if choice is None:  # the user unselected the chosen race
         st.info(_PICK, icon=":material/touch_app:")
         contenders = None
     elif choice == CUSTOM:
@@ -98,6 +99,9 @@ def _table(contenders) -> pd.DataFrame:
 
 
 def _start(contenders, model: str, steps: int, seed: int) -> None:
+    # The race chosen when Start was clicked: a click right after another choice comes with that choice,
+    # before the page has redrawn the button with the new race's contenders.
+    contenders = READY.get(st.session_state.get("race_choice"), contenders)
     if contenders is None:
         st.session_state[ERROR_KEY] = "Fix the table first: every contender needs an optimizer and a number."
         return
@@ -141,11 +145,10 @@ def live(race_id: str) -> None:
         return
     labels = [c.label for c in race.config.contenders]
     rows = runs.read_metrics(race_id)
-    done = rows[-1]["step"] if rows else 0
+    where = runs.progress(race)  # what the sidebar reads too: "queued" until its worker takes it
     row = st.container(horizontal=True, vertical_alignment="center")
-    row.progress(
-        min(done / race.config.steps, 1.0), text=f"{race.status} · step {done:,} of {race.config.steps:,}"
-    )
+    said = "queued, waiting for its worker" if where.queued else race.status
+    row.progress(where.fraction, text=f"{said} · step {where.step:,} of {where.total_steps:,}")
     if race.active:
         row.button("Stop", icon=":material/stop:", key="race_stop", on_click=runs.stop, args=(race_id,))
     chart(race_figure(rows, labels), key="race_chart", live=race.active)  # redrawn every second while it runs
