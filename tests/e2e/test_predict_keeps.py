@@ -21,7 +21,7 @@ WIDTHS_JS = "() => ({page: document.documentElement.scrollWidth, window: window.
 
 def _open_predict(page: Page, url: str) -> None:
     page.goto(f"{url}/Predict")
-    expect(page.get_by_role("heading", name="Predict")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", level=1, name="Predict")).to_be_visible(timeout=30_000)
 
 
 def _sidebar_link(page: Page, title: str):
@@ -38,9 +38,9 @@ def test_a_dropped_photo_is_still_there_after_another_page(server, trained_run, 
     expect(top1).to_be_visible(timeout=30_000)
     answer = top1.inner_text()
     _sidebar_link(page, "Tensors").click()  # within the app: the same browser session
-    expect(page.get_by_role("heading", name="Tensors")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", level=1, name="Tensors")).to_be_visible(timeout=30_000)
     _sidebar_link(page, "Predict").click()
-    expect(page.get_by_role("heading", name="Predict")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", level=1, name="Predict")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("File: boot.png")).to_be_visible(timeout=30_000)
     expect(page.get_by_text(TOP1)).to_have_text(answer, timeout=30_000)
     expect(page.get_by_text("1 photo kept from earlier in this session")).to_be_visible()
