@@ -6,7 +6,7 @@ from core.base.errors import StudioError
 from core.learn import build_model as bm
 from core.learn.programs import build_model as programs
 from core.model.source import layer_lines, line_for
-from ui.cache import dataset_or_message, split_tensors
+from ui.cache import split_or_stop
 from ui.layout import side_by_side
 from ui.learn import build_model as view
 from ui.learn import layers as walk_view
@@ -24,13 +24,7 @@ st.markdown(
     "`nn.Softmax` makes of them. Pick a finished run's weights to compare with the untrained ones."
 )
 
-if not dataset_or_message():
-    st.stop()
-try:
-    images, labels = split_tensors("test")
-except StudioError as exc:
-    st.error(str(exc))
-    st.stop()
+images, labels = split_or_stop("test")
 
 controls = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
 name, run = view.model_controls(controls)

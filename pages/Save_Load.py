@@ -3,10 +3,9 @@ pickled model that weights_only=True refuses."""
 
 import streamlit as st
 
-from core.base.errors import StudioError
 from core.learn import save_load as sl
 from core.learn.programs import save_load as programs
-from ui.cache import dataset_or_message, split_tensors
+from ui.cache import split_or_stop
 from ui.learn import program
 from ui.learn import save_load as view
 from ui.nav import title
@@ -18,13 +17,7 @@ st.caption(
     "into a new model of the same class. Here that round trip runs on real test images, then what "
     "`model.eval()` is for, and why the whole pickled model is loaded only from files you trust."
 )
-if not dataset_or_message():
-    st.stop()
-try:
-    images, labels = split_tensors("test")
-except StudioError as exc:
-    st.error(str(exc))
-    st.stop()
+images, labels = split_or_stop("test")
 
 shown = view.controls(len(labels))
 if shown is None:

@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from core.base.device import DeviceInfo, describe_device, resolve_device
+from core.base.errors import StudioError
 from core.data.fashion import dataset_status, fashion_mnist, load_split
 from core.model.checkpoint import LoadedCheckpoint, load_checkpoint, load_checkpoint_bytes
 
@@ -44,6 +45,17 @@ def dataset_or_message() -> bool:
     if not status.ready:
         st.error(status.message)
     return status.ready
+
+
+def split_or_stop(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split's images and labels; when the dataset is missing or unreadable, the message and a stop."""
+    if not dataset_or_message():
+        st.stop()
+    try:
+        return split_tensors(split)
+    except StudioError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
