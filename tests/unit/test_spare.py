@@ -20,6 +20,10 @@ from tests.conftest import wait_for
 QUICK = TrainConfig(epochs=1, limit_batches=3, log_every=1, device="cpu")
 LONG = TrainConfig(epochs=50, limit_batches=500, log_every=1, device="cpu", batch_size=16)
 
+# Long enough for every exchange of a test on a loaded 2-core machine: a CI run once took over 4 s
+# between two connections (the in-process warm-up held the interpreter), and the spare had left.
+IDLE_S = 12.0
+
 
 def _ready(root, pid, timeout=60.0) -> bool:
     return wait_for(lambda: (root / f".spare-{pid}.sock").exists(), timeout=timeout)
@@ -86,11 +90,8 @@ def test_an_unclaimed_spare_exits_with_its_server(runs_dir):
     assert not list(runs_dir.glob(".spare-*.sock"))
 
 
-def test_the_spare_ignores_a_claim_that_is_not_a_run_and_times_out(runs_dir, tmp_path):
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(job=spare.serve(runs_dir, nice=0, idle_s=4.0)))
-    thread.start()
-    assert _ready(runs_dir, os.getpid())
+def test_the_spare_ignores_a_claim_that_is_not_a_run_and_times_out(runs_dir, tmp_path, monkeypatch):
+    thread, result = _serve_in_thread(runs_dir, IDLE_S, monkeypatch)
     not_a_run = tmp_path / "elsewhere"
     not_a_run.mkdir()
     read, write = os.pipe()
@@ -117,8 +118,13 @@ def test_no_spare_when_turned_off(runs_dir, monkeypatch):
 # ---- claims the spare must refuse, and what it must never keep: a copy of the device lock ------------
 
 
-def _serve_in_thread(runs_dir, idle_s: float):
-    """serve() in this process (its pid is this test's), as a spare runs it; returns (thread, result)."""
+def _serve_in_thread(runs_dir, idle_s: float, monkeypatch):
+    """serve() in this process (its pid is this test's), as a spare runs it; returns (thread, result).
+
+    Without the warm-up: a real spare warms up in its own process; here, in a thread, importing PyTorch's
+    compiler would hold this test's interpreter for seconds. These tests are about the socket's protocol.
+    """
+    monkeypatch.setattr(spare, "_warm_up", lambda: None)
     result = {}
     thread = threading.Thread(target=lambda: result.update(job=spare.serve(runs_dir, nice=0, idle_s=idle_s)))
     thread.start()
@@ -150,8 +156,8 @@ def _handed_to_us(directory):
     return directory
 
 
-def test_a_run_outside_the_run_store_is_refused_and_the_lock_copy_closed(runs_dir, tmp_path):
-    thread, result = _serve_in_thread(runs_dir, 4.0)
+def test_a_run_outside_the_run_store_is_refused_and_the_lock_copy_closed(runs_dir, tmp_path, monkeypatch):
+    thread, result = _serve_in_thread(runs_dir, IDLE_S, monkeypatch)
     elsewhere = _handed_to_us(runs.create_run(QUICK, tmp_path / "elsewhere" / "r1"))  # a run, elsewhere
     lock = _held_lock(runs_dir)
     try:
@@ -164,8 +170,8 @@ def test_a_run_outside_the_run_store_is_refused_and_the_lock_copy_closed(runs_di
     assert "worker.log" not in {p.name for p in elsewhere.iterdir()}
 
 
-def test_a_refused_claim_leaves_no_copy_of_the_lock(runs_dir, tmp_path):
-    thread, result = _serve_in_thread(runs_dir, 4.0)
+def test_a_refused_claim_leaves_no_copy_of_the_lock(runs_dir, tmp_path, monkeypatch):
+    thread, result = _serve_in_thread(runs_dir, IDLE_S, monkeypatch)
     not_a_run = runs_dir / "not-a-run"
     not_a_run.mkdir()
     lock = _held_lock(runs_dir)
@@ -180,7 +186,7 @@ def test_a_refused_claim_leaves_no_copy_of_the_lock(runs_dir, tmp_path):
 
 def test_a_claim_answered_after_the_claimant_gave_up_is_dropped(runs_dir, monkeypatch):
     monkeypatch.setattr(spare, "CLAIM_WAIT_S", 0.5)
-    thread, result = _serve_in_thread(runs_dir, 8.0)
+    thread, result = _serve_in_thread(runs_dir, IDLE_S, monkeypatch)
     directory = _handed_to_us(runs.create_run(QUICK, runs_dir / "r1"))
     path = str(runs_dir / f".spare-{os.getpid()}.sock")
     silent = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
@@ -207,8 +213,8 @@ def _answer(conn: socket.socket) -> bytes:
         return b""
 
 
-def test_junk_on_the_socket_never_kills_the_spare(runs_dir):
-    thread, result = _serve_in_thread(runs_dir, 5.0)
+def test_junk_on_the_socket_never_kills_the_spare(runs_dir, monkeypatch):
+    thread, result = _serve_in_thread(runs_dir, IDLE_S, monkeypatch)
     path = str(runs_dir / f".spare-{os.getpid()}.sock")
     lock = _held_lock(runs_dir)
     try:
