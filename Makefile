@@ -32,7 +32,7 @@ data: system $(STAMP)
 
 run: system $(STAMP) data
 	@case "$(HOST)" in 127.*|localhost|::1) ;; *) echo "Sharing the dashboard on the network ($(HOST):$(PORT)): anyone who can reach this port can start training and upload files.";; esac
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) $$($(PY) -m scripts.serve_flags $(HOST))
+	$(PY) -m streamlit run serve.py --server.address $(HOST) --server.port $(PORT) $$($(PY) -m scripts.serve_flags $(HOST))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -60,7 +60,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> float:
 
 @contextlib.contextmanager
 def streamlit_server(runs_dir: Path, log: Path, *, make: bool = False, host: str | None = None):
-    """`streamlit run app.py` on a free port with the run store `runs_dir`; yields once it is healthy.
+    """`streamlit run serve.py` (app.py, the live feed) on a free port with the run store `runs_dir`.
+
+    Yields once it is healthy.
 
     make=True starts it the way users do, with `make run` (HOST=`host` if given, else the default)."""
     env = {**os.environ, "STUDIO_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
@@ -69,7 +71,7 @@ def streamlit_server(runs_dir: Path, log: Path, *, make: bool = False, host: str
         args = ["make", "--no-print-directory", "run", f"PORT={port}", f"VENV={sys.prefix}"]
         args += [f"HOST={host}"] if host else []
     else:
-        args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        args = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
                 "--server.address", host or "127.0.0.1", "--server.headless", "true"]  # fmt: skip
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,

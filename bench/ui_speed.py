@@ -105,15 +105,16 @@ def live_view_overhead(store: Path, rounds: int = ROUNDS) -> dict:
     stays open to the end. Alternating lets the machine's own drift (other tenants of this VM, CPU
     boost: tens of percent over minutes) hit both alike. A run's training time is the sum of its
     epoch times (training and test pass), from its own metrics: process start-up is not in it.
-    Also reported: the CPU the server and Chromium used during the watched runs, from Start to the
-    end (the first second or two draw the live view, and load Streamlit's Plotly in a new tab); first,
-    the two figures against their budgets: Chromium's share of a core, and the watched run's speed as a
-    fraction of the unwatched one's. Every Chromium of the machine counts (bench.load.cpu_seconds): run it
+    Also reported: the CPU the server and Chromium used during the watched runs, from the click on Start
+    to the end (the first second or two draw the live view, and load Streamlit's Plotly in a new tab);
+    first, the two figures against their budgets: Chromium's share of a core while the run trains (from
+    its first logged loss to its end), and the watched run's speed as a fraction of the unwatched one's.
+    Every Chromium of the machine counts (bench.load.cpu_seconds): run it
     on a quiet machine.
     """
     from playwright.sync_api import sync_playwright
 
-    cli, watched, cores = [], [], []
+    cli, watched, cores, trains = [], [], [], []
     with streamlit_server(store, store / "streamlit.log") as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -141,17 +142,23 @@ def live_view_overhead(store: Path, rounds: int = ROUNDS) -> dict:
             before, since = cpu_seconds(), time.time()
             start.click()
             page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
-            run = runs.wait(runs.list_runs(store)[0].id, store, timeout=RUN_LIMIT_S)
-            after, seconds = cpu_seconds(), time.time() - since
+            run_id = runs.list_runs(store)[0].id
+            while not runs.read_metrics(run_id, store) and runs.get_run(run_id, store).active:
+                time.sleep(0.05)
+            training, training_since = cpu_seconds(), time.time()  # the first loss is logged
+            run = runs.wait(run_id, store, timeout=RUN_LIMIT_S)
+            after, now = cpu_seconds(), time.time()
             watched.append(_training_s(run.dir))
-            cores.append({k: (after[k] - before.get(k, 0.0)) / seconds for k in CPU_KINDS})
+            cores.append({k: (after[k] - before.get(k, 0.0)) / (now - since) for k in CPU_KINDS})
+            trains.append((after["chromium"] - training.get("chromium", 0.0)) / (now - training_since))
             _same_training(cli_dir, run.dir)
         browser.close()
     paired = [w / c - 1 for c, w in zip(cli, watched, strict=True)]
-    browser = statistics.median(c["chromium"] for c in cores)
+    browser = statistics.median(trains)
     return {
-        # The two figures issue 25 asks of the live view: at most BROWSER_BUDGET of a core in Chromium, and
-        # a watched run at least WATCHED_SPEED_FLOOR of the speed of the same run unwatched.
+        # The two figures issue 25 asks of the live view: at most BROWSER_BUDGET of a core in Chromium while
+        # the run trains (from its first logged loss to its end: the live view alone), and a watched run at
+        # least WATCHED_SPEED_FLOOR of the speed of the same run unwatched.
         "browser_cores_while_watched": round(browser, 3),
         "run_speed_watched_vs_unwatched": round(statistics.median(cli) / statistics.median(watched), 3),
         "within_budget": {
@@ -168,7 +175,10 @@ def live_view_overhead(store: Path, rounds: int = ROUNDS) -> dict:
             "of_medians": round((statistics.median(watched) / statistics.median(cli) - 1) * 100, 1),
             "median_of_rounds": round(statistics.median(paired) * 100, 1),
         },
-        "median_cores_used_while_watched": {
+        "browser_cores_while_training": [round(t, 3) for t in trains],
+        # From the click on Start to the run's end: also the page's run after the click, which draws the
+        # live view (about 1 to 2 core-seconds of Chromium on this machine, a tenth of a 12 s run).
+        "median_cores_used_from_start_click": {
             k: round(statistics.median(c[k] for c in cores), 3) for k in CPU_KINDS
         },
     }

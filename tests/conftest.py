@@ -100,3 +100,18 @@ def run_program(program, folder: Path, timeout: float = 300.0) -> str:
     )
     assert done.returncode == 0, f"{program.file_name} failed:\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+def live_views(block) -> list[dict]:
+    """What the page sent each running-run view of an AppTest page (or of its .main or .sidebar): their data
+    (ui.live_run), {"mode": "run" | "sidebar", "text", "sidebar_text", "fraction", "charts", ...}."""
+    import json
+
+    sent = [json.loads(component.proto.json) for component in block.get("bidi_component")]
+    return [data for data in sent if data.get("mode") in ("run", "sidebar")]
+
+
+def live_view(block, mode: str) -> dict:
+    """The one running-run view of this `mode` ("run": the Train page's, "sidebar") in `block`."""
+    (view,) = [data for data in live_views(block) if data["mode"] == mode]
+    return view

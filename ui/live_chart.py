@@ -19,12 +19,17 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from ui import live_feed
+
+PLOTLY_JS = Path(__file__).with_name("plotly_page.js").read_text()  # the page's Plotly, the page's look
 SCRIPT = Path(__file__).with_name("live_chart.js")
 READY = "live_chart_plotly_ready"  # session_state: this session's browser tab has window.Plotly
 _SENT = "live_chart_sent"  # session_state: {key: (revision, figure)}, what each chart was last sent
 _REVISION = "live_chart_revision"  # session_state: the last revision given to a whole figure sent
 
-_chart = st.components.v2.component("studio_live_chart", js=SCRIPT.read_text(), isolate_styles=False)
+_chart = st.components.v2.component(
+    "studio_live_chart", js=PLOTLY_JS + SCRIPT.read_text(), isolate_styles=False
+)
 
 
 def _ready() -> None:
@@ -51,9 +56,8 @@ def live_chart(figure: dict, *, key: str, fallback: Callable[[], None]) -> None:
 
     Until this browser tab has Plotly, `fallback` draws the chart (with st.plotly_chart); the
     switch then happens once, at the next refresh."""
-    if not st.session_state.get(READY):
+    if not plotly_ready(key):
         fallback()
-        _chart(data={"wait": True}, key=f"{key}_waiter", on_ready_change=_ready)
         return
     sent = st.session_state.setdefault(_SENT, {})
     before = sent.get(key) if _in_fragment_rerun() else None  # a page run may have built a new chart
@@ -61,6 +65,15 @@ def live_chart(figure: dict, *, key: str, fallback: Callable[[], None]) -> None:
     payload = update(before, figure, revision)
     sent[key] = (payload["revision"], figure)
     _chart(data=payload, key=key, height=figure["layout"]["height"], on_resync_change=_resync(key))
+
+
+def plotly_ready(key: str) -> bool:
+    """Whether this session's browser tab has Plotly; until it does, a waiter (keyed from `key`) is drawn
+    that tells the session once it has."""
+    if st.session_state.get(READY):
+        return True
+    _chart(data={"wait": True}, key=f"{key}_waiter", on_ready_change=_ready)
+    return False
 
 
 def update(before: tuple[int, dict] | None, figure: dict, new_revision: int) -> dict:
@@ -71,36 +84,10 @@ def update(before: tuple[int, dict] | None, figure: dict, new_revision: int) -> 
     the lines changed). {"revision", "extend"}: add these points to the ends of the lines; "from"
     says how many each line must already have, so that a chart that missed a refresh asks for the
     whole figure again (live_chart.js) rather than drawing a gap."""
-    tails = None if before is None else _tails(before[1], figure)
+    tails = None if before is None else live_feed.tails(before[1], figure)
     if tails is None:
         return {"revision": new_revision, "figure": figure}
     return {"revision": before[0], "extend": tails}
-
-
-def _tails(old: dict, new: dict) -> dict | None:
-    """The points added to the end of each trace of `old` to make `new`; None if anything else differs."""
-    if old["layout"] != new["layout"] or len(old["data"]) != len(new["data"]):
-        return None
-    tails = {"from": [], "x": [], "y": []}
-    for was, now in zip(old["data"], new["data"], strict=True):
-        n = len(was.get("x", ()))
-        same = {k: v for k, v in was.items() if k not in "xy"} == {
-            k: v for k, v in now.items() if k not in "xy"
-        }
-        if not (
-            same
-            and _starts(now.get("x", []), was.get("x", []), n)
-            and _starts(now.get("y", []), was.get("y", []), n)
-        ):
-            return None
-        tails["from"].append(n)
-        tails["x"].append(list(now.get("x", []))[n:])
-        tails["y"].append(list(now.get("y", []))[n:])
-    return tails
-
-
-def _starts(values, prefix, n: int) -> bool:
-    return len(prefix) == n and len(values) >= n and list(values[:n]) == list(prefix)
 
 
 def _resync(key: str) -> Callable[[], None]:

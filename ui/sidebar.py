@@ -5,11 +5,9 @@ import streamlit as st
 from core import runs
 from core.data.fashion import dataset_status
 from core.training.race import RaceConfig
+from ui import live_run
 from ui.cache import device_info
 from ui.text import escape_markdown
-
-RUN_SLOT = "sidebar_run_slot"  # session_state: the sidebar's place for the active run, made in each full run
-SHOWN = "sidebar_run_shown"  # session_state: the id of the run the sidebar shows ("" for none)
 
 
 def format_device(info) -> str:
@@ -32,18 +30,38 @@ def render_sidebar() -> None:
             if status.ready
             else ":orange[:material/warning:] FashionMNIST not prepared"
         )
-        # Outside the fragment below, so that the Train page's live view can fill it too, at each of its
-        # ticks: the sidebar then reads what the page reads, in the same second (see show_run).
-        st.session_state[RUN_SLOT] = st.empty()
-        _active_run(status.ready)
+        all_runs = runs.list_runs(races=True)
+        followed = _follows_itself(pick_run(all_runs))
+        st.session_state[_STILL] = followed
+        (_run_part_still if followed else _run_part)(status.ready)
+
+
+_STILL = "sidebar_still"  # session_state: the page's run drew the sidebar's run part without the 5 s tick
+
+
+def _follows_itself(run: runs.RunInfo | None) -> bool:
+    """A training run's sidebar part follows it by itself (ui.live_run); a race's, or none, needs the tick."""
+    return run is not None and not isinstance(run.config, RaceConfig)
 
 
 # Every 5 s: each run of a fragment re-renders every element of the page in the browser, and this one
-# is on every page while a run trains (Chromium on the Explorer: 0.06 core at 2 s, 0.03 at 5 s).
-# On the Train page the live view refreshes the run's part every second (show_run).
+# is on every page (Chromium on the Explorer: 0.06 core at 2 s, 0.03 at 5 s). It finds runs started
+# elsewhere and the end of races. While a training run is shown it does not tick: the run's words and
+# bar follow it every second by themselves (ui.live_run), and ask for this fragment to run when it ends.
 @st.fragment(run_every=5)
+def _run_part(dataset_ready: bool) -> None:
+    _active_run(dataset_ready)
+
+
+@st.fragment
+def _run_part_still(dataset_ready: bool) -> None:
+    _active_run(dataset_ready)
+
+
 def _active_run(dataset_ready: bool) -> None:
     all_runs = runs.list_runs(races=True)
+    if _follows_itself(pick_run(all_runs)) != st.session_state.get(_STILL):
+        st.rerun()  # a run started or ended since the page's run: the page picks the other kind of part
     damaged = [r.id for r in all_runs if r.status == runs.DAMAGED]
     if damaged:
         names = escape_markdown(", ".join(damaged))  # folder names: text, never Markdown
@@ -64,35 +82,16 @@ def pick_run(all_runs: list[runs.RunInfo]) -> runs.RunInfo | None:
     return next((r for r in active if r.status == "running"), active[0] if active else None)
 
 
-def shows(run_id: str) -> bool:
-    """Whether the sidebar shows this run (so a view of it may refresh the sidebar's part: show_run)."""
-    return st.session_state.get(SHOWN) == run_id and RUN_SLOT in st.session_state
-
-
 def show_run(run: runs.RunInfo | None) -> None:
-    """The active run's part of the sidebar, from runs.progress as every view of a run: the sidebar's
-    own fragment draws it every 5 s, the Train page's live view at each of its ticks."""
-    slot = st.session_state.get(RUN_SLOT)
-    if slot is None:  # a page run without app.py (AppTest of one page)
-        return
-    st.session_state[SHOWN] = run.id if run is not None else ""
+    """The active run's part of the sidebar, from runs.progress as every view of a run."""
     if run is None:
-        slot.empty()
         return
-    box = slot.container()
     where = runs.progress(run)
     if isinstance(run.config, RaceConfig):  # its curves and Stop are on the Optimization page
-        box.caption(
+        st.caption(
             "Optimizer race queued, waiting for its worker" if where.queued else "Optimizer race running"
         )
-        box.page_link("pages/Optimization.py", label="Open the race", icon=":material/sports_score:")
+        st.page_link("pages/Optimization.py", label="Open the race", icon=":material/sports_score:")
         return
-    if where.queued:
-        box.caption("Queued, waiting for its worker")
-    elif runs.stop_asked(run):  # Stop was clicked: the worker saves a checkpoint, then leaves
-        box.caption("Stopping, saving a checkpoint")
-    else:
-        box.caption("Training now")
-    model = run.config.model.upper() if run.config else "run"
-    box.progress(where.fraction, text=f"{model} · {where.label}")  # the Train page's words (runs.Progress)
-    box.page_link("pages/Train.py", label="Open the run", icon=":material/monitoring:")
+    live_run.sidebar_progress(run, key="sidebar_run")  # its words and bar, current within a second
+    st.page_link("pages/Train.py", label="Open the run", icon=":material/monitoring:")

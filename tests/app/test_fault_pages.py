@@ -16,7 +16,7 @@ from core.runs import store as runstore
 from core.training import train
 from core.training.config import TrainConfig
 from tests.app.conftest import shown
-from tests.conftest import OutOfMemoryModel
+from tests.conftest import OutOfMemoryModel, live_views
 
 APP = str(PROJECT_ROOT / "app.py")
 TRAIN_PAGE = "pages/Train.py"
@@ -59,7 +59,7 @@ def _header(at: AppTest) -> str:
 
 
 def _sidebar_shows_a_run_training(at: AppTest) -> bool:
-    return "Training now" in [c.value for c in at.sidebar.caption] or bool(at.sidebar.get("progress"))
+    return bool(live_views(at.sidebar)) or bool(at.sidebar.get("progress"))
 
 
 # ---- producing the faults -----------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from core.runs import store as runstore
 from core.training import analysis
 from core.training.config import TrainConfig
 from tests.app.conftest import shown
-from tests.conftest import wait_for
-from ui import live_chart
-from ui.train.live import progress_text
+from tests.conftest import live_view, live_views, wait_for
+from ui import live_feed
+from ui.live_feed import progress_text
 from ui.train.outcome import GALLERY_SIZE
 
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
@@ -35,10 +35,10 @@ def _fill(at: AppTest, *, epochs: int, limit_batches: int, batch_size: int = 64)
 
 
 def _charts(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page by title: st.plotly_chart's and the live chart's (ui.live_chart)."""
+    """Plotly figures on the page by title: st.plotly_chart's, and the live view's (ui.live_run)."""
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-    live = [json.loads(component.proto.json) for component in at.get("bidi_component")]
-    specs += [data["figure"] for data in live if "figure" in data]  # not its waiter
+    specs = [spec for spec in specs if "title" in spec["layout"]]  # not the live view's Plotly loader
+    specs += [figure for view in live_views(at) for figure in view.get("charts", {}).values()]
     return {spec["layout"]["title"]["text"]: spec for spec in specs}
 
 
@@ -77,24 +77,23 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         assert (config["epochs"], config["limit_batches"], config["batch_size"]) == (50, 3000, 16)
         assert config["augment"]["hflip"] == 0.5 and config["augment"]["rotate"] == 10.0
         assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
-        at.run()  # the browser re-runs the fragment every second; AppTest needs a nudge
+        at.run()  # the browser asks the feed every second (ui.live_run); AppTest draws the page again
         assert not at.exception
         assert any("Watching takes CPU time" in c.value for c in at.caption)  # a CPU run: its cost
-        (bar,) = at.get("progress")
-        assert bar.text.startswith("epoch 1/50 · 0% · step ")
-        assert "/150,000" in bar.text and "samples/s" in bar.text
-        steps = _charts(at)["Training loss per logged step"]["data"][0]["x"]
+        view = live_view(at, "run")
+        assert view["text"].startswith("epoch 1/50 · 0% · step ")
+        assert "/150,000" in view["text"] and "samples/s" in view["text"]
+        steps = view["charts"]["steps"]["data"][0]["x"]
         assert len(steps) >= 3 and steps[:3] == [1, 2, 3]
-        # st.plotly_chart until the browser tab says it has Plotly (no browser here), then the chart
-        # updated in place (ui.live_chart): the same figure.
-        assert _charts_sent(at) == [{"wait": True}]
-        at.session_state[live_chart.READY] = True
-        at.run()
-        assert not at.exception
-        assert not [c for c in at.get("plotly_chart") if "per logged step" in c.proto.spec]
-        (live,) = [sent["figure"] for sent in _charts_sent(at)]
-        assert live["layout"]["title"]["text"] == "Training loss per logged step"
-        assert live["data"][0]["x"][:3] == [1, 2, 3]
+        assert view["rows"] >= 3  # what the view's first question to the feed starts from
+        # The view's curves are the page's Plotly's: an st.plotly_chart, out of sight, loads it.
+        assert [c for c in at.get("plotly_chart") if "title" not in json.loads(c.proto.spec)["layout"]]
+        # The feed then sends only the points added since.
+        answer = live_feed.snapshot(run_id, have=view["rows"], log=False, charts_too=True)
+        assert wait_for(lambda: len(runs.read_metrics(run_id)) > view["rows"] + 1)
+        answer = live_feed.snapshot(run_id, have=view["rows"], log=False, charts_too=True)
+        added = answer["charts"]["steps"]
+        assert "figure" not in added and added["from"] == [len(steps)] and added["x"][0][0] > steps[-1]
 
         at.button(key="train_start").click().run()  # a second run on the same device
         assert not at.exception
@@ -303,9 +302,3 @@ def test_a_learning_rate_changed_while_training_shows_in_the_table_and_seeds_con
     table = at.dataframe[0].value
     assert list(table["lr changed"]) == ["0.05 at step 3"]
     assert at.select_slider(key="train_more_lr").value == 0.05  # continuing starts from the last value
-
-
-def _charts_sent(at: AppTest) -> list[dict]:
-    """What the page sends its live charts; the tab watcher beside them ({"watch": "tab"}) is no chart."""
-    sent = [json.loads(c.proto.json) for c in at.get("bidi_component")]
-    return [data for data in sent if data != {"watch": "tab"}]

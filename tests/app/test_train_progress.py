@@ -11,6 +11,8 @@ from core.base.procs import process_started
 from core.data.fashion import PROJECT_ROOT
 from core.runs import store as runstore
 from core.training.config import TrainConfig
+from tests.conftest import live_view
+from ui import live_feed
 
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 RUN_ID = "20260101-000000-a11e"
@@ -41,22 +43,27 @@ def test_the_live_view_the_runs_table_and_the_sidebar_agree(run_store):
     _training_run(run_store, [_batch(50, now - 30), _batch(950, now)])
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    (bar,) = at.get("progress")
-    assert bar.text.startswith("epoch 3/5 · 48% · step 950/2,000 · ")
+    assert live_view(at, "run")["text"].startswith("epoch 3/5 · 48% · step 950/2,000 · ")
     assert list(at.dataframe[0].value["progress"]) == ["epoch 3/5 · 48%"]
     home = _home()
     assert not home.exception
-    (side_bar,) = home.sidebar.get("progress")
-    assert side_bar.text == "MLP · epoch 3/5 · 48%"
+    assert live_view(home.sidebar, "sidebar")["sidebar_text"] == "MLP · epoch 3/5 · 48%"
+    # and the feed, which both views ask once a second from then on (ui.live_feed), says the same
+    answer = live_feed.snapshot(RUN_ID, have=0, log=False, charts_too=False)
+    assert answer["text"].startswith("epoch 3/5 · 48% · step 950/2,000 · ")
+    assert answer["sidebar_text"] == "MLP · epoch 3/5 · 48%"
 
 
 def test_the_sidebar_says_a_run_is_stopping_once_stop_is_asked_until_its_worker_leaves(run_store):
     now = time.time()
     _training_run(run_store, [_batch(50, now - 30), _batch(950, now)])
-    assert "Training now" in [c.value for c in _home().sidebar.caption]
+    assert live_view(_home().sidebar, "sidebar")["caption"] == "Training now"
+    before = live_feed.snapshot(RUN_ID, have=0, log=False, charts_too=False)["phase"]
     runs.stop(RUN_ID)
-    side = [c.value for c in _home().sidebar.caption]
-    assert "Stopping, saving a checkpoint" in side and "Training now" not in side
+    assert live_view(_home().sidebar, "sidebar")["caption"] == "Stopping, saving a checkpoint"
+    answer = live_feed.snapshot(RUN_ID, have=0, log=False, charts_too=False)
+    assert answer["caption"] == "Stopping, saving a checkpoint"
+    assert answer["phase"] != before  # so an open page runs again, and greys its Stop
     at = AppTest.from_file(PAGE, default_timeout=60).run()  # the Train page says the same, Stop greyed
     assert at.button(key="train_stop").disabled
     assert any(i.value.startswith("Stopping after the current batch") for i in at.info)
@@ -87,8 +94,7 @@ def test_no_time_estimate_until_enough_steps_are_timed_then_the_pace_so_far(run_
     where = runs.progress(run)
     assert where.eta_s == (2000 - 210) * 20 / 200  # 0.1 s a step since the first row: 179 s
     at = AppTest.from_file(PAGE, default_timeout=60).run()
-    (bar,) = at.get("progress")
-    assert bar.text.endswith("about 2 min 59 s left")
+    assert live_view(at, "run")["text"].endswith("about 2 min 59 s left")
 
 
 def test_the_train_page_and_its_sidebar_read_the_same_progress_as_the_run_goes_on(run_store):
@@ -100,12 +106,14 @@ def test_the_train_page_and_its_sidebar_read_the_same_progress_as_the_run_goes_o
             (run.dir / "metrics.jsonl").open("a").write(json.dumps(_batch(step, now + 5)) + "\n")
             at.run()
         assert not at.exception
-        (page_bar,) = at.main.get("progress")
-        (side_bar,) = at.sidebar.get("progress")
-        assert page_bar.text.startswith(f"{said} · step {step:,}/2,000")
-        assert side_bar.text == f"MLP · {said}"
-        assert side_bar.value == page_bar.value
-    assert at.session_state["train_live_fills_sidebar"]  # and at each of its ticks (ui.train.live)
+        page, side = live_view(at.main, "run"), live_view(at.sidebar, "sidebar")
+        assert page["text"].startswith(f"{said} · step {step:,}/2,000")
+        assert side["sidebar_text"] == f"MLP · {said}"
+        assert side["fraction"] == page["fraction"]
+        # From then on each view asks the feed every second, the same question, on the same second.
+        answer = live_feed.snapshot(RUN_ID, have=0, log=False, charts_too=False)
+        assert answer["text"] == page["text"] and answer["sidebar_text"] == side["sidebar_text"]
+        assert page["every"] == side["every"] == 1
 
 
 def test_a_queued_run_reads_queued_in_the_sidebar_and_the_live_view_and_a_running_one_comes_first(run_store):
@@ -113,14 +121,14 @@ def test_a_queued_run_reads_queued_in_the_sidebar_and_the_live_view_and_a_runnin
     runstore._write_status(run.dir, status="queued", total_steps=None)
     at = _home().switch_page(PAGE).run()
     assert not at.exception
-    assert "Queued, waiting for its worker" in [c.value for c in at.sidebar.caption]
-    (side_bar,) = at.sidebar.get("progress")
-    assert side_bar.text == "MLP · queued, waiting for its worker"
-    assert at.main.get("progress")[0].text == "queued, waiting for its worker"
+    side = live_view(at.sidebar, "sidebar")
+    assert side["caption"] == "Queued, waiting for its worker"
+    assert side["sidebar_text"] == "MLP · queued, waiting for its worker"
+    assert live_view(at.main, "run")["text"] == "queued, waiting for its worker"
     runstore._write_status(run.dir, status="running", total_steps=2000)  # its worker took it
     newer = runs.create_run(TrainConfig(epochs=1, device="cuda"), run_store / "20260101-000001-b0b0")
     me = os.getpid()
     runstore._write_status(newer, pid=me, pid_started=process_started(me))  # queued on another device
     home = _home()  # the newest active run is still queued: the one that trains is shown
-    assert "Training now" in [c.value for c in home.sidebar.caption]
-    assert home.sidebar.get("progress")[0].text == "MLP · epoch 2/5 · 0%"
+    side = live_view(home.sidebar, "sidebar")
+    assert side["caption"] == "Training now" and side["sidebar_text"] == "MLP · epoch 2/5 · 0%"

@@ -1,4 +1,4 @@
-"""A real `streamlit run app.py` on a free port and Debian's Chromium driven by Playwright."""
+"""A real `streamlit run serve.py` (app, live feed) on a free port; Debian's Chromium driven by Playwright."""
 
 import contextlib
 import time
@@ -86,24 +86,36 @@ def drop(page: Page, uploader_label: str, path) -> None:
     uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
 
 
-LIVE_CHART_JS = """() => {
+# Plotly charts of the page, the running-run view's too: it draws in a shadow root (ui/live_run.js), which
+# document.querySelectorAll does not look into. A script that uses it starts with this.
+PLOTS_JS = """
+const roots = () => [document, ...[...document.querySelectorAll('*')].map((e) => e.shadowRoot)]
+  .filter(Boolean);
+const deep = (selector) => roots().flatMap((root) => [...root.querySelectorAll(selector)]);
+const plots = () => deep('.studio-run-chart, .studio-live-chart, [data-testid=stPlotlyChart] .js-plotly-plot')
+  .filter((p) => p.data && p.layout);
+"""
+
+LIVE_CHART_JS = (
+    "() => {"
+    + PLOTS_JS
+    + """
   const count = (plot) => plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
-  const chart = document.querySelector('.studio-live-chart');
+  const chart = deep('.studio-run-chart[data-key=steps]')[0];
   if (chart && chart.data) {
     chart.dataset.seen = chart.dataset.seen || String(Math.random());  // stays only if not rebuilt
     return {points: count(chart), mark: chart.dataset.seen};
   }
-  // Before the tab has Plotly the step chart is st.plotly_chart: the page's first Plotly chart.
-  const plot = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
-  return {points: plot && plot.data ? count(plot) : 0, mark: null};
+  return {points: 0, mark: null};
 }"""
+)
 
 
 def live_chart(page: Page) -> dict:
     """The live step chart's point count, and a mark that stays while it is the same element.
 
-    The mark is None while the chart is still st.plotly_chart, drawn until the tab has Plotly
-    (see ui/live_chart.py)."""
+    The mark is None until the chart is drawn: the running-run view draws it once the tab has Plotly
+    (see ui/live_run.py)."""
     try:
         return page.evaluate(LIVE_CHART_JS)
     except PlaywrightError:  # the page navigated meanwhile: look again
@@ -111,13 +123,13 @@ def live_chart(page: Page) -> dict:
 
 
 def wait_in_place(page: Page, timeout: float = 10.0) -> str:
-    """Wait for the live step chart to be ui.live_chart's (updated in place); its mark."""
+    """Wait for the live step chart to be drawn (then updated in place: ui.live_run); its mark."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (mark := live_chart(page)["mark"]) is not None:
             return mark
         time.sleep(0.1)
-    pytest.fail(f"the live chart was still st.plotly_chart after {timeout} s")
+    pytest.fail(f"the live chart was not drawn after {timeout} s")
 
 
 def advanced(page: Page):

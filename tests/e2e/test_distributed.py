@@ -76,9 +76,8 @@ def test_a_two_process_run_starts_from_the_form_trains_live_and_stops_with_a_che
         header = page.get_by_test_id("stCaptionContainer").filter(has_text=DDP)
         expect(header.last).to_contain_text("status training")
         wait_points(page, 2, timeout=120)  # the two processes load PyTorch and the data, then train
-        expect(page.get_by_test_id("stMainBlockContainer").get_by_test_id("stProgress")).to_contain_text(
-            "epoch 1/20"
-        )
+        live = page.get_by_test_id("stMainBlockContainer").locator(".studio-live-text")  # ui/live_run.js
+        expect(live).to_contain_text("epoch 1/20")
         shot(page, "distributed-live")
 
         field = page.locator(f".st-key-train_lr_{run_id} input").last  # a new rate, as for one process

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from bench.harness import stop_runs
 from core import runs
 from tests.conftest import wait_for
-from tests.e2e.conftest import advanced, open_advanced, shot, wait_points
+from tests.e2e.conftest import PLOTS_JS, advanced, open_advanced, shot, wait_points
 
 pytestmark = pytest.mark.e2e
 
@@ -90,7 +90,7 @@ def test_a_cleared_cap_trains_every_batch_and_the_live_view_comes_into_sight(ser
         assert runs.get_run(run_id, server.runs_dir).config.limit_batches is None  # all batches
         wait_points(page, 0, timeout=30)
         time.sleep(1.0)  # the smooth scroll
-        chart = page.get_by_test_id("stPlotlyChart").or_(page.locator(".studio-live-chart")).first
+        chart = page.locator(".studio-run-chart[data-key=steps]")  # Playwright looks into shadow roots
         box = chart.bounding_box()
         height = page.viewport_size["height"]
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (box, height)
@@ -131,11 +131,13 @@ def test_a_click_on_a_confusion_matrix_cell_shows_those_mistakes(server, trained
     expect(captions.first).to_have_text(pattern, timeout=15_000)
 
 
-LR_MARKS_JS = """() => {
-  const found = '.studio-live-chart, [data-testid=stPlotlyChart] .js-plotly-plot';
-  const plots = [...document.querySelectorAll(found)];
-  return plots.flatMap((p) => ((p.layout && p.layout.annotations) || []).map((a) => a.text));
+LR_MARKS_JS = (
+    "() => {"
+    + PLOTS_JS
+    + """
+  return plots().flatMap((p) => ((p.layout && p.layout.annotations) || []).map((a) => a.text));
 }"""
+)
 
 
 def test_a_running_runs_learning_rate_changes_and_the_chart_marks_it(server, page: Page):

@@ -9,10 +9,11 @@ from core.training import analysis, ranks
 from ui import charts, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
+from ui.live_feed import duration
 from ui.text import escape_markdown
 from ui.train.fields import LR_VALUES, parse_number, with_value
 from ui.train.live import SCROLL_TO
-from ui.train.view import SHOWN, duration, pct, reader, render_curves
+from ui.train.view import SHOWN, pct, reader, render_curves
 
 GALLERY_SIZE = 30
 _CLASSES = {name: index for index, name in enumerate(CLASSES)}

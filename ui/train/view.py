@@ -173,11 +173,6 @@ def export_script(config: TrainConfig, source: str, source_id: str | None, *, ke
         st.code(text, language="python", height=360)
 
 
-def duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
 def reader(run: runs.RunInfo) -> analysis.MetricsReader:
     """One incremental reader per run in this session: each refresh parses only the new lines."""
     readers = st.session_state.setdefault("train_readers", {})
