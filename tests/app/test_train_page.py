@@ -79,7 +79,7 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         assert wait_for(lambda: len(runs.read_metrics(run_id)) >= 3)
         at.run()  # the browser asks the feed every second (ui.live_run); AppTest draws the page again
         assert not at.exception
-        assert any("Watching takes CPU time" in c.value for c in at.caption)  # a CPU run: its cost
+        assert any("Watching takes a little CPU time" in c.value for c in at.caption)  # a CPU run: its cost
         view = live_view(at, "run")
         assert view["text"].startswith("epoch 1/50 · 0% · step ")
         assert "/150,000" in view["text"] and "samples/s" in view["text"]
@@ -108,7 +108,7 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
     at.run()
     assert not at.exception
     assert not at.get("progress")
-    assert not any("Watching takes CPU time" in c.value for c in at.caption)  # nothing to watch now
+    assert not any("Watching takes a little CPU time" in c.value for c in at.caption)  # nothing to watch now
     assert any("Stopped before the end" in w.value for w in at.warning)
     assert any(f"Run {run_id}" == h.value for h in at.subheader)
 

@@ -100,9 +100,8 @@ def render_header(run: runs.RunInfo) -> None:
     if run.active and run.config is not None and runs.device_key(run.config) == "cpu":
         # Measured with bench.ui_speed: the browser drawing this view takes a CPU run's time too.
         st.caption(
-            ":material/info: Watching takes CPU time from a CPU run: on a 2-core machine it trains "
-            "about a third slower with this page open. It keeps training if you switch pages or "
-            "close the tab."
+            ":material/info: Watching takes a little CPU time from a CPU run: about a tenth of a core "
+            "in the browser on a 2-core machine. It keeps training if you switch pages or close the tab."
         )
 
 
