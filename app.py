@@ -8,7 +8,7 @@ from core.data.fashion import dataset_status
 from ui.cache import device_info
 from ui.layout import fit_to_screen, tiles
 from ui.nav import APP_ICON, COURSE_START, PAGES, TUTORIAL, TUTORIAL_URL, sections
-from ui.sidebar import format_device, render_sidebar
+from ui.sidebar import format_device, render_sidebar, show_score
 from ui.text import escape_markdown
 
 # pandas is imported here, once, before any page runs: plotly looks it up in sys.modules without
@@ -108,4 +108,7 @@ navigation = st.navigation(
 )
 render_sidebar()
 fit_to_screen()
+score = st.sidebar.empty()  # filled after the page: a prediction committed in this run counts at once
 navigation.run()
+with score.container():
+    show_score()

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 
 APP_ICON = ":material/checkroom:"
@@ -115,3 +116,24 @@ def _leave_folder_discovery() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def next_page(key: str) -> str | None:
+    """The page after `key` in the course's order: the Learn pages as the tutorial orders them, then Train,
+    where the Quickstart's whole loop runs; None after that."""
+    learn = [k for k, info in PAGES.items() if info.section == LEARN]
+    if key in learn:
+        return learn[learn.index(key) + 1] if key != learn[-1] else "train"
+    return None
+
+
+def next_link(key: str) -> None:
+    """ "Next: <section>", at the end of a Learn page."""
+    following = next_page(key)
+    if following is None:
+        return
+    info = PAGES[following]
+    try:
+        st.page_link(info.path, label=f"Next: {info.title}", icon=":material/arrow_forward:")
+    except StreamlitAPIException:  # a page run on its own, outside app.py's navigation (AppTest of one page)
+        st.caption(f"Next: {info.title}")

@@ -7,6 +7,8 @@ from core.data.fashion import dataset_status
 from core.training.race import RaceConfig
 from ui import live_run
 from ui.cache import device_info
+from ui.learn import moment
+from ui.nav import PAGES
 from ui.text import escape_markdown
 
 
@@ -95,3 +97,16 @@ def show_run(run: runs.RunInfo | None) -> None:
         return
     live_run.sidebar_progress(run, key="sidebar_run")  # its words and bar, current within a second
     st.page_link("pages/Train.py", label="Open the run", icon=":material/monitoring:")
+
+
+def show_score() -> None:
+    """The predictions made on the Learn pages in this browser session (ui.learn.moment): how many were
+    right, and a way back to each one missed."""
+    right, answered, missed = moment.score()
+    if not answered:
+        return
+    st.caption("Your predictions")
+    st.markdown(f"**{right} of {answered} right**")
+    for answer in missed:
+        page = PAGES[answer["page"]]
+        st.page_link(page.path, label=f"Missed: {answer['question']}", icon=":material/replay:")

@@ -94,7 +94,13 @@ def test_the_class_the_layer_lines_the_walk_and_the_file_to_copy(run_store):
     )
     # the Model layers tab: the sizes and the ReLU printout of this minibatch, from these controls
     walked = walk(load_split("test")[0][SAMPLE : SAMPLE + 2], 7, 5)
-    assert f"{walked.input_image.size()}\n{walked.flat_image.size()}" in codes
+    sizes = f"{walked.input_image.size()}\n{walked.flat_image.size()}"
+    assert sizes not in codes  # asked first (ui.learn.moment): what shape does Flatten give?
+    at.text_input(key="moment_build-flatten_guess").input("2, 784")
+    at.button(key="moment_build-flatten_commit").click().run()
+    assert any(s.value.startswith("Right: you said 2") and "**(2, 784)**" in s.value for s in at.success)
+    codes = _codes(at)
+    assert sizes in codes
     assert f"Before ReLU: {walked.hidden1}\n\n\nAfter ReLU: {walked.relu}" in codes
     # the page ends with the whole file, written from the same controls
     whole = program("mlp", None, None, SAMPLE, (SAMPLE, 2, 7, 5)).source()

@@ -8,13 +8,14 @@ from PIL import Image
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
 from core.learn import autograd as ag
-from core.learn import graphs
+from core.learn import graphs, moments
 from core.learn.programs import autograd as programs
 from core.model.attribution import input_gradient, overlay
 from core.model.networks import parameter_count
 from ui import link
 from ui.cache import split_tensors
 from ui.layout import cells
+from ui.learn import moment
 from ui.learn import program as program_view
 from ui.learn.tensors import code_and_output
 from ui.model_picker import pick_model
@@ -78,6 +79,7 @@ def graph(ex: ag.Example) -> None:
 
 
 def backward_controls(ex: ag.Example) -> None:
+    moment.ask(moments.TWO_BACKWARDS, moments.grad_after_two_backwards(), page="autograd")
     row = st.container(horizontal=True, vertical_alignment="center")
     row.toggle("retain_graph=True", key="autograd_retain", help="Keep the graph for another call")
     # Callbacks: a click counts even when the script reruns before reaching the button.

@@ -4,8 +4,9 @@ import streamlit as st
 import torch
 
 from core.data.fashion import CLASSES
-from core.learn import layers
+from core.learn import layers, moments
 from ui import link
+from ui.learn import moment
 
 COUNT_KEY = "build_model_walk_images"
 FEATURES_KEY = "build_model_walk_features"
@@ -53,10 +54,18 @@ def render(images: torch.Tensor, labels: torch.Tensor, walk: tuple[int, int, int
     names = ", ".join(f"#{first + i} {CLASSES[int(labels[first + i])]}" for i in range(count))
     st.caption(f"The minibatch: test images {names}.")
     st.code(layers.walk_code(first, count, features, seed), language="python")
-    _step("`nn.Flatten` turns each 28×28 image into one row of 784 pixel values; the minibatch dimension "
-          "(dim=0) stays.", f"{walked.input_image.size()}\n{walked.flat_image.size()}")  # fmt: skip
+    signature = f"{first}|{count}|{features}|{seed}"
+    st.markdown("`nn.Flatten` turns each 28×28 image into one row of 784 pixel values.")
+    flat = tuple(walked.flat_image.size())  # PyTorch's answer, from the controls above
+    if moment.ask(moments.FLATTEN_SHAPE, flat, page="build_model", signature=signature):
+        _step(
+            "The minibatch dimension (dim=0) stays.",
+            f"{walked.input_image.size()}\n{walked.flat_image.size()}",
+        )
     _step(f"`nn.Linear` applies a linear transformation with its stored weights and biases: 784 values in, "
           f"{features} out, for each image.", str(walked.hidden1.size()))  # fmt: skip
+    moment.ask(moments.LINEAR_PARAMETERS, moments.linear_parameters(28 * 28, features), page="build_model",
+               signature=signature)  # fmt: skip
     zeroed = int((walked.hidden1 < 0).sum())
     _step(f"`nn.ReLU` sets every negative value to 0 ({zeroed} of {walked.hidden1.numel()} here): the "
           "non-linearity that lets the model learn more than one linear map.",

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.learn.program import ANCHOR, HEADING, Program
+from ui.nav import next_link
 
 
 def render(program: Program) -> None:
@@ -26,6 +27,7 @@ def render(program: Program) -> None:
         icon=":material/download:",
         key=f"program_download_{program.page}",
     )
+    next_link(program.page)  # and on, in the course's order
 
 
 def _link(number: int, title: str, anchor: str, shows: str) -> str:

@@ -15,11 +15,14 @@ from PIL import Image, ImageDraw
 from core.base.device import accelerator_type
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
+from core.learn import moments
 from core.learn import tensors as tn
 from core.learn.programs import tensors as programs
 from ui import link
 from ui.cache import torchvision_dataset
+from ui.learn import moment
 from ui.learn import program as program_view
+from ui.nav import next_link
 
 PRIMARY = "#D9480F"  # .streamlit/config.toml's primaryColor
 IMAGE_PX = 224  # the 28x28 sample, 8 px a pixel
@@ -53,21 +56,24 @@ def link_params(count: int) -> list[link.Param]:
     return INIT_LINK + _index_link(count) + JOIN_LINK + OP_LINK
 
 
-def code_and_output(snippet: tn.Snippet) -> None:
-    """The code, then what it prints; one above the other, so neither is cut at the side."""
+def code_and_output(snippet: tn.Snippet, predict: Callable[[], bool] | None = None) -> None:
+    """The code, then what it prints; one above the other, so neither is cut at the side. With `predict`
+    (a moment: ui.learn.moment.ask), the output waits until the learner has predicted it or asked to see."""
     st.code(snippet.code, language="python", wrap_lines=True)  # a long line wraps in a narrow window
+    if predict is not None and not predict():
+        return
     st.caption("Output, as Python prints it")
     st.code(snippet.output.rstrip("\n"), language="text")
 
 
-def _panel(build: Callable[[], tn.Snippet]) -> tn.Snippet | None:
+def _panel(build: Callable[[], tn.Snippet], predict: Callable[[], bool] | None = None) -> tn.Snippet | None:
     """Build the panel's snippet and show it, or the message of whatever choice cannot work."""
     try:
         snippet = build()
     except StudioError as exc:
         st.error(str(exc))
         return None
-    code_and_output(snippet)
+    code_and_output(snippet, predict)
     return snippet
 
 
@@ -171,7 +177,12 @@ def joining() -> dict:
     dims = tn.join_dims(how)
     dim = row.selectbox("dim", dims, _at(dims, DEFAULT.dim), key=f"tensors_join_dim_{how}", width=120)
     count = row.slider("Tensors", 2, 4, DEFAULT.count, key="tensors_join_count", width=200)
-    _panel(lambda: tn.joining(how, dim, count))
+
+    def predict() -> bool:  # asked only once the panel works: its controls are then valid
+        answer = moments.join_shape(how, dim, count)
+        return moment.ask(moments.JOIN_SHAPE, answer, page="tensors", signature=f"{how}|{dim}|{count}")
+
+    _panel(lambda: tn.joining(how, dim, count), predict)
     return {"join": how, "dim": dim, "count": count}
 
 
@@ -210,7 +221,12 @@ def numpy_bridge() -> dict:
     row = st.container(horizontal=True, vertical_alignment="bottom")
     length = row.slider("Length", 1, 10, DEFAULT.np_length, key="tensors_np_length", width=220)
     value = row.number_input("Value to add", -1e6, 1e6, DEFAULT.np_value, key="tensors_np_value", width=140)
-    _panel(lambda: tn.numpy_bridge(int(length), float(value)))
+
+    def predict() -> bool:
+        answer = moments.numpy_after_add(int(length), float(value))
+        return moment.ask(moments.NUMPY_SHARED, answer, page="tensors", signature=f"{length}|{value}")
+
+    _panel(lambda: tn.numpy_bridge(int(length), float(value)), predict)
     return {"np_length": int(length), "np_value": float(value)}
 
 
@@ -221,6 +237,7 @@ def program(choices: dict) -> None:
     except StudioError as exc:
         st.divider()
         st.info(f"The code you would write, as one file, shows once every panel above works: {exc}")
+        next_link("tensors")
         return
     program_view.render(built)
 

@@ -1,0 +1,66 @@
+"""Moments to predict (core.learn.moments): each answer against PyTorch itself, and how guesses are read."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core.learn import moments
+from core.learn.moments import BadGuess
+
+
+@pytest.mark.parametrize("how", ["cat", "stack"])
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_the_join_shape_is_pytorchs(how, count):
+    tensor = torch.arange(6).reshape(2, 3)
+    for dim in range(-2, 2) if how == "cat" else range(-3, 3):
+        expected = tuple(getattr(torch, how)([tensor] * count, dim=dim).shape)
+        assert moments.join_shape(how, dim, count) == expected
+    assert moments.join_shape("cat", 1, 3) == (2, 9) and moments.join_shape("stack", 0, 3) == (3, 2, 3)
+
+
+def test_a_numpy_array_follows_its_tensor_as_pytorch_shares_them():
+    t = torch.ones(4)
+    n = t.numpy()
+    t.add_(2.5)
+    assert np.array_equal(n, np.full(4, 3.5))  # what the moment's answer rests on
+    assert moments.numpy_after_add(4, 2.5) == "the added values, like t"
+    assert moments.numpy_after_add(4, 0.0) == "the added values, like t"  # adding 0 changes both alike
+
+
+def test_flatten_and_linear_answers_are_pytorchs():
+    assert moments.flatten_shape(3) == tuple(nn.Flatten()(torch.rand(3, 28, 28)).shape) == (3, 784)
+    layer = nn.Linear(784, 512)
+    assert moments.linear_parameters() == layer.weight.numel() + layer.bias.numel() == 401_920
+
+
+def test_two_backward_calls_add_up():
+    assert moments.grad_after_two_backwards() == "twice as large"
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [("6, 3", (6, 3)), ("(6, 3)", (6, 3)), ("6x3", (6, 3)), ("[6,3]", (6, 3)), ("torch.Size([6, 3])", (6, 3)),
+     ("3 × 784", (3, 784)), ("()", ()), (" 12 ", (12,))],
+)  # fmt: skip
+def test_shapes_are_read_as_people_write_them(text, shape):
+    assert moments.parse_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["six by three", "6, -3", "6.5, 3", "1e9, 3", "__import__('os')", "1," * 9])
+def test_anything_else_is_not_a_shape_and_is_never_run(text):
+    with pytest.raises(BadGuess, match="is not a shape"):
+        moments.parse_shape(text)
+
+
+def test_a_guess_is_judged_against_the_computed_answer():
+    assert moments.is_right(moments.JOIN_SHAPE, "2, 9", moments.join_shape("cat", 1, 3))
+    assert not moments.is_right(moments.JOIN_SHAPE, "6, 3", moments.join_shape("cat", 1, 3))
+    assert moments.is_right(moments.LINEAR_PARAMETERS, "401,920", moments.linear_parameters())
+    assert not moments.is_right(moments.LINEAR_PARAMETERS, "401408", moments.linear_parameters())  # no bias
+    with pytest.raises(BadGuess, match="is not a number"):
+        moments.is_right(moments.LINEAR_PARAMETERS, "lots", 401_920)
+    with pytest.raises(BadGuess, match="pick one of"):
+        moments.is_right(moments.TWO_BACKWARDS, "doubled", "twice as large")
+    assert moments.shown(moments.LINEAR_PARAMETERS, 401_920) == "401,920"
+    assert moments.shown(moments.JOIN_SHAPE, (2, 9)) == "(2, 9)"
