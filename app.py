@@ -7,7 +7,7 @@ from core import runs
 from core.data.fashion import dataset_status
 from ui.cache import device_info
 from ui.layout import fit_to_screen, tiles
-from ui.nav import APP_ICON, COURSE_START, PAGES, TUTORIAL, TUTORIAL_URL, sections
+from ui.nav import APP_ICON, COURSE_START, PAGES, TUTORIAL, TUTORIAL_URL, nav_icon, sections
 from ui.sidebar import format_device, render_sidebar, show_score
 from ui.text import escape_markdown
 
@@ -101,7 +101,7 @@ navigation = st.navigation(
     {
         "": [st.Page(home, title="Home", icon=":material/home:", default=True)],
         **{
-            section: [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in pages]
+            section: [st.Page(p.path, title=p.title, icon=nav_icon(p), url_path=p.url_path) for p in pages]
             for section, pages in sections().items()
         },
     }

@@ -83,6 +83,14 @@ TUTORIAL = (
 )  # fmt: skip
 
 
+VISITED = "nav_visited"  # session_state: the paths of the Learn pages opened in this browser session
+
+
+def nav_icon(info: PageInfo) -> str:
+    """A Learn page already opened in this session is ticked in the sidebar; the others show their icon."""
+    return ":material/check_circle:" if info.path in st.session_state.get(VISITED, ()) else info.icon
+
+
 def sections() -> dict[str, list[PageInfo]]:
     """The pages grouped for st.navigation: Learn first, in the tutorial's order, then the tools."""
     grouped: dict[str, list[PageInfo]] = {LEARN: [], TOOLS: []}
@@ -97,6 +105,8 @@ def title(key: str):
     Returns the empty spot at the heading's right where `ui.link.keep` puts the page's "Copy link"."""
     _leave_folder_discovery()
     info = PAGES[key]
+    if info.section == LEARN:
+        st.session_state.setdefault(VISITED, set()).add(info.path)
     row = st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute")
     row.title(f"{info.icon} {info.title}", width="content")
     spot = row.container(width="content")

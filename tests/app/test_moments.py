@@ -76,3 +76,12 @@ def test_just_show_me_reveals_without_counting_and_nonsense_is_refused(at):
     assert tn.numpy_bridge(5, 1.0).output.rstrip("\n") in _codes(at)
     assert _score(at) == ["**1 of 1 right**"]  # the join was only shown
     assert not at.exception
+
+
+def test_a_learn_page_opened_is_ticked_in_the_navigation_and_ends_with_next(at):
+    from ui.nav import PAGES, VISITED
+
+    assert PAGES["tensors"].path in at.session_state[VISITED]
+    assert PAGES["explorer"].path not in at.session_state[VISITED]
+    (following,) = [p for p in at.main.get("page_link") if p.proto.label.startswith("Next: ")]
+    assert following.proto.label == "Next: Dataset Explorer" and following.proto.page == "Dataset_Explorer"
