@@ -118,6 +118,22 @@ TWO_BACKWARDS = Moment(
 )
 
 
+BATCHES_PER_EPOCH = Moment(
+    "explorer-batches",
+    "At the batch size above, how many batches does one epoch over this split take: `len(dataloader)`?",
+    "number",
+    "The loader serves full batches until the images run out, and then one last, smaller batch with what is "
+    "left (unless `drop_last=True`): the number of images divided by the batch size, rounded up.",
+)
+
+
+def batches_per_epoch(images: int, batch_size: int) -> int:
+    """`len(DataLoader(...))` for `images` samples at `batch_size`, as PyTorch counts it."""
+    from torch.utils.data import DataLoader
+
+    return len(DataLoader(range(images), batch_size=batch_size))
+
+
 def join_shape(how: str, dim: int, count: int) -> tuple[int, ...]:
     """The shape of `torch.{how}` of `count` copies of `torch.arange(6).reshape(2, 3)` along `dim`."""
     tensor = torch.arange(6).reshape(2, 3)

@@ -85,3 +85,18 @@ def test_a_learn_page_opened_is_ticked_in_the_navigation_and_ends_with_next(at):
     assert PAGES["explorer"].path not in at.session_state[VISITED]
     (following,) = [p for p in at.main.get("page_link") if p.proto.label.startswith("Next: ")]
     assert following.proto.label == "Next: Dataset Explorer" and following.proto.page == "Dataset_Explorer"
+
+
+def test_the_explorers_batches_per_epoch_follow_the_batch_size(real_data):
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/Dataset_Explorer.py").run()
+    at.number_input(key="explorer_batch").set_value(100).run()
+    key = "moment_explorer-batches"
+    at.text_input(key=f"{key}_guess").input("600")  # 60,000 training images, 100 a batch
+    at.button(key=f"{key}_commit").click().run()
+    assert any(s.value.startswith("Right: you said 600") for s in at.success)
+    at.number_input(key="explorer_batch").set_value(64).run()  # a new question: 937 full batches and one
+    at.text_input(key=f"{key}_guess").input("937")
+    at.button(key=f"{key}_commit").click().run()
+    assert any("Not quite" in e.value and "**938**" in e.value for e in at.error)
+    assert not at.exception

@@ -64,3 +64,12 @@ def test_a_guess_is_judged_against_the_computed_answer():
         moments.is_right(moments.TWO_BACKWARDS, "doubled", "twice as large")
     assert moments.shown(moments.LINEAR_PARAMETERS, 401_920) == "401,920"
     assert moments.shown(moments.JOIN_SHAPE, (2, 9)) == "(2, 9)"
+
+
+@pytest.mark.parametrize(("images", "batch"), [(60_000, 64), (10_000, 64), (60_000, 100), (7, 8), (8, 3)])
+def test_batches_per_epoch_are_the_loaders_own_count(images, batch):
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(range(images), batch_size=batch)
+    assert moments.batches_per_epoch(images, batch) == len(loader) == sum(1 for _ in loader)
+    assert moments.batches_per_epoch(60_000, 64) == 938  # 937 full batches and one of 32

@@ -7,10 +7,12 @@ import torch
 
 from core.data import explore
 from core.data.fashion import CLASSES
+from core.learn import moments
 from core.learn.programs import datasets as programs
 from core.learn.programs.datasets import ExplorerView
 from ui import link
 from ui.cache import torchvision_dataset
+from ui.learn import moment
 
 BATCH_KEY = "explorer_batch"
 SHUFFLE_KEY = "explorer_loader_shuffle"  # not "explorer_shuffle": that is the grid's Shuffle button
@@ -55,6 +57,10 @@ def render(view: ExplorerView) -> ExplorerView:
     st.markdown(WHY)
     batch_size, shuffle = _controls()
     view = replace(view, batch_size=batch_size, shuffle=shuffle)
+    images = len(torchvision_dataset(view.split))
+    answer = moments.batches_per_epoch(images, view.batch_size)
+    signature = f"{view.split}|{view.batch_size}"
+    moment.ask(moments.BATCHES_PER_EPOCH, answer, page="explorer", signature=signature)
     first, second = _first_batches(view.split, view.batch_size, view.shuffle, view.seed)
     epochs = explore.epoch_lines([first, second], CLASSES)  # epoch 1, epoch 2, the same order or not
     st.code(programs.loader_code(view), language="python")
