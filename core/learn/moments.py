@@ -127,6 +127,18 @@ BATCHES_PER_EPOCH = Moment(
 )
 
 
+MODEL_LOSS = Moment(
+    "optimization-loss",
+    "What will `loss_fn(pred, y)` print for the model picked above, on these samples? (within 10%)",
+    "number",
+    "Cross-entropy is the mean of −log p(truth): an untrained model gives each of the 10 classes about "
+    "0.1, so its loss is near ln 10 ≈ 2.30; a trained one gives the truth most of it, and its loss falls "
+    "towards 0.",
+    tolerance=0.1,
+    absolute=0.02,
+)
+
+
 def batches_per_epoch(images: int, batch_size: int) -> int:
     """`len(DataLoader(...))` for `images` samples at `batch_size`, as PyTorch counts it."""
     from torch.utils.data import DataLoader

@@ -46,15 +46,21 @@ def test_the_budget_follows_the_batch_size(at):
 
 
 def test_the_loss_table_matches_cross_entropy(at):
-    table = at.dataframe[0].value
     images, labels = load_split("test")
     indices = random.Random(0).sample(range(len(labels)), 5)
-    assert list(table["Sample"]) == [f"#{i}" for i in indices]
     x = images[indices].unsqueeze(1).float() / 255
     expected = nn.CrossEntropyLoss()(untrained_model("mlp")(x), labels[indices]).item()
+    assert not any("Mean of −log p(truth)" in m.value for m in at.markdown)  # asked first (ui.learn.moment)
+    at.text_input(key="moment_optimization-loss_guess").input(f"{expected * 1.05:.3f}")  # within 10%
+    _click(at, "moment_optimization-loss_commit")
+    assert any(s.value.startswith("Right: you said") for s in at.success)
+    table = at.dataframe[0].value
+    assert list(table["Sample"]) == [f"#{i}" for i in indices]
     assert table["−log p(truth)"].mean() == pytest.approx(expected, abs=1e-5)
     assert any(f"**{expected:.6f}**: the same number" in m.value for m in at.markdown)
-    _click(at, "optimization_loss_shuffle")
+    _click(at, "optimization_loss_shuffle")  # other samples: the question again
+    assert not any("Mean of −log p(truth)" in m.value for m in at.markdown)
+    _click(at, "moment_optimization-loss_show")
     assert list(at.dataframe[0].value["Sample"]) != [f"#{i}" for i in indices]
 
 
@@ -181,6 +187,7 @@ def test_train_mode_at_test_time_changes_the_cnn_and_not_the_mlp(at):
 
 
 def test_the_other_losses_and_optimizers_are_named(at):
+    _click(at, "moment_optimization-loss_show")  # the loss's numbers wait for a prediction (ui.learn.moment)
     metrics = {m.label: float(m.value) for m in at.metric if m.label.startswith("nn.")}
     assert metrics["nn.NLLLoss(LogSoftmax(pred), y)"] == pytest.approx(
         metrics["nn.CrossEntropyLoss(pred, y)"], abs=2e-6

@@ -73,3 +73,10 @@ def test_batches_per_epoch_are_the_loaders_own_count(images, batch):
     loader = DataLoader(range(images), batch_size=batch)
     assert moments.batches_per_epoch(images, batch) == len(loader) == sum(1 for _ in loader)
     assert moments.batches_per_epoch(60_000, 64) == 938  # 937 full batches and one of 32
+
+
+def test_a_loss_is_right_within_ten_percent():
+    untrained = moments.MODEL_LOSS
+    assert moments.is_right(untrained, "2.3", 2.41) and moments.is_right(untrained, "2.3", 2.12)
+    assert not moments.is_right(untrained, "2.3", 0.45)  # a trained model's loss is far below ln 10
+    assert moments.is_right(untrained, "0.01", 0.02)  # near 0: within 0.02

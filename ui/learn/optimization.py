@@ -12,11 +12,13 @@ from torch import nn
 
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
+from core.learn import moments
 from core.learn import optimization as opt
 from core.learn.build_model import untrained_model
 from core.training.config import OPTIMIZERS
 from ui import link
 from ui.cache import split_tensors
+from ui.learn import moment
 from ui.model_picker import pick_model
 
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
@@ -109,6 +111,9 @@ def loss_function() -> None:
         language="python",
         wrap_lines=True,
     )
+    signature = f"{_label}|{seed}"  # another model or other samples: another question
+    if not moment.ask(moments.MODEL_LOSS, parts.from_pytorch, page="optimization", signature=signature):
+        return
     st.dataframe(_loss_table(parts), hide_index=True, column_config=_loss_columns())
     st.markdown(
         f"Mean of −log p(truth): **{parts.mean_by_hand:.6f}** · `nn.CrossEntropyLoss()`: "
