@@ -24,12 +24,12 @@ def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: 
 
 
 def _spec(traces: list[dict], title: str, xaxis: dict, yaxis: dict, revision: str, **layout) -> dict:
-    """A figure as plain JSON, for ui.live_chart (and, through _figure, for st.plotly_chart)."""
+    """A figure as plain JSON, for the live views (ui.live_run, ui.live_chart) and st.plotly_chart."""
     return {
         "data": traces,
         "layout": {
             "title": {"text": title, **_TITLE},
-            # Room for tick labels: plotly.py's default template asks for it, ui.live_chart has no template.
+            # Room for tick labels: plotly.py's default template asks for it, the live views have no template.
             "xaxis": {"automargin": True, **xaxis},
             "yaxis": {"automargin": True, **yaxis},
             "height": HEIGHT,
@@ -55,7 +55,7 @@ def _loss_axis(log: bool) -> dict:
 
 
 # The training curves are plain JSON figures: st.plotly_chart takes them as they are, and so does
-# ui.live_chart, which redraws them in place while a run trains.
+# the running run's view (ui.live_run), which adds their new points in place while a run trains.
 
 
 def step_loss(rows: list[dict], revision: str, *, log: bool = False) -> dict:

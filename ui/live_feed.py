@@ -18,6 +18,7 @@ from collections import OrderedDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from streamlit.web.server.starlette.starlette_websocket import is_host_allowed
 
 from core import runs
 from core.base.errors import StudioError
@@ -56,6 +57,13 @@ def sidebar_words(run: runs.RunInfo, where: runs.Progress) -> tuple[str, str]:
         caption = "Training now"
     model = run.config.model.upper() if run.config else "run"
     return caption, f"{model} · {where.label}"  # the Train page's words (runs.Progress)
+
+
+def words(run: runs.RunInfo, where: runs.Progress) -> dict:
+    """What every view of a training run says of its progress: the live view's line, the sidebar's."""
+    caption, sidebar_text = sidebar_words(run, where)
+    text = progress_text(where)
+    return {"fraction": where.fraction, "text": text, "caption": caption, "sidebar_text": sidebar_text}
 
 
 def duration(seconds: float) -> str:
@@ -153,11 +161,9 @@ def snapshot(
     where = runs.progress(run)
     rows = rows_of(run)
     answer = {"phase": phase(run), "epochs": epochs_scored(rows), "active": run.active}
-    answer["fraction"] = where.fraction
     if isinstance(run.config, RaceConfig):
-        return answer
-    answer["text"] = progress_text(where)
-    answer["caption"], answer["sidebar_text"] = sidebar_words(run, where)
+        return answer | {"fraction": where.fraction}
+    answer |= words(run, where)
     if charts_too:
         shifted = analysis.shift(rows, *runs.lineage_offset(run))
         now = figures(shifted, run.id, log=log)
@@ -172,8 +178,6 @@ def snapshot(
 
 def _endpoint(request: Request) -> JSONResponse:
     # Streamlit's own rule for its websocket: a page on another name that resolves here gets nothing.
-    from streamlit.web.server.starlette.starlette_websocket import is_host_allowed
-
     if not is_host_allowed(request.headers.get("host")):
         return JSONResponse({"error": "host not allowed"}, status_code=403)
     query = request.query_params

@@ -194,7 +194,8 @@ class View {
       this.notes();
     }
     if (answer.phase !== data.phase) this.rerun(answer.phase);
-    else if (answer.epochs !== data.epochs && Date.now() - this.rendered > data.epochs_every * 1000) {
+    else if (data.epochs !== undefined && answer.epochs !== data.epochs &&
+      Date.now() - this.rendered > data.epochs_every * 1000) {
       this.rerun(`${answer.phase}|${answer.epochs}`);
     }
   }

@@ -40,21 +40,15 @@ def _noop() -> None:
     """The phase's callback: the rerun it asks for is the point; Streamlit keeps triggers that have one."""
 
 
-def _data(run: runs.RunInfo, rows: list[dict], mode: str) -> dict:
+def _data(run: runs.RunInfo, mode: str) -> dict:
     revision = st.session_state[_REVISION] = st.session_state.get(_REVISION, 0) + 1
-    where = runs.progress(run)
-    caption, sidebar_text = live_feed.sidebar_words(run, where)
-    return {
+    said = live_feed.words(run, runs.progress(run))
+    return said | {
         "mode": mode,
         "revision": revision,
         "url": live_feed.url(run.id, st.get_option("server.baseUrlPath") or ""),
         "phase": live_feed.phase(run),
-        "epochs": live_feed.epochs_scored(rows),
-        "epochs_every": EPOCHS_EVERY_S,
-        "fraction": where.fraction,
-        "text": live_feed.progress_text(where),
-        "caption": caption if mode == "sidebar" else None,
-        "sidebar_text": sidebar_text,
+        "caption": said["caption"] if mode == "sidebar" else None,
         "color": st.get_option("theme.primaryColor") or "#D9480F",
         "every": EVERY_S,
         "charts_every": CHARTS_EVERY_S,
@@ -69,7 +63,9 @@ def run_view(run: runs.RunInfo, rows: list[dict], *, log: bool, key: str) -> Non
     The curves are drawn with the page's own Plotly (ui/plotly_page.js), which Streamlit loads with its
     first st.plotly_chart: an empty one, out of sight, makes it load in a tab that has none yet."""
     shifted = analysis.shift(rows, *runs.lineage_offset(run))  # a continued run's go on from its parent's
-    data = _data(run, rows, "run") | {
+    data = _data(run, "run") | {
+        "epochs": live_feed.epochs_scored(rows),
+        "epochs_every": EPOCHS_EVERY_S,
         "rows": len(shifted),
         "log": log,
         "charts": live_feed.figures(shifted, run.id, log=log),
@@ -84,4 +80,4 @@ def run_view(run: runs.RunInfo, rows: list[dict], *, log: bool, key: str) -> Non
 
 def sidebar_progress(run: runs.RunInfo, *, key: str) -> None:
     """The sidebar's words and progress bar for a training run, current within a second on every page."""
-    _view(data=_data(run, live_feed.rows_of(run), "sidebar"), key=key, on_phase_change=_noop)
+    _view(data=_data(run, "sidebar"), key=key, on_phase_change=_noop)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 SHAPE_MAX_DIMS = 8
 
@@ -141,8 +142,6 @@ MODEL_LOSS = Moment(
 
 def batches_per_epoch(images: int, batch_size: int) -> int:
     """`len(DataLoader(...))` for `images` samples at `batch_size`, as PyTorch counts it."""
-    from torch.utils.data import DataLoader
-
     return len(DataLoader(range(images), batch_size=batch_size))
 
 

@@ -9,7 +9,7 @@ from core.training.config import TrainConfig
 from core.training.race import RaceConfig
 from ui import charts, link
 from ui.learn.race import RACE_KEY
-from ui.live_chart import chart
+from ui.live_run import EPOCHS_NOTE
 
 SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
 RUN_LINK = link.run_id("run", SHOWN, fallback="the newest run")
@@ -180,22 +180,20 @@ def reader(run: runs.RunInfo) -> analysis.MetricsReader:
     return readers[run.id]
 
 
-def render_curves(rows: list[dict], run: runs.RunInfo, *, live: bool = False) -> None:
-    """The training curves; `live`: while the run trains, each chart updated in place every second.
+def render_curves(rows: list[dict], run: runs.RunInfo) -> None:
+    """A finished run's training curves (a running run's are ui.live_run's).
 
     A continued run's epochs and steps are numbered on from those of the runs it continues."""
     rows = analysis.shift(rows, *runs.lineage_offset(run))
     run_id = run.id
     log = st.toggle("Log-scale loss", key="train_log_loss")
-    chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps", live=live)
+    st.plotly_chart(charts.step_loss(rows, run_id, log=log), key="train_chart_steps")
     if not analysis.epoch_rows(rows):
-        st.caption("Loss and accuracy per epoch appear when the first epoch ends and the test set is scored.")
+        st.caption(EPOCHS_NOTE)
         return
     left, right = st.columns(2)
-    with left:
-        chart(charts.epoch_loss(rows, run_id, log=log), key="train_chart_epoch_loss", live=live)
-    with right:
-        chart(charts.epoch_accuracy(rows, run_id), key="train_chart_epoch_acc", live=live)
+    left.plotly_chart(charts.epoch_loss(rows, run_id, log=log), key="train_chart_epoch_loss")
+    right.plotly_chart(charts.epoch_accuracy(rows, run_id), key="train_chart_epoch_acc")
 
 
 def pct(value: float | None) -> str:
