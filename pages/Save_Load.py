@@ -34,8 +34,8 @@ st.subheader("2. Load them into a new model: `weights_only=True`", anchor=progra
 view.loaded(trip, shown, x, shown_labels)
 
 st.subheader("3. `model.eval()` before inference: train mode left on", anchor=programs.MODES_ANCHOR)
-view.expectation()
-view.modes(shown, x, shown.start)
+if view.modes_asked(shown, x):
+    view.modes(shown, x, shown.start)
 
 st.subheader("4. Saving the whole model: `torch.save(model)`", anchor=programs.WHOLE_ANCHOR)
 view.whole(sl.whole_model(shown.model, trip.data), shown.name)

@@ -53,7 +53,7 @@ with preview_col:
         view.render_draws(draws, indices[0])
 
 st.subheader("Tensor statistics", anchor=programs.STATS_ANCHOR)
-view.render_stats(images[0], outputs[0] if outputs is not None else None, indices[0])
+view.render_stats(images[0], outputs[0] if outputs is not None else None, indices[0], f"{steps!r}|{seed}")
 
 st.subheader("Target transform: label → one-hot vector", anchor=programs.TARGET_ANCHOR)
 st.caption(

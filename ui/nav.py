@@ -23,6 +23,8 @@ class PageInfo:
     section: str  # LEARN or TOOLS
     lesson: str  # the tutorial section(s) the page is, in the tutorial's words
     address: str = ""  # the URL path where the title does not make one ("Save & Load"); "": from the title
+    goal: str = ""  # a Learn page's goal, in one line
+    task: str = ""  # and one thing to try first
 
     @property
     def url_path(self) -> str:
@@ -34,22 +36,43 @@ class PageInfo:
 # In the sidebar's order: the Learn pages follow the tutorial, then the tools.
 PAGES = {
     "tensors": PageInfo("pages/Tensors.py", "Tensors", ":material/data_array:",
-                        "create, index, join and compute with tensors", LEARN, "Tensors"),
+                        "create, index, join and compute with tensors", LEARN, "Tensors",
+                        goal="make tensors, and know the shape of what each operation gives back.",
+                        task="join three copies with `torch.cat` along dim 1, predict the shape, then switch "
+                             "to `torch.stack`."),
     "explorer": PageInfo("pages/Dataset_Explorer.py", "Dataset Explorer", ":material/grid_view:",
-                         "samples, classes, what a DataLoader yields", LEARN, "Datasets & DataLoaders"),
+                         "samples, classes, what a DataLoader yields", LEARN, "Datasets & DataLoaders",
+                         goal="see what FashionMNIST holds, and what a DataLoader hands the model at a time.",
+                         task="set the batch size to 100 and predict `len(dataloader)` and the last batch "
+                              "before the page counts them."),
     "transforms": PageInfo("pages/Transforms.py", "Transforms", ":material/auto_fix_high:",
-                           "torchvision transforms on real samples, one-hot labels", LEARN, "Transforms"),
+                           "torchvision transforms on real samples, one-hot labels", LEARN, "Transforms",
+                           goal="turn PIL images and integer labels into the tensors a model takes.",
+                           task="start over from the Normalized preset and predict the value range before "
+                                "the statistics show it."),
     "build_model": PageInfo("pages/Build_Model.py", "Build Model", ":material/account_tree:",
-                            "the network layer by layer on a real image", LEARN, "Build the Neural Network"),
+                            "the network layer by layer on a real image", LEARN, "Build the Neural Network",
+                            goal="follow one real image through the network, layer by layer, to 10 scores.",
+                            task="predict the shape after `nn.Flatten()`, then pick the CNN and see where "
+                                 "its shapes differ."),
     "autograd": PageInfo("pages/Autograd.py", "Autograd", ":material/device_hub:",
                          "the graph autograd records, gradients checked by hand", LEARN,
-                         "Automatic Differentiation with torch.autograd"),
+                         "Automatic Differentiation with torch.autograd",
+                         goal="see the graph autograd records, and check the gradients it computes.",
+                         task="press backward() twice without zeroing and watch `.grad` against the finite "
+                              "differences."),
     "optimization": PageInfo("pages/Optimization.py", "Optimization", ":material/trending_down:",
                              "the loss, the optimizer, one training step at a time", LEARN,
-                             "Optimizing Model Parameters"),
+                             "Optimizing Model Parameters",
+                             goal="take training apart: the loss, backward(), and the optimizer's step.",
+                             task="set the learning rate to 1, take ten steps, and see whether the loss "
+                                  "still falls."),
     "save_load": PageInfo("pages/Save_Load.py", "Save & Load", ":material/save:",
                           "state_dict out and in, eval() or train(), the whole pickled model", LEARN,
-                          "Save and Load the Model", address="Save_Load"),
+                          "Save and Load the Model", address="Save_Load",
+                          goal="save a model's weights, load them into a new model, get the same answers.",
+                          task="pick the untrained CNN and predict whether `train()` mode answers the same "
+                               "twice."),
     "train": PageInfo("pages/Train.py", "Train", ":material/monitoring:",
                       "pick hyperparameters, train, watch loss and accuracy live", TOOLS,
                       "Quickstart: the whole training loop, in a worker"),
@@ -111,6 +134,10 @@ def title(key: str):
     row.title(f"{info.icon} {info.title}", width="content")
     spot = row.container(width="content")
     st.caption(f"PyTorch [Learn the Basics]({TUTORIAL_URL}) · {info.lesson}")
+    if info.goal:
+        st.container(key="page_goal").markdown(
+            f":material/flag: **Goal:** {info.goal}  \n:material/touch_app: **Try this:** {info.task}"
+        )
     return spot
 
 

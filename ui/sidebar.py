@@ -36,6 +36,7 @@ def render_sidebar() -> None:
         followed = _follows_itself(pick_run(all_runs))
         st.session_state[_STILL] = followed
         (_run_part_still if followed else _run_part)(status.ready)
+        moment.toggle()
 
 
 _STILL = "sidebar_still"  # session_state: the page's run drew the sidebar's run part without the 5 s tick

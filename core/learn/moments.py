@@ -9,9 +9,10 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 SHAPE_MAX_DIMS = 8
 
@@ -182,3 +183,162 @@ def grad_after_two_backwards() -> str:
     if torch.allclose(w.grad, 2 * once):
         return TWO_BACKWARDS.options[1]
     return TWO_BACKWARDS.options[0] if torch.allclose(w.grad, once) else TWO_BACKWARDS.options[2]
+
+
+LAST_BATCH = Moment(
+    "explorer-last-batch",
+    "And the epoch's last batch, at that batch size: how many images does it hold?",
+    "number",
+    "What is left once the full batches are served: the number of images minus the batch size times the "
+    "full batches, or a whole batch when the batch size divides the images exactly.",
+)
+
+
+def last_batch_size(images: int, batch_size: int) -> int:
+    """The size of the last batch a `DataLoader` of `images` samples serves, drop_last=False, as PyTorch's
+    own BatchSampler cuts them."""
+    *_, last = BatchSampler(SequentialSampler(range(images)), batch_size, drop_last=False)
+    return len(last)
+
+
+# ---- Transforms ------------------------------------------------------------------------------------------
+
+VALUE_RANGE = Moment(
+    "transforms-range",
+    "What range will the values of `transform(image)` fall in, for the first sample, with the pipeline "
+    "above?",
+    "choice",
+    "`ToTensor` turns a PIL image's whole numbers 0–255 into floats divided by 255; `Normalize(mean, std)` "
+    "then subtracts the mean and divides by the std, which moves that range (0.5, 0.5 makes it −1 to 1).",
+    options=("0 to 255, whole numbers", "0 to 1", "−1 to 1, with negatives", "another range"),
+)
+
+
+def value_range(output) -> str:
+    """Which VALUE_RANGE option holds every value of a pipeline's output: a tensor, or a PIL image when the
+    pipeline has no ToTensor. The narrowest option that holds them all."""
+    values = output if isinstance(output, torch.Tensor) else torch.from_numpy(np.array(output))
+    low, high = float(values.min()), float(values.max())
+    whole = not values.is_floating_point()
+    if whole and low >= 0 and high <= 255:
+        return VALUE_RANGE.options[0]
+    if not whole and low >= 0 and high <= 1:
+        return VALUE_RANGE.options[1]
+    if not whole and low >= -1 and high <= 1:
+        return VALUE_RANGE.options[2]
+    return VALUE_RANGE.options[3]
+
+
+def one_hot_moment(label: int, name: str) -> Moment:
+    """The one-hot question for one label: its options name that label's numbers."""
+    return Moment(
+        "transforms-one-hot",
+        f"The first sample's label is y = {label} ({name}). What does `target_transform(y)` return?",
+        "choice",
+        "`torch.zeros(10)` makes one place per class; `scatter_(0, torch.tensor(y), value=1)` writes a 1 at "
+        "index y, counted from 0: the one-hot vector the loss compares with the model's 10 outputs.",
+        options=(
+            f"tensor({label}): the label itself, as a tensor",
+            f"10 floats: 1. at index {label}, 0. elsewhere",
+            f"{label} ones: tensor([1., …]) of length {label}",
+        ),
+    )
+
+
+def one_hot_answer(moment: Moment, target: torch.Tensor, label: int) -> str:
+    """Which of `one_hot_moment(label)`'s options `target` (the page's target_transform(label)) is."""
+    if target.dim() == 0:
+        return moment.options[0]
+    if target.shape == (10,) and float(target[label]) == 1 and float(target.sum()) == 1:
+        return moment.options[1]
+    return moment.options[2]
+
+
+# ---- Autograd --------------------------------------------------------------------------------------------
+
+STOP_TRACKING = Moment(
+    "autograd-stop-tracking",
+    "What does the last `print(… .requires_grad)` above print?",
+    "choice",
+    "Inside `torch.no_grad()` nothing is recorded, and `detach()` returns the same numbers cut off from the "
+    "graph: either way the result no longer requires a gradient, though `w` and `b` still do.",
+    options=("True", "False"),
+)
+
+
+def requires_grad_after(how: str) -> str:
+    """What `print(z.requires_grad)` shows for z = x @ w + b (w, b requiring gradients) made under
+    `torch.no_grad()`, or detached: as PyTorch prints it."""
+    x, w, b = torch.ones(5), torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)
+    if how == "no_grad":
+        with torch.no_grad():
+            z = torch.matmul(x, w) + b
+    else:
+        z = (torch.matmul(x, w) + b).detach()
+    return str(z.requires_grad)
+
+
+# ---- Optimization ----------------------------------------------------------------------------------------
+
+GRAD_RATIO = Moment(
+    "optimization-zero-grad",
+    "Leave out `optimizer.zero_grad()` and run the same batch's `backward()` twice from the same weights: "
+    "how many times as large as done right is `‖.grad‖` then? (within 5%)",
+    "number",
+    "`backward()` adds each new gradient to what `.grad` holds, and only `zero_grad()` empties it: the same "
+    "gradient twice is twice the gradient.",
+    tolerance=0.05,
+)
+
+BIG_RATE = Moment(
+    "optimization-big-lr",
+    "SGD on this batch at the learning rate too large, step after step from the same weights as at the "
+    "page's rate: where does its loss end?",
+    "choice",
+    "SGD's step is lr × the gradient: too large, it jumps over the valley to a higher point on the other "
+    "side, where the gradient is steeper, so the next jump is longer still.",
+    options=("below where it started", "above where it started, or blown up"),
+)
+
+
+def big_rate_answer(climbed: bool) -> str:
+    """The BIG_RATE option for an SGD curve that climbed (optimization_pitfalls.LrCurve.climbed) or not."""
+    return BIG_RATE.options[1] if climbed else BIG_RATE.options[0]
+
+
+# ---- Save & Load -----------------------------------------------------------------------------------------
+
+TRAIN_CALLS = Moment(
+    "save-load-train-calls",
+    "The model picked above, left in `train()` mode and called twice on the same 8 images: do the two calls "
+    "give the same logits?",
+    "choice",
+    "Only Dropout and BatchNorm act differently in train mode: Dropout draws new units to zero at every "
+    "call, BatchNorm uses the batch's own statistics. A model with neither gives the same answer twice.",
+    options=("the same, to the last digit", "different"),
+)
+
+
+def train_calls_answer(call_gap: float) -> str:
+    """The TRAIN_CALLS option for the largest difference between two train-mode calls (save_load.Modes)."""
+    return TRAIN_CALLS.options[0] if call_gap == 0 else TRAIN_CALLS.options[1]
+
+
+WHOLE_LOAD = Moment(
+    "save-load-whole",
+    "The whole model saved with `torch.save(model, 'model.pth')`: what does "
+    "`torch.load('model.pth', weights_only=True)` do with it?",
+    "choice",
+    "A whole model is a pickle naming its class; `weights_only=True` unpickles only tensors, dicts and a few "
+    "safe types, so it refuses a class it was not told to allow rather than run what the file asks for.",
+    options=(
+        "returns the model, ready to use",
+        "returns only its weights, a state_dict",
+        "refuses it: an error",
+    ),
+)
+
+
+def whole_load_answer(error: str | None) -> str:
+    """The WHOLE_LOAD option for what torch.load said (save_load.WholeModel.error): None when it loaded."""
+    return WHOLE_LOAD.options[0] if error is None else WHOLE_LOAD.options[2]

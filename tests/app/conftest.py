@@ -45,3 +45,12 @@ def shown(markdown: str) -> str:
     """What a reader sees of Markdown the page escaped (ui.text.escape_markdown): the text without its
     backslashes and zero-width spaces."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
+
+
+def answers_shown(at):
+    """Turn "Predict before each answer" off, as a reader who does not want the game does in the sidebar, so
+    the page shows its answers at once. Tests of the page's numbers use it; test_moments.py asks."""
+    from ui.learn import moment
+
+    at.session_state[moment.ON] = False
+    return at

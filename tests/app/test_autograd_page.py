@@ -11,13 +11,19 @@ from core.learn import autograd as ag
 from core.learn import graphs
 from core.learn.program import ANCHOR
 from core.learn.programs import autograd as programs
+from tests.app.conftest import answers_shown
 
 PAGE = str(PROJECT_ROOT / "pages" / "Autograd.py")
 
 
 @pytest.fixture
 def at() -> AppTest:
-    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
+    page = (
+        answers_shown(AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60))
+        .run()
+        .switch_page(PAGE)
+        .run()
+    )
     assert not page.exception
     return page
 
@@ -88,7 +94,12 @@ def test_stopping_tracking_shows_requires_grad_turning_false(at):
 
 
 def test_the_real_model_section_draws_the_pixel_gradient_and_refuses_a_bad_index(real_data, run_store):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
+    at = (
+        answers_shown(AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60))
+        .run()
+        .switch_page(PAGE)
+        .run()
+    )
     captions = [c for image in at.image for c in image.captions]
     assert captions == ["Test image #0: Ankle boot", "−X.grad over the image"]
     assert any("X.grad  # (1, 1, 28, 28)" in block.value for block in at.code)

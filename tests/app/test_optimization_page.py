@@ -16,13 +16,19 @@ from core.learn import optimization as opt
 from core.learn import optimization_pitfalls as pit
 from core.learn.build_model import untrained_model
 from core.learn.programs import optimization as programs
+from tests.app.conftest import answers_shown
 
 PAGE = str(PROJECT_ROOT / "pages" / "Optimization.py")
 
 
 @pytest.fixture
 def at(real_data, run_store) -> AppTest:
-    page = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
+    page = (
+        answers_shown(AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60))
+        .run()
+        .switch_page(PAGE)
+        .run()
+    )
     assert not page.exception
     return page
 
@@ -50,6 +56,7 @@ def test_the_loss_table_matches_cross_entropy(at):
     indices = random.Random(0).sample(range(len(labels)), 5)
     x = images[indices].unsqueeze(1).float() / 255
     expected = nn.CrossEntropyLoss()(untrained_model("mlp")(x), labels[indices]).item()
+    at.toggle(key="moments_on").set_value(True).run()  # the sidebar's switch: predictions asked
     assert not any("Mean of −log p(truth)" in m.value for m in at.markdown)  # asked first (ui.learn.moment)
     at.text_input(key="moment_optimization-loss_guess").input(f"{expected * 1.05:.3f}")  # within 10%
     _click(at, "moment_optimization-loss_commit")
@@ -187,7 +194,6 @@ def test_train_mode_at_test_time_changes_the_cnn_and_not_the_mlp(at):
 
 
 def test_the_other_losses_and_optimizers_are_named(at):
-    _click(at, "moment_optimization-loss_show")  # the loss's numbers wait for a prediction (ui.learn.moment)
     metrics = {m.label: float(m.value) for m in at.metric if m.label.startswith("nn.")}
     assert metrics["nn.NLLLoss(LogSoftmax(pred), y)"] == pytest.approx(
         metrics["nn.CrossEntropyLoss(pred, y)"], abs=2e-6

@@ -14,6 +14,7 @@ from core.model.checkpoint import save_checkpoint
 from core.model.networks import MODELS
 from core.runs import store as runstore
 from core.training.config import TrainConfig
+from tests.app.conftest import answers_shown
 
 PAGE = str(PROJECT_ROOT / "pages" / "Save_Load.py")
 RUN_ID = "20260101-000000-save"
@@ -21,7 +22,7 @@ START = 100  # the first of the eight test images in the link test
 
 
 def _page(**query: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = answers_shown(AppTest.from_file(PAGE, default_timeout=60))
     for key, value in query.items():
         at.query_params[key] = value
     return at.run()

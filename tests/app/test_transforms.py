@@ -9,12 +9,13 @@ import core.base.paths
 import core.data.fashion
 from core.data.fashion import CLASSES, PROJECT_ROOT, load_split
 from core.learn.programs import transforms as programs
+from tests.app.conftest import answers_shown
 
 PAGE = str(PROJECT_ROOT / "pages" / "Transforms.py")
 
 
 def _page() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=60).run()
+    return answers_shown(AppTest.from_file(PAGE, default_timeout=60)).run()
 
 
 def _images(at: AppTest) -> dict[str, str]:
@@ -170,7 +171,7 @@ def test_missing_dataset_shows_the_fix_instead_of_the_page(tmp_path, monkeypatch
 
 
 def _linked(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = answers_shown(AppTest.from_file(PAGE, default_timeout=60))
     for name, value in query.items():
         at.query_params[name] = value
     return at.run()
@@ -195,7 +196,12 @@ def test_a_link_restores_the_pipeline_and_samples_and_the_view_is_written_back(r
 
 
 def test_the_first_sample_and_the_pipeline_survive_a_visit_to_another_page(real_data):
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run().switch_page(PAGE).run()
+    at = (
+        answers_shown(AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60))
+        .run()
+        .switch_page(PAGE)
+        .run()
+    )
     at.number_input(key="transforms_index").set_value(7).run()
     _add(at, "RandomRotation")
     rotation = next(s for s in at.slider if s.key and s.key.endswith("_degrees"))

@@ -80,3 +80,59 @@ def test_a_loss_is_right_within_ten_percent():
     assert moments.is_right(untrained, "2.3", 2.41) and moments.is_right(untrained, "2.3", 2.12)
     assert not moments.is_right(untrained, "2.3", 0.45)  # a trained model's loss is far below ln 10
     assert moments.is_right(untrained, "0.01", 0.02)  # near 0: within 0.02
+
+
+@pytest.mark.parametrize(
+    ("images", "batch"), [(60_000, 64), (10_000, 64), (60_000, 100), (7, 8), (8, 3), (5, 1)]
+)
+def test_the_last_batch_is_the_one_the_loader_serves_last(images, batch):
+    from torch.utils.data import DataLoader
+
+    *_, last = DataLoader(torch.arange(images), batch_size=batch)
+    assert moments.last_batch_size(images, batch) == len(last)
+    assert moments.last_batch_size(60_000, 64) == 32 and moments.last_batch_size(60_000, 100) == 100
+
+
+def test_the_value_range_is_read_from_what_the_pipeline_gives():
+    from PIL import Image
+    from torchvision import transforms as T
+
+    image = Image.fromarray(np.array([[0, 128], [255, 3]], dtype=np.uint8))
+    to_tensor = T.ToTensor()(image)
+    options = moments.VALUE_RANGE.options
+    assert moments.value_range(image) == options[0]  # no ToTensor: the PIL image's 0..255
+    assert moments.value_range(to_tensor) == options[1]
+    assert moments.value_range(T.Normalize(0.5, 0.5)(to_tensor)) == options[2]
+    assert moments.value_range(T.Normalize(0.2860, 0.3530)(to_tensor)) == options[3]  # FashionMNIST's own
+
+
+def test_the_one_hot_answer_is_what_the_tutorials_lambda_gives():
+    from core.data.transforms import target_transform
+
+    for label in (0, 3, 9):
+        question = moments.one_hot_moment(label, "x")
+        assert moments.one_hot_answer(question, target_transform()(label), label) == question.options[1]
+        assert moments.one_hot_answer(question, torch.tensor(label), label) == question.options[0]
+        assert moments.one_hot_answer(question, torch.ones(label), label) == question.options[2]
+    assert "index 3" in moments.one_hot_moment(3, "Dress").options[1]
+
+
+@pytest.mark.parametrize("how", ["no_grad", "detach"])
+def test_tracking_stops_as_pytorch_prints_it(how):
+    from core.learn import autograd as ag
+
+    assert moments.requires_grad_after(how) == "False"
+    printed = ag.no_grad_snippet(ag.example(0), how).output.split()  # what the page prints
+    assert printed == ["True", moments.requires_grad_after(how)]
+
+
+def test_the_optimization_and_save_load_answers_follow_what_was_measured():
+    assert moments.big_rate_answer(True) == "above where it started, or blown up"
+    assert moments.big_rate_answer(False) == "below where it started"
+    assert moments.train_calls_answer(0.0) == "the same, to the last digit"
+    assert moments.train_calls_answer(1e-7) == "different"
+    assert moments.whole_load_answer(None) == "returns the model, ready to use"
+    assert moments.whole_load_answer("Weights only load failed") == "refuses it: an error"
+    assert moments.is_right(moments.GRAD_RATIO, "2", 2.0000003) and not moments.is_right(
+        moments.GRAD_RATIO, "1", 2.0
+    )

@@ -150,8 +150,13 @@ def _agreement(result: ag.Backward, fd_w, fd_b, calls: int) -> None:
 def stop_tracking(ex: ag.Example) -> str:
     how = st.segmented_control("Stop tracking with", ["no_grad", "detach"], default="no_grad", key="ag_how")
     how = how or "no_grad"  # clicking the chosen option again clears it
+
+    def predict() -> bool:
+        answer = moments.requires_grad_after(how)
+        return moment.ask(moments.STOP_TRACKING, answer, page="autograd", signature=how)
+
     try:
-        code_and_output(ag.no_grad_snippet(ex, how))
+        code_and_output(ag.no_grad_snippet(ex, how), predict)
     except StudioError as exc:
         st.error(str(exc))
     st.markdown(

@@ -61,6 +61,8 @@ def render(view: ExplorerView) -> ExplorerView:
     answer = moments.batches_per_epoch(images, view.batch_size)
     signature = f"{view.split}|{view.batch_size}"
     moment.ask(moments.BATCHES_PER_EPOCH, answer, page="explorer", signature=signature)
+    last = moments.last_batch_size(images, view.batch_size)
+    moment.ask(moments.LAST_BATCH, last, page="explorer", signature=signature)
     first, second = _first_batches(view.split, view.batch_size, view.shuffle, view.seed)
     epochs = explore.epoch_lines([first, second], CLASSES)  # epoch 1, epoch 2, the same order or not
     st.code(programs.loader_code(view), language="python")

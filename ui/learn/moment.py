@@ -13,6 +13,7 @@ from core.learn import moments
 from core.learn.moments import Moment
 from ui.text import escape_markdown
 
+ON = "moments_on"  # session_state, the sidebar's toggle: False shows every answer at once, asking nothing
 ANSWERS = "moments_answers"  # session_state: {moment id: {"right": bool, "page": PAGES key, "question"}}
 _REVEALED = "moments_revealed"  # session_state: {(moment id, the controls' signature): guess or None}
 
@@ -21,7 +22,10 @@ def ask(moment: Moment, answer, *, page: str, signature: str = "") -> bool:
     """The moment's question, and its verdict once answered. True once the answer may be shown (after a
     commit or "Just show me"): the caller then draws what it hides until then.
 
-    `signature` names the controls the answer was computed from: another signature is another question."""
+    `signature` names the controls the answer was computed from: another signature is another question.
+    With predictions turned off in the sidebar, nothing is asked and the answer is shown."""
+    if not st.session_state.get(ON, True):
+        return True
     revealed = st.session_state.setdefault(_REVEALED, {})
     key = f"moment_{moment.id}"
     state = (moment.id, signature)
@@ -88,3 +92,13 @@ def score() -> tuple[int, int, list[dict]]:
     answers = st.session_state.get(ANSWERS, {})
     missed = [a for a in answers.values() if not a["right"]]
     return len(answers) - len(missed), len(answers), missed
+
+
+def toggle() -> None:
+    """The sidebar's switch for readers who do not want the game: off, every answer shows at once."""
+    st.session_state.setdefault(ON, True)
+    st.toggle(
+        "Predict before each answer",
+        key=ON,
+        help="On the Learn pages, commit a guess before PyTorch's answer is shown. Off: every answer at once.",
+    )

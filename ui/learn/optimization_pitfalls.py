@@ -6,9 +6,11 @@ import streamlit as st
 from torch import nn
 
 from core.base.errors import StudioError
+from core.learn import moments
 from core.learn import optimization_pitfalls as pit
 from core.learn.build_model import untrained_model
 from ui.cache import split_tensors
+from ui.learn import moment
 from ui.learn.optimization import BIG_RATES, LEARNING_RATES, StepSetup
 from ui.model_picker import pick_model
 
@@ -23,18 +25,6 @@ NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}  # torch.optim's class 
 
 def skipped_zero_grad(setup: StepSetup) -> None:
     name, lr = NAMES.get(setup.optimizer, setup.optimizer), setup.lr
-    st.markdown(
-        "**What to expect.** `loss.backward()` *adds* to `.grad`; only `optimizer.zero_grad()` empties it. "
-        "Skip it, and the next `backward()` sums its gradients onto the last ones: after the same batch "
-        "twice from the same weights, every `‖.grad‖` is exactly **twice** as large. "
-        + (
-            f"SGD moves each weight by lr × .grad, so `step()` then goes twice as far as lr = {lr:g} asks, "
-            f"as if lr were {2 * lr:g}, and in a loop the sum keeps growing until the steps overshoot."
-            if setup.optimizer == "sgd"
-            else f"{name} divides by the gradients' running size, so one doubled gradient moves it about as "
-            "far as one; the harm shows over the loop, where the summed gradients pull the wrong way."
-        )
-    )
     st.code(
         "# done right                          # zero_grad() skipped\n"
         "optimizer.zero_grad()                 loss_fn(model(X), y).backward()  # an earlier pass\n"
@@ -47,6 +37,21 @@ def skipped_zero_grad(setup: StepSetup) -> None:
     except StudioError as exc:
         st.error(str(exc))
         return
+    signature = f"{setup.optimizer}|{lr}"
+    if not moment.ask(moments.GRAD_RATIO, found.grad_ratio, page="optimization", signature=signature):
+        return
+    st.markdown(
+        "**What to expect.** `loss.backward()` *adds* to `.grad`; only `optimizer.zero_grad()` empties it. "
+        "Skip it, and the next `backward()` sums its gradients onto the last ones: after the same batch "
+        "twice from the same weights, every `‖.grad‖` is exactly **twice** as large. "
+        + (
+            f"SGD moves each weight by lr × .grad, so `step()` then goes twice as far as lr = {lr:g} asks, "
+            f"as if lr were {2 * lr:g}, and in a loop the sum keeps growing until the steps overshoot."
+            if setup.optimizer == "sgd"
+            else f"{name} divides by the gradients' running size, so one doubled gradient moves it about as "
+            "far as one; the harm shows over the loop, where the summed gradients pull the wrong way."
+        )
+    )
     st.markdown(
         f"**What happened**, {name} at lr {lr:g} on the batch of 64 above, from loss "
         f"**{found.loss_before:.4f}**: done right, `step()` takes it to **{found.right.loss_after:.4f}**; "
@@ -112,6 +117,15 @@ def _figure(traces: list[dict], title: str, *, log: bool = False) -> dict:
 def lr_too_large(setup: StepSetup, page_lr: float) -> None:
     big = st.select_slider("A learning rate too large", BIG_RATES, value=3.0, key=BIG_RATE_KEY,
                            format_func=lambda v: f"{v:g}", width=300)  # fmt: skip
+    rates = sorted({page_lr, big})
+    try:
+        curves = pit.lr_curves(setup.model, rates, setup.x, setup.y)
+    except StudioError as exc:
+        st.error(str(exc))
+        return
+    answer = moments.big_rate_answer(next(c for c in curves if c.lr == big).climbed)
+    if not moment.ask(moments.BIG_RATE, answer, page="optimization", signature=f"{big}|{page_lr}"):
+        return
     st.markdown(
         f"**What to expect.** SGD's step is lr × the gradient. At this page's learning rate, {page_lr:g}, "
         f"each step goes a little downhill and the loss falls slowly. At {big:g} the step jumps right over "
@@ -119,12 +133,6 @@ def lr_too_large(setup: StepSetup, page_lr: float) -> None:
         f"longer still: the loss climbs, and may blow up. {pit.LR_STEPS} SGD steps on the batch of 64 above, "
         "from the same weights:"
     )
-    rates = sorted({page_lr, big})
-    try:
-        curves = pit.lr_curves(setup.model, rates, setup.x, setup.y)
-    except StudioError as exc:
-        st.error(str(exc))
-        return
     steps = list(range(1, pit.LR_STEPS + 1))
     traces = [{"type": "scatter", "x": steps, "y": c.losses, "name": f"lr = {c.lr:g}",
                "mode": "lines+markers", "line": _lr_line(c.lr == big)} for c in curves]  # fmt: skip

@@ -14,12 +14,14 @@ from core import runs
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES
 from core.data.transforms import display_array
+from core.learn import moments
 from core.learn import save_load as sl
 from core.learn.build_model import UNTRAINED_SEED, untrained_model
 from core.model.archive import size_text
 from core.model.networks import MODELS
 from ui import link
 from ui.layout import cells, side_by_side
+from ui.learn import moment
 from ui.model_picker import USABLE, load_run
 
 MODEL_KEY = "save_load_model"  # "untrained:mlp", "untrained:cnn" or "run:<id>"
@@ -222,8 +224,18 @@ def loaded(trip: sl.RoundTrip, shown: Shown, x: torch.Tensor, labels: list[int])
 # ---- 3. eval() or train() ------------------------------------------------------------------------------
 
 
-def expectation() -> None:
+def modes_asked(shown: Shown, x: torch.Tensor) -> bool:
+    """The tutorial's note and the code of the comparison, then its question; True once answered."""
     st.markdown(f"The tutorial's note: *{TUTORIAL_NOTE}*")
+    st.code(MODES_CODE, language="python")
+    answer = moments.train_calls_answer(sl.compare_modes(shown.model, x).call_gap)
+    return moment.ask(
+        moments.TRAIN_CALLS, answer, page="save_load", signature=f"{shown.choice}|{shown.start}"
+    )
+
+
+def modes(shown: Shown, x: torch.Tensor, start: int) -> None:
+    """What to expect, then the CNN and the MLP: eval mode against two train-mode calls on the same images."""
     st.markdown(
         "**What to expect** with train mode left on at test time: the CNN's **BatchNorm** layers normalise "
         "with the mean and variance of *this batch* instead of those kept from training, so an image's "
@@ -231,11 +243,6 @@ def expectation() -> None:
         "units (a quarter by default) on every call, so two calls on the same images disagree. The "
         "tutorial's MLP has neither layer: `train()` and `eval()` give it the same outputs."
     )
-    st.code(MODES_CODE, language="python")
-
-
-def modes(shown: Shown, x: torch.Tensor, start: int) -> None:
-    """The CNN, then the MLP: eval mode against two train-mode calls on the same images."""
     for name in ("cnn", "mlp"):
         picked = shown.name == name
         model = shown.model if picked else untrained_model(name)
@@ -288,6 +295,9 @@ def whole(result: sl.WholeModel, name: str) -> None:
         "The tutorial also saves the whole model, class and all, and loads it back with `weights_only=False`:"
     )
     st.code(TUTORIAL_WHOLE_CODE, language="python")
+    answer = moments.whole_load_answer(result.error)
+    if not moment.ask(moments.WHOLE_LOAD, answer, page="save_load", signature=name):
+        return
     st.markdown(
         "`torch.save(model)` pickles the object: the file names its class (`module.ClassName`) and holds no "
         "code of it, so loading needs that class defined where you load, and Python's pickle runs whatever "

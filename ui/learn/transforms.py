@@ -15,9 +15,11 @@ from core.data.augment import Augment
 from core.data.fashion import CLASSES
 from core.data.to_augment import to_augment
 from core.data.transforms import CATALOGUE, ParamSpec, Step, TensorStats
+from core.learn import moments
 from core.training.analysis import augment_words
 from ui import link
 from ui.layout import cells, side_by_side
+from ui.learn import moment
 
 STEPS_KEY = "transforms_steps"  # [{"id": int, "name": str}], the pipeline in order
 NEXT_ID_KEY = "transforms_next_id"
@@ -304,8 +306,14 @@ def render_draws(draws: list, index: int) -> None:
 # ---- statistics, histogram, one-hot ----------------------------------------------------------------------
 
 
-def render_stats(image: Image.Image, output: Any | None, index: int) -> None:
-    """Statistics table and pixel histogram of the first sample, before and after the pipeline."""
+def render_stats(image: Image.Image, output: Any | None, index: int, signature: str) -> None:
+    """Statistics table and pixel histogram of the first sample, before and after the pipeline; with a
+    pipeline that runs, once its value range has been predicted. `signature`: the pipeline and seed."""
+    answer = moments.value_range(output) if output is not None else None
+    if answer is not None and not moment.ask(
+        moments.VALUE_RANGE, answer, page="transforms", signature=signature
+    ):
+        return
     before, _ = tf.as_tensor(image)
     after, converted = tf.as_tensor(output) if output is not None else (None, False)
     rows = {f"before · ToTensor(#{index})": tf.tensor_stats(before)}
@@ -390,6 +398,12 @@ def one_hot_figure(vectors: list[torch.Tensor], indices: list[int]) -> go.Figure
 
 
 def render_one_hot(labels: list[int], indices: list[int]) -> None:
+    """The samples' one-hot targets, once the first one's has been predicted."""
+    first = labels[0]
+    question = moments.one_hot_moment(first, CLASSES[first])
+    answer = moments.one_hot_answer(question, tf.target_transform()(first), first)
+    if not moment.ask(question, answer, page="transforms", signature=str(first)):
+        return
     vectors = [tf.one_hot(label) for label in labels]
     st.plotly_chart(one_hot_figure(vectors, indices), width="stretch")
     printed = [
