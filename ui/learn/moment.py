@@ -100,5 +100,5 @@ def toggle() -> None:
     st.toggle(
         "Predict before each answer",
         key=ON,
-        help="On the Learn pages, commit a guess before PyTorch's answer is shown. Off: every answer at once.",
+        help="On the Learn pages, commit a guess before PyTorch gives the answer. Off: every answer at once.",
     )
