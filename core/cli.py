@@ -1,11 +1,14 @@
 """Command line: `data prepare`, `train`, `predict`, and the internal `worker` used by core.runs."""
 
 import argparse
+import contextlib
 import sys
+import time
 import warnings
 from pathlib import Path
 
 from core import runs
+from core.base.device import resolve_device
 from core.base.errors import BadConfig, StudioError
 from core.base.procs import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 from core.base.runfiles import RUN_ID_WORDS, is_run_id
@@ -13,7 +16,8 @@ from core.data.fashion import dataset_status, prepare
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import MODELS
 from core.model.predict import predict
-from core.runs import launcher
+from core.runs import launcher, queue
+from core.runs.places import places_for
 from core.runs.worker import work
 from core.training import ranks
 from core.training.config import LIMITS, OPTIMIZERS, PRESETS, preset
@@ -103,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes that train together on this machine (DistributedDataParallel): one per GPU, "
         "or up to the core count on a CPU; under torchrun, torchrun's own --nproc-per-node decides",
     )
+    train.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse at once when the device is busy, instead of waiting in the run queue (a --run-dir "
+        "outside the store never waits)",
+    )
 
     predict = sub.add_parser("predict", help="classify image files with a checkpoint")
     predict.add_argument("images", nargs="+", type=Path)
@@ -173,12 +183,57 @@ def _train(args) -> int:
     if ranks.launched():  # one rank of `torchrun ... -m core train`
         leave(exit_code(launcher.torchrun_train(config, args.run_dir, echo=print)))
     ranks.check_processes(config)
-    directory = args.run_dir or runs.store_root() / runs.new_run_id()
-    with runs.device_lock(runs.device_keys(config)):  # the same locks the dashboard's runs take
-        runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
+    if args.run_dir is None and not args.no_wait:
+        directory, held = _wait_in_queue(config)
+    else:
+        directory, held = _take_places_now(config, args.run_dir or runs.store_root() / runs.new_run_id())
+    with held:
         stop_on_signals(directory / runs.STOP_FILE)
         status = runs.run_worker(directory, echo=print)
     leave(exit_code(status))
+
+
+def _take_places_now(config, directory: Path):
+    """The run made in `directory` and its device places, held; RunError when the device is busy."""
+    keys = runs.device_keys(config)  # the same places the dashboard's runs take
+    with contextlib.ExitStack() as held:  # let go again if the run cannot be made
+        held.enter_context(runs.device_lock(keys, places=places_for(config, resolve_device(keys[0]))))
+        runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
+        return directory, held.pop_all()
+
+
+def _wait_in_queue(config):
+    """Queue the run in the store (core.runs.queue), say its place as it changes, and return (its folder,
+    its device places, held) once its turn comes; Ctrl-C while waiting takes it out of the queue."""
+    root = runs.store_root()
+    directory = queue.enqueue(config, root, keeper=queue.CLI_KEEPER)
+    said = None
+    try:
+        while (held := queue.take_turn(directory, root)) is None:
+            queue.ensure_dispatcher(root)  # the runs ahead of it are started by the dispatcher
+            place = queue.place_in_queue(directory.name, root)
+            words = _place_words(place, runs.device_keys(config)) if place else None
+            if words and words != said:
+                print(words, flush=True)
+                said = words
+            time.sleep(queue.DISPATCH_EVERY_S)
+    except BaseException:
+        with contextlib.suppress(StudioError):
+            queue.cancel(directory.name, root)
+        raise
+    print(f"run {directory.name}: its turn, training now", flush=True)
+    return directory, held
+
+
+def _place_words(place, keys: list[str]) -> str:
+    ahead = place.position - 1
+    when = f", starting in about {_minutes(place.start_s)}" if place.start_s else ""
+    runs_ahead = "next in line" if ahead == 0 else f"{ahead} run{'s' if ahead > 1 else ''} ahead"
+    return f"waiting for {', '.join(keys)}: {runs_ahead}{when} (Ctrl-C to leave the queue)"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _predict(args) -> int:

@@ -1,27 +1,24 @@
 """Starting, stopping and steering runs from outside them: start (a worker, or the spare), stop, a new
 learning rate, waiting for the end."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from core.base.device import resolve_device
 from core.base.errors import BadConfig, RunError
 from core.base.fsutil import atomic_write_json
-from core.base.procs import adopt_child, reap_children
+from core.base.procs import reap_children
 from core.base.runfiles import (
     is_run_id,
 )
-from core.data.fashion import PROJECT_ROOT
-from core.runs import spare
+from core.runs import queue, spare
 from core.runs.locks import device_lock
+from core.runs.places import places_for
 from core.runs.store import (
     LR_FILE,
     STOP_FILE,
     RunInfo,
     _now,
-    _pid_fields,
-    _write_status,
     create_run,
     device_keys,
     get_run,
@@ -36,35 +33,29 @@ from core.training.ranks import check_processes
 
 
 def start(
-    config: TrainConfig | RaceConfig, *, runs_dir: Path | None = None, init_from: Path | None = None
+    config: TrainConfig | RaceConfig,
+    *,
+    runs_dir: Path | None = None,
+    init_from: Path | None = None,
+    owner: str = "",
+    wait: bool = False,
 ) -> str:
-    """Start a worker process training `config` (or running a race); returns the run id. One active run
-    (or race) per device."""
-
+    """Start a worker process training `config` (or running a race); returns the run id. A device holds
+    as many runs at once as it has places (core.runs.places); RunError when they are all taken, or with
+    `wait`, the run waits in the queue (core.runs.queue), "queued", until the dispatcher starts it."""
     root = store_root(runs_dir)
     check_processes(config)
-    with device_lock(device_keys(config), root) as fds:
+    parent = _parent_of(init_from, root)
+    if wait:
+        directory = queue.enqueue(config, root, owner=owner, init_from=init_from, parent=parent)
+        queue.dispatch_once(root)
+        queue.ensure_dispatcher(root)
+        return directory.name
+    keys = device_keys(config)
+    with device_lock(keys, root, places=places_for(config, resolve_device(keys[0]))) as fds:
         run_id = new_run_id()
-        directory = create_run(config, root / run_id, parent=_parent_of(init_from, root))
-        if len(fds) == 1 and _hand_to_spare(root, directory, init_from, fds[0]):
-            return run_id
-        args = [sys.executable, "-m", "core", "worker", str(directory)]
-        for fd in fds:
-            args += ["--lock-fd", str(fd)]
-        if init_from is not None:
-            args += ["--init-from", str(init_from)]
-        with open(directory / "worker.log", "ab") as log:
-            proc = subprocess.Popen(
-                args,
-                cwd=PROJECT_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=tuple(fds),
-                start_new_session=True,  # survives the server's reruns and its Ctrl-C
-            )
-        adopt_child(proc)
-        _write_status(directory, **_pid_fields(proc.pid))
+        directory = create_run(config, root / run_id, parent=parent)
+        queue.launch(root, directory, fds, init_from)
     return run_id
 
 
@@ -74,15 +65,6 @@ def _parent_of(init_from: Path | None, root: Path) -> str | None:
         return None
     parent = init_from.parent
     return parent.name if is_run_id(parent.name) and (parent / "config.json").is_file() else None
-
-
-def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
-    """Give the new run to the store's spare worker (core.runs.spare), if it has one ready."""
-    pid = spare.ready_pid(root)
-    if pid is None:
-        return False
-    _write_status(directory, **_pid_fields(pid))  # first, so the worker's own "running" is never overwritten
-    return spare.claim(root, pid, directory, init_from, lock_fd)
 
 
 def prepare_worker(runs_dir: Path | None = None) -> int | None:

@@ -1,4 +1,5 @@
-"""One lock file (flock) per device: a run holds its devices' locks for as long as it trains."""
+"""Lock files (flock) per device, one per place (core.runs.places): a run holds one place on each of its
+devices for as long as it trains."""
 
 import contextlib
 import fcntl
@@ -13,41 +14,76 @@ LOCK_GRACE_S = 10.0  # how long a start waits for a finished worker to release t
 
 
 @contextlib.contextmanager
-def device_lock(keys: str | list[str], runs_dir: Path | None = None, grace: float = LOCK_GRACE_S):
-    """Hold the lock file (flock) of every device in `keys` or raise RunError; yields the open file
-    descriptors, in the order of `keys`.
+def device_lock(
+    keys: str | list[str], runs_dir: Path | None = None, grace: float = LOCK_GRACE_S, places: int = 1
+):
+    """Hold a place (a lock file, flock) on every device in `keys` or raise RunError; yields the open file
+    descriptors, in the order of `keys`. A device has `places` places: `.lock-cpu`, then `.lock-cpu.1`...
 
-    A lock belongs to its open file, so a worker that inherits the descriptors keeps the devices for its
+    A lock belongs to its open file, so a worker that inherits the descriptors keeps the places for its
     whole life and the kernel releases them when the worker dies, however it dies.
     """
     root = store_root(runs_dir)
     fds: list[int] = []
     try:
         for key in [keys] if isinstance(keys, str) else keys:
-            try:
-                root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(root / f".lock-{key.replace(':', '-')}", os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
-                raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
-            fds.append(fd)
-            if not _try_lock(fd, key, root, grace):
+            fd = _take_place(root, key, places, grace)
+            if fd is None:
                 busy = active_run(key, root, races=True)
                 which = f" (run {busy.id})" if busy else ""
-                raise RunError(f"a run is already training on {key}{which}: stop it or wait for it to finish")
+                held = "a run is" if places == 1 else f"{places} runs are"
+                raise RunError(f"{held} already training on {key}{which}: stop it or wait for it to finish")
+            fds.append(fd)
         yield fds
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def _try_lock(fd: int, key: str, root: Path, grace: float = LOCK_GRACE_S) -> bool:
-    """Take the lock; while no run is active, its holder is a worker that is exiting: wait for it."""
+def place_files(root: Path, key: str, places: int) -> list[Path]:
+    name = f".lock-{key.replace(':', '-')}"
+    return [root / (name if i == 0 else f"{name}.{i}") for i in range(places)]
+
+
+def _take_place(root: Path, key: str, places: int, grace: float) -> int | None:
+    """The descriptor of a free place's lock file, held; None when every place stays taken. While no run is
+    active, a holder is a worker that is exiting: wait up to `grace` for it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fds = [os.open(path, os.O_RDWR | os.O_CREAT, 0o644) for path in place_files(root, key, places)]
+    except OSError as exc:  # a read-only or someone else's store: say so instead of a traceback
+        raise RunError(f"cannot use the run store {root}: {_reason(exc)}") from None
     deadline = time.monotonic() + grace
-    while True:
+    try:
+        while True:
+            for fd in fds:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                fds.remove(fd)
+                return fd
+            if time.monotonic() > deadline or active_run(key, root, races=True) is not None:
+                return None
+            time.sleep(0.05)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def free_places(root: Path, key: str, places: int) -> int:
+    """How many of the device's places no process holds now (each is tried and let go at once)."""
+    free = 0
+    for path in place_files(root, key, places):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
+            free += 1
         except BlockingIOError:
-            if active_run(key, root, races=True) is not None or time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+            pass
+        finally:
+            os.close(fd)
+    return free

@@ -178,7 +178,8 @@ def require_run(directory: Path, *, fresh: bool = False) -> None:
 _STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float, "created": str,
                   "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
                   "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
-                  "last_test_acc": float, "lr": float, "parent": str}  # fmt: skip
+                  "last_test_acc": float, "lr": float, "parent": str, "owner": str, "asked": float,
+                  "started": float, "init_from": str, "keeper": str, "keeper_pid": int}  # fmt: skip
 
 
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
@@ -308,7 +309,7 @@ def _current_status(directory: Path) -> dict:
     """status.json, marking an active run whose worker died as failed (and tidying after it)."""
     status = read_status(directory)
     if status.get("status") in ACTIVE and _worker_gone(status):
-        failed = {"status": "failed", "error": _gone_message(status.get("pid"))}
+        failed = {"status": "failed", "error": _gone_message(status)}
         try:
             status = _write_status(directory, **failed)
         except OSError:  # a read-only store: still say what happened; a writer records it later
@@ -427,7 +428,11 @@ def current_lr(run: RunInfo) -> float | None:
 
 
 def _worker_gone(status: dict) -> bool:
-    """An active run whose worker died; a queued one is given a moment to get its pid recorded."""
+    """An active run whose worker died; a queued one is given a moment to get its pid recorded, and one
+    waiting in the queue (core.runs.queue) is gone only when the command that queued it to train it has
+    ended."""
+    if status.get("pid") is None and status.get("asked") is not None:
+        return status.get("keeper_pid") is not None and not _pid_alive(status["keeper_pid"])
     if status.get("pid") is None and status.get("status") == "queued":
         try:
             age = (datetime.now(UTC) - datetime.fromisoformat(status["created"])).total_seconds()
@@ -442,7 +447,10 @@ def _pid_fields(pid: int) -> dict:
     return {"pid": pid, "pid_started": process_started(pid)}
 
 
-def _gone_message(pid) -> str:
+def _gone_message(status: dict) -> str:
+    pid = status.get("pid")
+    if pid is None and status.get("keeper_pid") is not None:
+        return "the command that queued it ended before its turn came"
     if pid is None:
         return "the training process never started (was the server stopped while launching it?): start again"
     return (

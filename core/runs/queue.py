@@ -1,0 +1,399 @@
+"""The run queue, kept in the run store: runs waiting for a place on their devices, the fair order they
+start in, and the dispatcher that starts them as places free.
+
+A waiting run is a run folder whose status is "queued" with `asked` (when it was queued) and no pid. The
+queue is nothing but those folders, so a server restart keeps it. One store-wide lock (`.queue.lock`)
+is held while a run is queued, started or cancelled, so two dispatchers never start the same run. A
+dispatcher process (`python -m core.runs.queue STORE`, one per store) polls while runs wait: a place
+freed by a worker that ended, however it ended (its lock files close with it), is given within a second.
+
+The fair rule: the next run is that of the owner who has had the least device time lately (runs started
+in the last FAIR_WINDOW_S, and the runs ahead of it in this order), earliest queued first among equals.
+"""
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from core.base.device import resolve_device
+from core.base.errors import RunError, StudioError
+from core.base.procs import adopt_child
+from core.data.fashion import PROJECT_ROOT
+from core.runs import spare
+from core.runs.locks import device_lock, free_places
+from core.runs.places import places_for
+from core.runs.store import (
+    FINAL,
+    RunInfo,
+    _pid_fields,
+    _write_status,
+    create_run,
+    device_keys,
+    list_runs,
+    new_run_id,
+    read_status,
+    store_root,
+)
+from core.training.config import TrainConfig
+from core.training.race import RaceConfig
+
+QUEUE_LOCK = ".queue.lock"
+DISPATCHER_LOCK = ".dispatcher.lock"
+LIMIT_ENV = "STUDIO_QUEUE_LIMIT"
+DEFAULT_LIMIT = 3  # runs one owner may have waiting at once
+FAIR_WINDOW_S = 3600.0  # "lately": device time in the last hour counts toward the fair share
+EPOCH_GUESS_S = 30.0  # an epoch's length before the store has a finished run like it to time
+DISPATCH_EVERY_S = 0.5
+DISPATCHER_IDLE_S = 15.0  # a dispatcher with nothing waiting for this long ends
+CLI_KEEPER = "cli"  # a run queued by `python -m core train`: that process takes its place and trains it
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A run waiting in the queue."""
+
+    id: str
+    dir: Path
+    owner: str
+    asked: float  # time.time() when it was queued
+    keys: tuple[str, ...]  # its devices (core.runs.store.device_keys)
+    places: int  # the places each of its devices has for a run like it
+    estimate_s: float  # how long it should train, for the fair share and the estimated start
+    keeper: str = ""  # CLI_KEEPER: a command waits to train it itself; "": the dispatcher starts a worker
+    init_from: str = ""  # the checkpoint a Continue starts from
+
+
+@contextlib.contextmanager
+def queue_lock(root: Path):
+    """The store-wide lock held while the queue changes (queue, start, cancel)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / QUEUE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing lets the lock go
+
+
+def queue_limit() -> int:
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) >= 1 else DEFAULT_LIMIT
+
+
+# ---- reading the queue ---------------------------------------------------------------------------------
+
+
+def waiting_runs(root: Path, runs: list[RunInfo] | None = None) -> list[Waiting]:
+    """The runs waiting in the queue, earliest queued first."""
+    found = []
+    for run in runs if runs is not None else list_runs(root, races=True):
+        if run.status != "queued" or run.config is None:
+            continue
+        status = read_status(run.dir)
+        if status.get("pid") is not None or status.get("asked") is None:
+            continue  # a worker has it, or it is being made
+        found.append(_waiting(run, status, root))
+    return sorted(found, key=lambda w: w.asked)
+
+
+def _waiting(run: RunInfo, status: dict, root: Path) -> Waiting:
+    config = run.config
+    keys = tuple(device_keys(config))
+    return Waiting(
+        run.id, run.dir, status.get("owner", ""), float(status["asked"]), keys, _places(config, keys),
+        estimate_s(config, root), status.get("keeper", ""), status.get("init_from", ""),
+    )  # fmt: skip
+
+
+def _places(config: TrainConfig | RaceConfig, keys: tuple[str, ...]) -> int:
+    return places_for(config, resolve_device(keys[0]))
+
+
+def estimate_s(config: TrainConfig | RaceConfig, root: Path) -> float:
+    """How long a run of `config` should train: its epochs at the pace of the newest finished run of the
+    same model and batch size in the store, or EPOCH_GUESS_S an epoch."""
+    if isinstance(config, RaceConfig):
+        return EPOCH_GUESS_S
+    per_epoch = EPOCH_GUESS_S
+    for run in list_runs(root):
+        done = run.config
+        if run.status == "finished" and isinstance(done, TrainConfig) and done.model == config.model:
+            took = _duration(read_status(run.dir))
+            if took and done.batch_size == config.batch_size and done.epochs:
+                per_epoch = took / done.epochs
+                break
+    return per_epoch * config.epochs
+
+
+def _duration(status: dict, now: float | None = None) -> float | None:
+    """Seconds a run has trained: from `started` to its last update (to now while it trains)."""
+    started = status.get("started")
+    if started is None:
+        return None
+    if status.get("status") in FINAL:
+        try:
+            end = datetime.fromisoformat(status["updated"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            return None
+    else:
+        end = now if now is not None else time.time()
+    return max(end - float(started), 0.0)
+
+
+def usage(root: Path, now: float | None = None) -> dict[str, float]:
+    """Each owner's device time lately: seconds trained by their runs started in the last FAIR_WINDOW_S."""
+    now = now if now is not None else time.time()
+    used: dict[str, float] = {}
+    for run in list_runs(root, races=True):
+        status = read_status(run.dir)
+        started = status.get("started")
+        if started is None or now - float(started) > FAIR_WINDOW_S:
+            continue
+        took = _duration(status, now) or 0.0
+        used[status.get("owner", "")] = used.get(status.get("owner", ""), 0.0) + took
+    return used
+
+
+def fair_order(waiting: list[Waiting], used: dict[str, float]) -> list[Waiting]:
+    """The order the waiting runs start in: each next one is the run of the owner with the least device
+    time so far (what they used lately, plus their runs already ahead in this order), earliest first."""
+    used = dict(used)
+    pending = sorted(waiting, key=lambda w: w.asked)
+    order = []
+    while pending:
+        pick = min(pending, key=lambda w: (used.get(w.owner, 0.0), w.asked))
+        order.append(pick)
+        pending.remove(pick)
+        used[pick.owner] = used.get(pick.owner, 0.0) + pick.estimate_s
+    return order
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a waiting run is: its place in the line for its devices, and an estimated start."""
+
+    position: int  # 1: next
+    waiting: int  # runs waiting for the same devices
+    start_s: float | None  # seconds until it should start; None: not known
+
+
+def place_in_queue(run_id: str, root: Path | None = None) -> Place | None:
+    """A waiting run's place in the line for its devices; None when it is not waiting."""
+    root = store_root(root)
+    runs = list_runs(root, races=True)
+    waiting = waiting_runs(root, runs)
+    mine = next((w for w in waiting if w.id == run_id), None)
+    if mine is None:
+        return None
+    line = [w for w in fair_order(waiting, usage(root)) if set(w.keys) & set(mine.keys)]
+    # Each place frees when the run in it ends; then the runs ahead take the earliest free place.
+    queued = {w.id for w in waiting}
+    training = [r for r in runs if r.active and r.id not in queued and set(_keys(r)) & set(mine.keys)]
+    free_at = sorted(_left_s(run, root) for run in training)
+    free_at = ([0.0] * max(mine.places - len(free_at), 0) + free_at)[: mine.places] or [0.0]
+    for ahead in line:
+        if ahead.id == run_id:
+            return Place(line.index(ahead) + 1, len(line), min(free_at))
+        soonest = free_at.index(min(free_at))
+        free_at[soonest] += ahead.estimate_s
+    return None
+
+
+def _keys(run: RunInfo) -> list[str]:
+    try:
+        return device_keys(run.config) if run.config is not None else []
+    except StudioError:
+        return []
+
+
+def _left_s(run: RunInfo, root: Path) -> float:
+    from core.runs.progress import progress
+
+    where = progress(run)
+    if where.eta_s is not None:
+        return where.eta_s
+    estimate = estimate_s(run.config, root) if run.config is not None else EPOCH_GUESS_S
+    return max(estimate * (1 - where.fraction), 0.0)
+
+
+# ---- changing the queue ----------------------------------------------------------------------------------
+
+
+def enqueue(
+    config: TrainConfig | RaceConfig,
+    root: Path,
+    *,
+    owner: str = "",
+    init_from: Path | None = None,
+    parent: str | None = None,
+    keeper: str = "",
+) -> Path:
+    """Make a run that waits in the queue; RunError beyond the owner's limit of waiting runs."""
+    with queue_lock(root):
+        mine = [w for w in waiting_runs(root) if w.owner == owner]
+        if len(mine) >= queue_limit():
+            raise RunError(
+                f"{len(mine)} of your runs are waiting already, the most one learner may queue: "
+                "cancel one or wait for one to start"
+            )
+        directory = create_run(config, root / new_run_id(), parent=parent)
+        extra = {"init_from": str(init_from)} if init_from is not None else {}
+        if keeper:
+            extra |= {"keeper": keeper, "keeper_pid": os.getpid()}
+        _write_status(directory, owner=owner, asked=time.time(), **extra)
+    return directory
+
+
+def cancel(run_id: str, root: Path | None = None) -> None:
+    """Take a waiting run out of the queue: it ends "stopped", having never trained."""
+    root = store_root(root)
+    with queue_lock(root):
+        directory = root / run_id
+        status = read_status(directory) if directory.is_dir() else {}
+        if status.get("status") != "queued" or status.get("pid") is not None or status.get("asked") is None:
+            raise RunError(f"run {run_id} is not waiting in the queue: only a waiting run can be cancelled")
+        _write_status(directory, status="stopped", error="cancelled while waiting in the queue")
+
+
+def dispatch_once(root: Path, *, holding_lock: bool = False) -> list[str]:
+    """Start every waiting run that has a place now, in the fair order; the ids started."""
+    if not holding_lock:
+        with queue_lock(root):
+            return dispatch_once(root, holding_lock=True)
+    started, kept = [], set()  # kept: devices a command waits to take itself (CLI_KEEPER)
+    for run in fair_order(waiting_runs(root), usage(root)):
+        if kept & set(run.keys):
+            continue  # a run ahead in line is kept by a command: nothing jumps it
+        if run.keeper:
+            if all(free_places(root, key, run.places) for key in run.keys):
+                kept |= set(run.keys)
+            continue
+        try:
+            with device_lock(list(run.keys), root, grace=0, places=run.places) as fds:
+                launch(root, run.dir, fds, Path(run.init_from) if run.init_from else None)
+        except RunError:
+            continue  # no place on one of its devices yet
+        started.append(run.id)
+    return started
+
+
+def take_turn(directory: Path, root: Path):
+    """For `python -m core train` waiting in the queue: the device places, held (a context manager), once
+    this run is next in the fair order and a place is free; None until then."""
+    with queue_lock(root):
+        waiting = waiting_runs(root)
+        mine = next((w for w in waiting if w.dir == directory), None)
+        if mine is None:
+            raise RunError(f"run {directory.name} is no longer waiting (cancelled?)")
+        line = [w for w in fair_order(waiting, usage(root)) if set(w.keys) & set(mine.keys)]
+        if line[0].id != mine.id:
+            return None
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(device_lock(list(mine.keys), root, grace=0, places=mine.places))
+        except RunError:
+            held.close()
+            return None
+        _write_status(directory, started=time.time(), **_pid_fields(os.getpid()))
+        return held
+
+
+def launch(root: Path, directory: Path, fds: list[int], init_from: Path | None) -> None:
+    """Start the worker that trains the run in `directory`, holding the places `fds` (a spare takes it if
+    one is ready)."""
+    _write_status(directory, started=time.time())
+    if len(fds) == 1 and _hand_to_spare(root, directory, init_from, fds[0]):
+        return
+    args = [sys.executable, "-m", "core", "worker", str(directory)]
+    for fd in fds:
+        args += ["--lock-fd", str(fd)]
+    if init_from is not None:
+        args += ["--init-from", str(init_from)]
+    with open(directory / "worker.log", "ab") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=tuple(fds),
+            start_new_session=True,  # survives the server's reruns and its Ctrl-C
+        )
+    adopt_child(proc)
+    _write_status(directory, **_pid_fields(proc.pid))
+
+
+def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
+    """Give the new run to the store's spare worker (core.runs.spare), if it has one ready."""
+    pid = spare.ready_pid(root)
+    if pid is None:
+        return False
+    _write_status(directory, **_pid_fields(pid))  # first, so the worker's own "running" is never overwritten
+    return spare.claim(root, pid, directory, init_from, lock_fd)
+
+
+# ---- the dispatcher ------------------------------------------------------------------------------------
+
+
+def dispatcher_running(root: Path) -> bool:
+    """Whether a dispatcher holds the store's dispatcher lock."""
+    try:
+        fd = os.open(root / DISPATCHER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def ensure_dispatcher(root: Path | None = None) -> None:
+    """Start the store's dispatcher if none runs and runs wait (two at once: one of them leaves)."""
+    root = store_root(root)
+    if dispatcher_running(root) or not waiting_runs(root):
+        return
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.runs.queue", str(root)],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=devnull,
+            stderr=devnull,
+            start_new_session=True,  # outlives the server: the queue goes on without it
+        )
+    adopt_child(proc)
+
+
+def serve(root: Path, idle_s: float = DISPATCHER_IDLE_S, every_s: float = DISPATCH_EVERY_S) -> int:
+    """The dispatcher's loop: start what has a place, every `every_s`, until nothing waits for `idle_s`.
+    Returns 0; at once when another dispatcher has the store."""
+    fd = os.open(root / DISPATCHER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return 0
+    idle_since = time.monotonic()
+    while True:
+        try:
+            dispatch_once(root)
+            if waiting_runs(root):
+                idle_since = time.monotonic()
+        except StudioError:  # a damaged run, a full disk: try again on the next round
+            pass
+        if time.monotonic() - idle_since > idle_s:
+            return 0
+        time.sleep(every_s)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1])))
