@@ -61,6 +61,7 @@ def _lessons() -> None:
 def _latest_runs() -> None:
     st.subheader("Latest runs")
     latest = runs.list_runs()[:5]
+    waiting = runs.places_in_queue() if any(r.status == "queued" for r in latest) else {}
     if not latest:
         st.info(
             "No training runs yet. Start one on the Train page: the MLP trains an epoch in seconds on a CPU."
@@ -73,6 +74,8 @@ def _latest_runs() -> None:
         model = run.config.model.upper() if run.config else "?"
         # The Train page's words: "training" (queued or running), and where it is (runs.Progress)
         status = f"**training** · {runs.progress(run).label}" if run.active else f"**{run.status}**"
+        if run.id in waiting:  # its place in the queue, as the Train page says it
+            status = f"**queued** · {waiting[run.id].words}"
         st.markdown(f"`{run.id}` · {model} · {status} · best test accuracy {accuracy}")
 
 

@@ -212,7 +212,7 @@ def _wait_in_queue(config):
         while (held := queue.take_turn(directory, root)) is None:
             queue.ensure_dispatcher(root)  # the runs ahead of it are started by the dispatcher
             place = queue.place_in_queue(directory.name, root)
-            words = _place_words(place, runs.device_keys(config)) if place else None
+            words = f"waiting: {place.words} (Ctrl-C to leave the queue)" if place else None
             if words and words != said:
                 print(words, flush=True)
                 said = words
@@ -223,17 +223,6 @@ def _wait_in_queue(config):
         raise
     print(f"run {directory.name}: its turn, training now", flush=True)
     return directory, held
-
-
-def _place_words(place, keys: list[str]) -> str:
-    ahead = place.position - 1
-    when = f", starting in about {_minutes(place.start_s)}" if place.start_s else ""
-    runs_ahead = "next in line" if ahead == 0 else f"{ahead} run{'s' if ahead > 1 else ''} ahead"
-    return f"waiting for {', '.join(keys)}: {runs_ahead}{when} (Ctrl-C to leave the queue)"
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _predict(args) -> int:

@@ -107,7 +107,7 @@ def live_views(block) -> list[dict]:
     (ui.live_run), {"mode": "run" | "sidebar", "text", "sidebar_text", "fraction", "charts", ...}."""
     import json
 
-    sent = [json.loads(component.proto.json) for component in block.get("bidi_component")]
+    sent = [json.loads(component.proto.json or "{}") for component in block.get("bidi_component")]
     return [data for data in sent if data.get("mode") in ("run", "sidebar")]
 
 

@@ -33,8 +33,11 @@ _READERS_KEPT = 32  # incremental metrics readers kept in the server, one per ru
 # ---- the words every view of a run uses ----------------------------------------------------------------
 
 
-def progress_text(where: runs.Progress) -> str:
-    """The live view's progress line: the words every view uses (runs.Progress.label), then the detail."""
+def progress_text(where: runs.Progress, place: runs.Place | None = None) -> str:
+    """The live view's progress line: the words every view uses (runs.Progress.label), then the detail.
+    `place`: a run waiting in the queue, where it is in line (core.runs.queue)."""
+    if place is not None:
+        return f"queued: {place.words}"
     if where.queued:
         return where.label
     if not where.total_steps:  # the worker has not loaded the data yet
@@ -47,23 +50,29 @@ def progress_text(where: runs.Progress) -> str:
     return " · ".join(parts)
 
 
-def sidebar_words(run: runs.RunInfo, where: runs.Progress) -> tuple[str, str]:
+def sidebar_words(
+    run: runs.RunInfo, where: runs.Progress, place: runs.Place | None = None
+) -> tuple[str, str]:
     """The sidebar's caption and progress text for a training run."""
+    model = run.config.model.upper() if run.config else "run"
+    if place is not None:
+        return "Queued: the device is busy", f"{model} · {place.words}"
     if where.queued:
         caption = "Queued, waiting for its worker"
     elif runs.stop_asked(run):  # Stop was clicked: the worker saves a checkpoint, then leaves
         caption = "Stopping, saving a checkpoint"
     else:
         caption = "Training now"
-    model = run.config.model.upper() if run.config else "run"
     return caption, f"{model} · {where.label}"  # the Train page's words (runs.Progress)
 
 
 def words(run: runs.RunInfo, where: runs.Progress) -> dict:
     """What every view of a training run says of its progress: the live view's line, the sidebar's."""
-    caption, sidebar_text = sidebar_words(run, where)
-    text = progress_text(where)
-    return {"fraction": where.fraction, "text": text, "caption": caption, "sidebar_text": sidebar_text}
+    place = runs.place_in_queue(run.id, run.dir.parent) if where.queued else None
+    caption, sidebar_text = sidebar_words(run, where, place)
+    text = progress_text(where, place)
+    return {"fraction": where.fraction, "text": text, "caption": caption, "sidebar_text": sidebar_text,
+            "waiting": place is not None}  # fmt: skip
 
 
 def duration(seconds: float) -> str:

@@ -71,7 +71,8 @@ class View {
     this.asked = null;
     this.bar.style.background = data.color;
     this.caption.style.display = data.caption ? "" : "none";
-    this.show({ text: data.text, fraction: data.fraction, caption: data.caption, sidebar_text: data.sidebar_text });
+    this.show({ text: data.text, fraction: data.fraction, caption: data.caption, sidebar_text: data.sidebar_text,
+      waiting: data.waiting });
     const figures = data.charts || {};
     for (const key of Object.keys(this.charts)) {
       if (!(key in figures)) {
@@ -86,13 +87,14 @@ class View {
   // While nothing is logged, what the worker is doing; while no epoch is scored, when the epoch charts come.
   notes() {
     const run = this.data.mode === "run";
-    this.starting.textContent = run && !this.have ? this.data.starting_note : "";
+    this.starting.textContent = run && !this.have && !this.waiting ? this.data.starting_note : "";
     this.starting.style.display = this.starting.textContent ? "" : "none";
     this.note.textContent = run && !this.charts.epoch_loss ? this.data.epochs_note : "";
     this.note.style.display = this.note.textContent ? "" : "none";
   }
 
   show(answer) {
+    if (answer.waiting !== undefined) this.waiting = answer.waiting; // in the queue: no worker starts yet
     const sidebar = this.data.mode === "sidebar";
     if (sidebar && answer.caption !== undefined) this.caption.textContent = answer.caption;
     const text = sidebar ? answer.sidebar_text : answer.text;
@@ -208,7 +210,7 @@ class View {
     if (delay === undefined) {
       const data = this.data;
       if (document.hidden) delay = data.hidden_every * 1000;
-      else if (data.charts && !this.have) delay = data.starting_every * 1000;
+      else if (data.charts && !this.have && !this.waiting) delay = data.starting_every * 1000;
       else delay = data.every * 1000 - (Date.now() % 1000) + 20;
     }
     this.timer = setTimeout(() => this.tick(), delay);

@@ -69,6 +69,8 @@ def _active_run(dataset_ready: bool) -> None:
     if damaged:
         names = escape_markdown(", ".join(damaged))  # folder names: text, never Markdown
         st.caption(f":orange[:material/warning:] Damaged run: {names} (see Train)")
+    if any(r.status == "queued" for r in all_runs):
+        runs.ensure_dispatcher()  # runs wait (a restarted server): their dispatcher goes on with them
     run = pick_run(all_runs)
     show_run(run)
     if run is None:

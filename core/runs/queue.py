@@ -28,6 +28,7 @@ from core.data.fashion import PROJECT_ROOT
 from core.runs import spare
 from core.runs.locks import device_lock, free_places
 from core.runs.places import places_for
+from core.runs.progress import progress
 from core.runs.store import (
     FINAL,
     RunInfo,
@@ -181,28 +182,53 @@ class Place:
     position: int  # 1: next
     waiting: int  # runs waiting for the same devices
     start_s: float | None  # seconds until it should start; None: not known
+    keys: tuple[str, ...] = ()  # its devices
+
+    @property
+    def words(self) -> str:
+        """ "2nd in line for cpu (3 waiting), about 4 min": the CLI and every view of the run say it so."""
+        line = "next in line" if self.position == 1 else f"{_ordinal(self.position)} in line"
+        when = f", about {_about(self.start_s)}" if self.start_s else ""
+        return f"{line} for {', '.join(self.keys)} ({self.waiting} waiting){when}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _about(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def place_in_queue(run_id: str, root: Path | None = None) -> Place | None:
     """A waiting run's place in the line for its devices; None when it is not waiting."""
+    return places_in_queue(root).get(run_id)
+
+
+def places_in_queue(root: Path | None = None) -> dict[str, Place]:
+    """Every waiting run's place in the line for its devices, by run id (a table of runs asks once)."""
     root = store_root(root)
     runs = list_runs(root, races=True)
     waiting = waiting_runs(root, runs)
-    mine = next((w for w in waiting if w.id == run_id), None)
-    if mine is None:
-        return None
-    line = [w for w in fair_order(waiting, usage(root)) if set(w.keys) & set(mine.keys)]
-    # Each place frees when the run in it ends; then the runs ahead take the earliest free place.
-    queued = {w.id for w in waiting}
-    training = [r for r in runs if r.active and r.id not in queued and set(_keys(r)) & set(mine.keys)]
-    free_at = sorted(_left_s(run, root) for run in training)
-    free_at = ([0.0] * max(mine.places - len(free_at), 0) + free_at)[: mine.places] or [0.0]
-    for ahead in line:
-        if ahead.id == run_id:
-            return Place(line.index(ahead) + 1, len(line), min(free_at))
-        soonest = free_at.index(min(free_at))
-        free_at[soonest] += ahead.estimate_s
-    return None
+    if not waiting:
+        return {}
+    order, queued = fair_order(waiting, usage(root)), {w.id for w in waiting}
+    left = {r.id: _left_s(r, root) for r in runs if r.active and r.id not in queued}
+    places = {}
+    for mine in waiting:
+        line = [w for w in order if set(w.keys) & set(mine.keys)]
+        # Each place frees when the run in it ends; then the runs ahead take the earliest free place.
+        training = [r for r in runs if r.id in left and set(_keys(r)) & set(mine.keys)]
+        free_at = sorted(left[r.id] for r in training)
+        free_at = ([0.0] * max(mine.places - len(free_at), 0) + free_at)[: mine.places] or [0.0]
+        for position, ahead in enumerate(line, start=1):
+            if ahead.id == mine.id:
+                places[mine.id] = Place(position, len(line), min(free_at), mine.keys)
+                break
+            soonest = free_at.index(min(free_at))
+            free_at[soonest] += ahead.estimate_s
+    return places
 
 
 def _keys(run: RunInfo) -> list[str]:
@@ -213,8 +239,6 @@ def _keys(run: RunInfo) -> list[str]:
 
 
 def _left_s(run: RunInfo, root: Path) -> float:
-    from core.runs.progress import progress
-
     where = progress(run)
     if where.eta_s is not None:
         return where.eta_s

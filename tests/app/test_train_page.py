@@ -64,7 +64,7 @@ def _errors(at: AppTest) -> list[str]:
     return [shown(e.value) for e in at.error]  # as read: run errors are shown as text, escaped
 
 
-def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real_data, run_store):
+def test_a_started_run_shows_live_progress_and_stops(real_data, run_store):
     at = _page(train_augment={"hflip": 0.5, "rotate": 10.0})  # as the Transforms page hands it over
     assert not at.exception
     assert at.slider(key="train_aug_hflip").value == 0.5
@@ -94,11 +94,6 @@ def test_a_started_run_shows_live_progress_refuses_a_second_start_and_stops(real
         answer = live_feed.snapshot(run_id, have=view["rows"], log=False, charts_too=True)
         added = answer["charts"]["steps"]
         assert "figure" not in added and added["from"] == [len(steps)] and added["x"][0][0] > steps[-1]
-
-        at.button(key="train_start").click().run()  # a second run on the same device
-        assert not at.exception
-        assert any("already training on cpu" in e for e in _errors(at))
-        assert [r.id for r in runs.list_runs()] == [run_id]
 
         at.button(key="train_stop").click().run()
         assert runs.wait(run_id, timeout=60).status == "stopped"
@@ -302,3 +297,28 @@ def test_a_learning_rate_changed_while_training_shows_in_the_table_and_seeds_con
     table = at.dataframe[0].value
     assert list(table["lr changed"]) == ["0.05 at step 3"]
     assert at.select_slider(key="train_more_lr").value == 0.05  # continuing starts from the last value
+
+
+def test_a_second_start_waits_in_the_queue_shows_its_place_and_can_be_cancelled(real_data, run_store):
+    first = runs.start(TrainConfig(epochs=50, limit_batches=3000, batch_size=16, device="cpu"))
+    try:
+        assert wait_for(lambda: runs.get_run(first).status == "running", 60)
+        at = _page()
+        _fill(at, epochs=1, limit_batches=3)
+        at.button(key="train_start").click().run()  # the CPU is busy: the run waits its turn
+        assert not at.exception and not _errors(at)
+        second = at.session_state["train_run_id"]
+        assert second != first and runs.get_run(second).status == "queued"
+        view = live_view(at, "run")
+        assert view["text"].startswith("queued: next in line for cpu (1 waiting)") and view["waiting"]
+        assert live_feed.snapshot(second, have=0, log=False, charts_too=False)["text"] == view["text"]
+        assert not [b for b in at.button if b.key == "train_stop"]  # nothing trains yet: no Stop, no lr
+        at.button(key="train_cancel").click().run()
+        assert runs.get_run(second).status == "stopped"
+        assert f"Run {second}" in [h.value for h in at.subheader]  # still this session's run
+        assert any(i.value == "Cancelled while waiting in the queue: it never trained." for i in at.info)
+        assert not (run_store / second / "metrics.jsonl").exists()
+    finally:
+        runs.stop(first)
+        runs.wait(first, timeout=60)
+    assert not _page().exception  # a new session: the newest run, the cancelled one, shown as well

@@ -251,11 +251,17 @@ def test_two_users_share_the_device_but_not_their_uploads(server, trained_run, b
         wait_points(alice, 0)
         bob.goto(f"{server.url}/Train")
         expect(bob.get_by_role("button", name="Stop")).to_be_visible(timeout=20_000)  # Bob sees it running
-        bob.get_by_role("button", name="Start training").click()
-        expect(bob.get_by_text(re.compile("a run is already training on cpu"))).to_be_visible(timeout=20_000)
-        shot(bob, "07-second-user-refused-narrow")
+        bob.get_by_role("button", name="Start training").click()  # the CPU is busy: Bob's run waits
+        expect(
+            bob.locator(".studio-live-text").get_by_text(re.compile(r"^queued: next in line for cpu"))
+        ).to_be_visible(timeout=20_000)
+        expect(bob.get_by_role("button", name="Cancel")).to_be_visible()
+        shot(bob, "07-second-user-queued-narrow")
         alice.get_by_role("button", name="Stop").click()
         expect(alice.get_by_text("Stopped before the end")).to_be_visible(timeout=30_000)
+        # Alice's run ended: Bob's starts by itself, and his page follows it
+        expect(bob.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
+        bob.get_by_role("button", name="Stop").click()
     finally:
         alice.context.close()
         bob.context.close()

@@ -208,7 +208,7 @@ def test_the_command_line_waits_its_turn_and_says_its_place(real_data, runs_dir,
         proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
         try:
             line = proc.stdout.readline()
-            assert line.startswith("waiting for cpu: next in line"), line
+            assert line.startswith("waiting: next in line for cpu (1 waiting)"), line
             assert len(queue.waiting_runs(runs_dir)) == 1
         except BaseException:
             proc.kill()

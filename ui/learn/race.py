@@ -107,7 +107,7 @@ def _start(contenders, model: str, steps: int, seed: int) -> None:
         return
     try:
         config = RaceConfig(tuple(contenders), model=model, steps=steps, seed=seed)
-        st.session_state[RACE_KEY] = runs.start(config)
+        st.session_state[RACE_KEY] = runs.start(config, wait=True)
     except StudioError as exc:  # a bad table, or the device is busy with a run or another race
         st.session_state[ERROR_KEY] = str(exc)
 

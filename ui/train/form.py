@@ -344,7 +344,7 @@ def _start() -> None:
         return
     st.session_state[_TRIED] = False
     try:
-        run_id = runs.start(config)
+        run_id = runs.start(config, wait=True)  # a busy device: it waits its turn in the queue
     except (StudioError, ValueError) as exc:
         st.session_state[_REFUSED] = str(exc)
         return

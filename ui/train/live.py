@@ -39,11 +39,24 @@ def live_view(run_id: str) -> None:
     if not run.active:
         st.rerun()  # it ended meanwhile: the page shows the finished view
     controls = st.container(horizontal=True, vertical_alignment="bottom")  # one row: the chart in sight
-    _stop_control(run, controls)
-    _lr_control(run, controls)
+    if runs.place_in_queue(run.id) is not None:  # waiting in the queue: it can leave it, nothing else yet
+        controls.button(
+            "Cancel", icon=":material/cancel:", key="train_cancel", on_click=_cancel, args=(run.id,),
+            help="Leave the queue: the run never trains.",
+        )  # fmt: skip
+    else:
+        _stop_control(run, controls)
+        _lr_control(run, controls)
     log = controls.toggle("Log-scale loss", key=LOG_KEY)
     _lr_said()
     live_run.run_view(run, reader(run).update(), log=log, key="train_live")
+
+
+def _cancel(run_id: str) -> None:
+    try:
+        runs.cancel(run_id)
+    except StudioError as exc:  # it started meanwhile: its Stop is shown now
+        _say(False, str(exc))
 
 
 def _stop_control(run: runs.RunInfo, row) -> None:

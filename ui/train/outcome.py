@@ -29,6 +29,9 @@ def render_outcome(run: runs.RunInfo) -> None:
     """A run that is no longer training: its result, curves, downloads and how to go on."""
     if run.status in ("failed", runs.DAMAGED):
         st.error(escape_markdown(run.error or "the run failed without an error message"))
+    elif run.status == "stopped" and run.checkpoint is None and run.error:  # cancelled while it waited
+        st.info(f"{run.error[0].upper()}{run.error[1:]}: it never trained.")
+        return
     elif run.status == "stopped":
         st.warning("Stopped before the end; the checkpoint holds the weights at that moment.")
     rows = reader(run).update()
@@ -181,7 +184,7 @@ def _continue(run: runs.RunInfo) -> None:
         try:
             epochs = parse_number("epochs", more)
             config = run.config.replace(epochs=epochs, lr=float(lr), processes=processes)
-            new_id = runs.start(config, init_from=run.checkpoint)
+            new_id = runs.start(config, init_from=run.checkpoint, wait=True)
         except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return

@@ -66,7 +66,7 @@ def _fixed_columns(all_runs: list[runs.RunInfo]) -> dict[str, list]:
         "id": [r.id for r in all_runs],
         # "training" rather than queued/running: the table is as of page load, the run view is live
         "status": ["training" if r.active else r.status for r in all_runs],
-        "progress": [_progress(r) for r in all_runs],
+        "progress": _progress(all_runs),
         "best test acc": [r.best_test_acc for r in all_runs],  # a number, so the column sorts as one
         "created": [pd.to_datetime(r.created, utc=True, errors="coerce") for r in all_runs],
     }
@@ -85,11 +85,16 @@ def _config_columns(all_runs: list[runs.RunInfo], names: list[str]) -> dict[str,
     return {_COLUMN_NAMES.get(n, n): [v.get(n) for v in values] for n in names}
 
 
-def _progress(run: runs.RunInfo) -> str:
-    """A training run in the sidebar's and the live view's words (runs.Progress); else epochs done."""
-    if run.active:
-        return runs.progress(run).label
-    return f"{run.epoch}/{run.config.epochs if run.config else '?'} epochs"
+def _progress(all_runs: list[runs.RunInfo]) -> list[str]:
+    """Each run in the sidebar's and the live view's words: where it waits in the queue (runs.Place),
+    where it trains (runs.Progress), else the epochs it did."""
+    waiting = runs.places_in_queue() if any(r.status == "queued" for r in all_runs) else {}
+    return [
+        f"queued: {waiting[r.id].words}" if r.id in waiting
+        else runs.progress(r).label if r.active
+        else f"{r.epoch}/{r.config.epochs if r.config else '?'} epochs"
+        for r in all_runs
+    ]  # fmt: skip
 
 
 def legend_labels(chosen: list[runs.RunInfo]) -> list[str]:

@@ -18,14 +18,16 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
 def pick_run(all_runs: list[runs.RunInfo], selected: list[str]) -> runs.RunInfo | None:
-    """A lone selected row; else the run training now (re-attach); else the last started; else the newest."""
+    """A lone selected row; else the run this session last started, picked or linked, even once another
+    run trains (several learners share a server: their runs queue and follow one another); else the run
+    training now (a new session re-attaches to it); else the newest."""
     by_id = {r.id: r for r in all_runs}
     if len(selected) == 1:
         return by_id[selected[0]]
+    if st.session_state.get(SHOWN, "") in by_id:
+        return by_id[st.session_state[SHOWN]]
     active = next((r for r in all_runs if r.active), None)
-    if active is not None:
-        return active
-    return by_id.get(st.session_state.get(SHOWN, "")) or (all_runs[0] if all_runs else None)
+    return active or (all_runs[0] if all_runs else None)
 
 
 def say_if_not_listed(all_runs: list[runs.RunInfo]) -> None:
