@@ -91,24 +91,25 @@ def queue_limit() -> int:
 
 
 def waiting_runs(root: Path, runs: list[RunInfo] | None = None) -> list[Waiting]:
-    """The runs waiting in the queue, earliest queued first."""
-    found = []
-    for run in runs if runs is not None else list_runs(root, races=True):
+    """The runs waiting in the queue, earliest queued first (`runs`: the store's list, when read already)."""
+    runs = runs if runs is not None else list_runs(root, races=True)
+    paces, found = _paces(runs), []
+    for run in runs:
         if run.status != "queued" or run.config is None:
             continue
         status = read_status(run.dir)
         if status.get("pid") is not None or status.get("asked") is None:
             continue  # a worker has it, or it is being made
-        found.append(_waiting(run, status, root))
+        found.append(_waiting(run, status, paces))
     return sorted(found, key=lambda w: w.asked)
 
 
-def _waiting(run: RunInfo, status: dict, root: Path) -> Waiting:
+def _waiting(run: RunInfo, status: dict, paces: dict) -> Waiting:
     config = run.config
     keys = tuple(device_keys(config))
     return Waiting(
         run.id, run.dir, status.get("owner", ""), float(status["asked"]), keys, _places(config, keys),
-        estimate_s(config, root), status.get("keeper", ""), status.get("init_from", ""),
+        estimate_s(config, paces), status.get("keeper", ""), status.get("init_from", ""),
     )  # fmt: skip
 
 
@@ -116,20 +117,24 @@ def _places(config: TrainConfig | RaceConfig, keys: tuple[str, ...]) -> int:
     return places_for(config, resolve_device(keys[0]))
 
 
-def estimate_s(config: TrainConfig | RaceConfig, root: Path) -> float:
+def _paces(runs: list[RunInfo]) -> dict[tuple[str, int], float]:
+    """Seconds an epoch took, by (model, batch size), from the newest finished run of each in the store."""
+    paces: dict[tuple[str, int], float] = {}
+    for run in runs:  # newest first
+        done = run.config
+        if run.status != "finished" or not isinstance(done, TrainConfig) or not done.epochs:
+            continue
+        if (done.model, done.batch_size) not in paces and (took := _duration(read_status(run.dir))):
+            paces[(done.model, done.batch_size)] = took / done.epochs
+    return paces
+
+
+def estimate_s(config: TrainConfig | RaceConfig, paces: dict[tuple[str, int], float]) -> float:
     """How long a run of `config` should train: its epochs at the pace of the newest finished run of the
-    same model and batch size in the store, or EPOCH_GUESS_S an epoch."""
+    same model and batch size (`paces`: _paces of the store), or EPOCH_GUESS_S an epoch."""
     if isinstance(config, RaceConfig):
         return EPOCH_GUESS_S
-    per_epoch = EPOCH_GUESS_S
-    for run in list_runs(root):
-        done = run.config
-        if run.status == "finished" and isinstance(done, TrainConfig) and done.model == config.model:
-            took = _duration(read_status(run.dir))
-            if took and done.batch_size == config.batch_size and done.epochs:
-                per_epoch = took / done.epochs
-                break
-    return per_epoch * config.epochs
+    return paces.get((config.model, config.batch_size), EPOCH_GUESS_S) * config.epochs
 
 
 def _duration(status: dict, now: float | None = None) -> float | None:
@@ -147,11 +152,11 @@ def _duration(status: dict, now: float | None = None) -> float | None:
     return max(end - float(started), 0.0)
 
 
-def usage(root: Path, now: float | None = None) -> dict[str, float]:
+def usage(root: Path, now: float | None = None, runs: list[RunInfo] | None = None) -> dict[str, float]:
     """Each owner's device time lately: seconds trained by their runs started in the last FAIR_WINDOW_S."""
     now = now if now is not None else time.time()
     used: dict[str, float] = {}
-    for run in list_runs(root, races=True):
+    for run in runs if runs is not None else list_runs(root, races=True):
         status = read_status(run.dir)
         started = status.get("started")
         if started is None or now - float(started) > FAIR_WINDOW_S:
@@ -213,8 +218,8 @@ def places_in_queue(root: Path | None = None) -> dict[str, Place]:
     waiting = waiting_runs(root, runs)
     if not waiting:
         return {}
-    order, queued = fair_order(waiting, usage(root)), {w.id for w in waiting}
-    left = {r.id: _left_s(r, root) for r in runs if r.active and r.id not in queued}
+    order, queued, paces = fair_order(waiting, usage(root, runs=runs)), {w.id for w in waiting}, _paces(runs)
+    left = {r.id: _left_s(r, paces) for r in runs if r.active and r.id not in queued}
     places = {}
     for mine in waiting:
         line = [w for w in order if set(w.keys) & set(mine.keys)]
@@ -238,11 +243,11 @@ def _keys(run: RunInfo) -> list[str]:
         return []
 
 
-def _left_s(run: RunInfo, root: Path) -> float:
+def _left_s(run: RunInfo, paces: dict) -> float:
     where = progress(run)
     if where.eta_s is not None:
         return where.eta_s
-    estimate = estimate_s(run.config, root) if run.config is not None else EPOCH_GUESS_S
+    estimate = estimate_s(run.config, paces) if run.config is not None else EPOCH_GUESS_S
     return max(estimate * (1 - where.fraction), 0.0)
 
 
@@ -285,13 +290,21 @@ def cancel(run_id: str, root: Path | None = None) -> None:
         _write_status(directory, status="stopped", error="cancelled while waiting in the queue")
 
 
-def dispatch_once(root: Path, *, holding_lock: bool = False) -> list[str]:
+def dispatch_once(root: Path) -> list[str]:
     """Start every waiting run that has a place now, in the fair order; the ids started."""
-    if not holding_lock:
-        with queue_lock(root):
-            return dispatch_once(root, holding_lock=True)
+    with queue_lock(root):
+        return _dispatch(root)[0]
+
+
+def _dispatch(root: Path) -> tuple[list[str], int]:
+    """dispatch_once, the queue lock held: (the ids started, how many runs still wait)."""
+    runs = list_runs(root, races=True)
+    waiting = waiting_runs(root, runs)
+    wanted = {(w.keys, w.places) for w in waiting}
+    if not any(all(free_places(root, key, places) for key in keys) for keys, places in wanted):
+        return [], len(waiting)  # no place free for any of them: the usual answer while runs train
     started, kept = [], set()  # kept: devices a command waits to take itself (CLI_KEEPER)
-    for run in fair_order(waiting_runs(root), usage(root)):
+    for run in fair_order(waiting, usage(root, runs=runs)):
         if kept & set(run.keys):
             continue  # a run ahead in line is kept by a command: nothing jumps it
         if run.keeper:
@@ -304,18 +317,19 @@ def dispatch_once(root: Path, *, holding_lock: bool = False) -> list[str]:
         except RunError:
             continue  # no place on one of its devices yet
         started.append(run.id)
-    return started
+    return started, len(waiting) - len(started)
 
 
 def take_turn(directory: Path, root: Path):
     """For `python -m core train` waiting in the queue: the device places, held (a context manager), once
     this run is next in the fair order and a place is free; None until then."""
     with queue_lock(root):
-        waiting = waiting_runs(root)
+        runs = list_runs(root, races=True)
+        waiting = waiting_runs(root, runs)
         mine = next((w for w in waiting if w.dir == directory), None)
         if mine is None:
             raise RunError(f"run {directory.name} is no longer waiting (cancelled?)")
-        line = [w for w in fair_order(waiting, usage(root)) if set(w.keys) & set(mine.keys)]
+        line = [w for w in fair_order(waiting, usage(root, runs=runs)) if set(w.keys) & set(mine.keys)]
         if line[0].id != mine.id:
             return None
         held = contextlib.ExitStack()
@@ -409,8 +423,9 @@ def serve(root: Path, idle_s: float = DISPATCHER_IDLE_S, every_s: float = DISPAT
     idle_since = time.monotonic()
     while True:
         try:
-            dispatch_once(root)
-            if waiting_runs(root):
+            with queue_lock(root):
+                _, still = _dispatch(root)
+            if still:
                 idle_since = time.monotonic()
         except StudioError:  # a damaged run, a full disk: try again on the next round
             pass
