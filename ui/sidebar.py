@@ -4,8 +4,9 @@ import streamlit as st
 
 from core import runs
 from core.data.fashion import dataset_status
+from core.runs import classroom
 from core.training.race import RaceConfig
-from ui import live_run
+from ui import learners, live_run
 from ui.cache import device_info
 from ui.learn import moment
 from ui.nav import PAGES
@@ -36,7 +37,24 @@ def render_sidebar() -> None:
         followed = _follows_itself(pick_run(all_runs))
         st.session_state[_STILL] = followed
         (_run_part_still if followed else _run_part)(status.ready)
+        if learners.shared():
+            _your_name()
         moment.toggle()
+
+
+NAME_KEY = "learner_name"
+
+
+def _your_name() -> None:
+    """On a shared server: the name shown beside this browser's runs, given once and kept (ui.learners)."""
+    st.session_state.setdefault(NAME_KEY, learners.name())
+    st.text_input(
+        "Your name", key=NAME_KEY, max_chars=classroom.NAME_MAX, placeholder="shown beside your runs",
+        on_change=lambda: learners.set_name(st.session_state[NAME_KEY]),
+        help="Others on this server see it beside your runs. Only your browser can stop or change them.",
+    )  # fmt: skip
+    if learners.is_teacher():
+        st.caption(":material/school: Teacher: you can stop any run and order the queue (Train page).")
 
 
 _STILL = "sidebar_still"  # session_state: the page's run drew the sidebar's run part without the 5 s tick

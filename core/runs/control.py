@@ -13,6 +13,7 @@ from core.base.runfiles import (
 )
 from core.runs import queue, spare
 from core.runs.locks import device_lock
+from core.runs.owners import check_owner
 from core.runs.places import places_for
 from core.runs.store import (
     LR_FILE,
@@ -38,6 +39,7 @@ def start(
     runs_dir: Path | None = None,
     init_from: Path | None = None,
     owner: str = "",
+    owner_name: str = "",
     wait: bool = False,
 ) -> str:
     """Start a worker process training `config` (or running a race); returns the run id. A device holds
@@ -47,14 +49,16 @@ def start(
     check_processes(config)
     parent = _parent_of(init_from, root)
     if wait:
-        directory = queue.enqueue(config, root, owner=owner, init_from=init_from, parent=parent)
+        directory = queue.enqueue(
+            config, root, owner=owner, owner_name=owner_name, init_from=init_from, parent=parent
+        )
         queue.dispatch_once(root)
         queue.ensure_dispatcher(root)
         return directory.name
     keys = device_keys(config)
     with device_lock(keys, root, places=places_for(config, resolve_device(keys[0]))) as fds:
         run_id = new_run_id()
-        directory = create_run(config, root / run_id, parent=parent)
+        directory = create_run(config, root / run_id, parent=parent, owner=owner, owner_name=owner_name)
         queue.launch(root, directory, fds, init_from)
     return run_id
 
@@ -76,22 +80,26 @@ def prepare_worker(runs_dir: Path | None = None) -> int | None:
     return spare.ensure(store_root(runs_dir))
 
 
-def stop(run_id: str, runs_dir: Path | None = None) -> None:
-    """Ask a run to stop; the worker sees it before its next batch and saves a checkpoint."""
+def stop(run_id: str, runs_dir: Path | None = None, *, by: str | None = None) -> None:
+    """Ask a run to stop; the worker sees it before its next batch and saves a checkpoint. RunError when
+    `by` does not own it (core.runs.store.check_owner)."""
     directory = run_dir(run_id, runs_dir)
     if not directory.is_dir():
         raise RunError(f"there is no run {run_id!r}")
+    check_owner(directory, by, "stop")
     (directory / STOP_FILE).touch()
 
 
-def set_lr(run_id: str, lr: object, runs_dir: Path | None = None) -> float:
-    """Ask a running run to train at `lr` from its next batch on; BadConfig for a value it cannot take."""
+def set_lr(run_id: str, lr: object, runs_dir: Path | None = None, *, by: str | None = None) -> float:
+    """Ask a running run to train at `lr` from its next batch on; BadConfig for a value it cannot take,
+    RunError when `by` does not own it."""
     limit = LIMITS["lr"]
     if not limit.allows(lr):
         raise BadConfig(
             f"the learning rate must be a number {limit.describe()}, not {shown_value(lr)}: the run goes on"
         )
     run = get_run(run_id, runs_dir)
+    check_owner(run.dir, by, "change the learning rate of")
     if isinstance(run.config, RaceConfig):
         raise RunError(
             f"run {run_id} is an optimizer race: each contender trains at the learning rate it started "

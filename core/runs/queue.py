@@ -23,10 +23,13 @@ from pathlib import Path
 
 from core.base.device import resolve_device
 from core.base.errors import RunError, StudioError
+from core.base.fsutil import atomic_write_json
 from core.base.procs import adopt_child
+from core.base.runfiles import read_object
 from core.data.fashion import PROJECT_ROOT
 from core.runs import spare
 from core.runs.locks import device_lock, free_places
+from core.runs.owners import check_owner
 from core.runs.places import places_for
 from core.runs.progress import progress
 from core.runs.store import (
@@ -68,6 +71,7 @@ class Waiting:
     estimate_s: float  # how long it should train, for the fair share and the estimated start
     keeper: str = ""  # CLI_KEEPER: a command waits to train it itself; "": the dispatcher starts a worker
     init_from: str = ""  # the checkpoint a Continue starts from
+    urgent: float = 0.0  # when the teacher moved it to the front (promote); 0: never
 
 
 @contextlib.contextmanager
@@ -82,9 +86,25 @@ def queue_lock(root: Path):
         os.close(fd)  # closing lets the lock go
 
 
-def queue_limit() -> int:
+SETTINGS = ".queue.json"  # the teacher's settings of a store's queue: {"limit": N}
+LIMIT_MAX = 100
+
+
+def queue_limit(root: Path | None = None) -> int:
+    """Runs one owner may have waiting: the teacher's setting, else STUDIO_QUEUE_LIMIT, else 3."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        limit = read_object(store_root(root) / SETTINGS).get("limit")
+        if isinstance(limit, int) and 1 <= limit <= LIMIT_MAX:
+            return limit
     text = os.environ.get(LIMIT_ENV, "").strip()
-    return int(text) if text.isdigit() and int(text) >= 1 else DEFAULT_LIMIT
+    return int(text) if text.isdigit() and 1 <= int(text) <= LIMIT_MAX else DEFAULT_LIMIT
+
+
+def set_limit(limit: int, root: Path | None = None) -> None:
+    """The teacher's: how many runs each learner may have waiting (1 to LIMIT_MAX)."""
+    if not 1 <= int(limit) <= LIMIT_MAX:
+        raise RunError(f"the limit of waiting runs per learner is 1 to {LIMIT_MAX}, not {limit}")
+    atomic_write_json(store_root(root) / SETTINGS, {"limit": int(limit)})
 
 
 # ---- reading the queue ---------------------------------------------------------------------------------
@@ -110,6 +130,7 @@ def _waiting(run: RunInfo, status: dict, paces: dict) -> Waiting:
     return Waiting(
         run.id, run.dir, status.get("owner", ""), float(status["asked"]), keys, _places(config, keys),
         estimate_s(config, paces), status.get("keeper", ""), status.get("init_from", ""),
+        float(status.get("urgent") or 0.0),
     )  # fmt: skip
 
 
@@ -170,8 +191,9 @@ def fair_order(waiting: list[Waiting], used: dict[str, float]) -> list[Waiting]:
     """The order the waiting runs start in: each next one is the run of the owner with the least device
     time so far (what they used lately, plus their runs already ahead in this order), earliest first."""
     used = dict(used)
-    pending = sorted(waiting, key=lambda w: w.asked)
-    order = []
+    # Moved to the front by the teacher: first, the last one moved first.
+    order = sorted((w for w in waiting if w.urgent), key=lambda w: -w.urgent)
+    pending = sorted((w for w in waiting if not w.urgent), key=lambda w: w.asked)
     while pending:
         pick = min(pending, key=lambda w: (used.get(w.owner, 0.0), w.asked))
         order.append(pick)
@@ -259,6 +281,7 @@ def enqueue(
     root: Path,
     *,
     owner: str = "",
+    owner_name: str = "",
     init_from: Path | None = None,
     parent: str | None = None,
     keeper: str = "",
@@ -266,28 +289,52 @@ def enqueue(
     """Make a run that waits in the queue; RunError beyond the owner's limit of waiting runs."""
     with queue_lock(root):
         mine = [w for w in waiting_runs(root) if w.owner == owner]
-        if len(mine) >= queue_limit():
+        if len(mine) >= queue_limit(root):
             raise RunError(
                 f"{len(mine)} of your runs are waiting already, the most one learner may queue: "
                 "cancel one or wait for one to start"
             )
-        directory = create_run(config, root / new_run_id(), parent=parent)
+        directory = create_run(config, root / new_run_id(), parent=parent, owner=owner, owner_name=owner_name)
         extra = {"init_from": str(init_from)} if init_from is not None else {}
         if keeper:
             extra |= {"keeper": keeper, "keeper_pid": os.getpid()}
-        _write_status(directory, owner=owner, asked=time.time(), **extra)
+        _write_status(directory, asked=time.time(), **extra)
     return directory
 
 
-def cancel(run_id: str, root: Path | None = None) -> None:
-    """Take a waiting run out of the queue: it ends "stopped", having never trained."""
+def cancel(run_id: str, root: Path | None = None, *, by: str | None = None) -> None:
+    """Take a waiting run out of the queue: it ends "stopped", having never trained. RunError when it
+    does not wait, or `by` does not own it."""
+    with _waiting_run(run_id, root, by, "cancel") as directory:
+        _write_status(directory, status="stopped", error="cancelled while waiting in the queue")
+
+
+def promote(run_id: str, root: Path | None = None) -> None:
+    """The teacher's: move a waiting run to the front of the line."""
+    with _waiting_run(run_id, root, None, "move") as directory:
+        _write_status(directory, urgent=time.time())
+
+
+def clear(root: Path | None = None) -> int:
+    """The teacher's: cancel every waiting run; how many."""
+    waiting = waiting_runs(store_root(root))
+    for run in waiting:
+        with contextlib.suppress(RunError):  # started meanwhile
+            cancel(run.id, root)
+    return len(waiting)
+
+
+@contextlib.contextmanager
+def _waiting_run(run_id: str, root: Path | None, by: str | None, doing: str):
+    """The folder of waiting run `run_id`, the queue lock held; RunError when it does not wait."""
     root = store_root(root)
     with queue_lock(root):
         directory = root / run_id
         status = read_status(directory) if directory.is_dir() else {}
         if status.get("status") != "queued" or status.get("pid") is not None or status.get("asked") is None:
-            raise RunError(f"run {run_id} is not waiting in the queue: only a waiting run can be cancelled")
-        _write_status(directory, status="stopped", error="cancelled while waiting in the queue")
+            raise RunError(f"run {run_id} is not waiting in the queue: only a waiting run can be {doing}ed")
+        check_owner(directory, by, doing)
+        yield directory
 
 
 def dispatch_once(root: Path) -> list[str]:

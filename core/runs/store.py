@@ -77,6 +77,8 @@ class RunInfo:
     parent: str | None = None  # the run whose checkpoint this one continued
     name: str = ""  # the user's name for the run (label.json), "" when none
     note: str = ""
+    owner: str = ""  # on a shared server, who started it: an owner id (a hash, core.runs.owners)
+    owner_name: str = ""  # and the display name they gave
 
     @property
     def active(self) -> bool:
@@ -103,7 +105,14 @@ def run_dir(run_id: str, runs_dir: Path | None = None) -> Path:
     return store_root(runs_dir) / run_id
 
 
-def create_run(config: TrainConfig | RaceConfig, directory: Path, *, parent: str | None = None) -> Path:
+def create_run(
+    config: TrainConfig | RaceConfig,
+    directory: Path,
+    *,
+    parent: str | None = None,
+    owner: str = "",
+    owner_name: str = "",
+) -> Path:
     """Lay out a new run in `directory` (config.json, a queued status.json, the marker).
 
     Only a new or empty folder becomes a run, so nothing already there is overwritten, appended to or
@@ -115,7 +124,9 @@ def create_run(config: TrainConfig | RaceConfig, directory: Path, *, parent: str
     try:
         atomic_write_bytes(directory / MARKER, directory.name.encode())
         atomic_write_json(directory / "config.json", config.to_dict())
-        _write_status(directory, status="queued", created=_now(), **({"parent": parent} if parent else {}))
+        extra = {"parent": parent} if parent else {}
+        extra |= {"owner": owner, "owner_name": owner_name} if owner else {}
+        _write_status(directory, status="queued", created=_now(), **extra)
     except OSError as exc:
         _unmake(directory, made)
         raise RunError(f"could not create the run in {directory}: {_reason(exc)}") from None
@@ -179,7 +190,8 @@ _STATUS_FIELDS = {"status": str, "error": str, "pid": int, "pid_started": float,
                   "updated": str, "device": str, "epoch": int, "step": int, "total_steps": int,
                   "steps_per_epoch": int, "num_params": int, "best_test_acc": float,
                   "last_test_acc": float, "lr": float, "parent": str, "owner": str, "asked": float,
-                  "started": float, "init_from": str, "keeper": str, "keeper_pid": int}  # fmt: skip
+                  "started": float, "init_from": str, "keeper": str, "keeper_pid": int, "owner_name": str,
+                  "urgent": float}  # fmt: skip
 
 
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number"}
@@ -248,6 +260,8 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
         best_test_acc=status.get("best_test_acc"),
         last_test_acc=status.get("last_test_acc"),
         parent=status.get("parent"),
+        owner=status.get("owner") or "",
+        owner_name=status.get("owner_name") or "",
         **_read_label(directory),
     )
 
@@ -263,18 +277,6 @@ def _read_label(directory: Path) -> dict:
         for k, limit in (("name", NAME_MAX), ("note", NOTE_MAX))
         if isinstance(label.get(k), str)
     }
-
-
-def set_label(run_id: str, name: str, note: str, runs_dir: Path | None = None) -> None:
-    """Give a run a name and a note (label.json, written atomically); RunError if there is no such run."""
-    directory = run_dir(run_id, runs_dir)
-    if not (directory / "config.json").is_file():
-        raise RunError(f"there is no run {run_id!r}")
-    label = {"name": name.strip()[:NAME_MAX], "note": note.strip()[:NOTE_MAX]}
-    try:
-        atomic_write_json(directory / LABEL_FILE, label, make_parents=False)
-    except OSError as exc:
-        raise RunError(f"could not save the name of run {run_id}: {_reason(exc)}") from None
 
 
 def lineage_offset(run: RunInfo, runs_dir: Path | None = None) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.learn import moments
 from core.learn.moments import Moment
+from ui import learners
 from ui.text import escape_markdown
 
 ON = "moments_on"  # session_state, the sidebar's toggle: False shows every answer at once, asking nothing
@@ -73,6 +74,7 @@ def _commit(moment: Moment, answer, page: str, key: str, state: tuple) -> None:
     answers = st.session_state.setdefault(ANSWERS, {})
     if moment.id not in answers:  # the first committed guess is the one that counts
         answers[moment.id] = {"right": right, "page": page, "question": moment.question}
+        learners.record_answer(moment.id, moment.question, right)  # a shared server counts it for the teacher
 
 
 def _verdict(moment: Moment, answer, guess: str | None) -> None:

@@ -7,6 +7,7 @@ from core import runs
 from core.base.errors import StudioError
 from core.training.config import OPTIMIZERS
 from core.training.race import MAX_CONTENDERS, MAX_STEPS, READY, Contender, RaceConfig
+from ui import learners
 from ui.live_chart import chart
 
 LEGEND_HELP = (
@@ -107,7 +108,7 @@ def _start(contenders, model: str, steps: int, seed: int) -> None:
         return
     try:
         config = RaceConfig(tuple(contenders), model=model, steps=steps, seed=seed)
-        st.session_state[RACE_KEY] = runs.start(config, wait=True)
+        st.session_state[RACE_KEY] = runs.start(config, wait=True, **learners.start_fields())
     except StudioError as exc:  # a bad table, or the device is busy with a run or another race
         st.session_state[ERROR_KEY] = str(exc)
 

@@ -12,7 +12,7 @@ from core.data.fashion import DatasetStatus
 from core.model.networks import MODELS
 from core.training import analysis, ranks
 from core.training.config import LIMITS, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
-from ui import link
+from ui import learners, link
 from ui.train.fields import (
     ADVANCED,
     ADVANCED_FIELDS,
@@ -344,7 +344,8 @@ def _start() -> None:
         return
     st.session_state[_TRIED] = False
     try:
-        run_id = runs.start(config, wait=True)  # a busy device: it waits its turn in the queue
+        # A busy device: it waits its turn in the queue. Shared: it is this browser's (ui.learners).
+        run_id = runs.start(config, wait=True, **learners.start_fields())
     except (StudioError, ValueError) as exc:
         st.session_state[_REFUSED] = str(exc)
         return

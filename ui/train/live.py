@@ -5,7 +5,8 @@ import streamlit as st
 from core import runs
 from core.base.errors import StudioError
 from core.base.runfiles import DamagedRunFile
-from ui import live_run
+from ui import learners, live_run
+from ui.text import escape_markdown
 from ui.train.view import reader
 
 _SCROLL_JS = """
@@ -39,7 +40,11 @@ def live_view(run_id: str) -> None:
     if not run.active:
         st.rerun()  # it ended meanwhile: the page shows the finished view
     controls = st.container(horizontal=True, vertical_alignment="bottom")  # one row: the chart in sight
-    if runs.place_in_queue(run.id) is not None:  # waiting in the queue: it can leave it, nothing else yet
+    if not learners.may_change(run):  # another learner's, on a shared server: to watch and learn from
+        named = escape_markdown(learners.owner_name(run))  # typed by a learner: text, never Markdown
+        whose = f"{named}'s run" if named else "Another learner's run"
+        st.caption(f":material/visibility: {whose}: watch it and learn; only they or the teacher change it.")
+    elif runs.place_in_queue(run.id) is not None:  # waiting in the queue: it can leave it, nothing else yet
         controls.button(
             "Cancel", icon=":material/cancel:", key="train_cancel", on_click=_cancel, args=(run.id,),
             help="Leave the queue: the run never trains.",
@@ -54,7 +59,7 @@ def live_view(run_id: str) -> None:
 
 def _cancel(run_id: str) -> None:
     try:
-        runs.cancel(run_id)
+        runs.cancel(run_id, by=learners.actor())
     except StudioError as exc:  # it started meanwhile: its Stop is shown now
         _say(False, str(exc))
 
@@ -68,7 +73,11 @@ def _stop_control(run: runs.RunInfo, row) -> None:
         disabled=stopping,
         help="Stops after the current batch, saving a checkpoint.",
     ):
-        runs.stop(run.id)
+        try:
+            runs.stop(run.id, by=learners.actor())
+        except StudioError as exc:
+            st.error(str(exc))
+            return
         stopping = True
     if stopping:
         st.info("Stopping after the current batch; a checkpoint is being saved.")
@@ -98,7 +107,9 @@ def _lr_said() -> None:
 def _apply_lr(run_id: str) -> None:
     text = str(st.session_state.get(f"train_lr_{run_id}", "")).strip()
     try:
-        lr = runs.set_lr(run_id, float(text))  # "1e-3" and "0.001" alike; set_lr checks the range
+        lr = runs.set_lr(
+            run_id, float(text), by=learners.actor()
+        )  # "1e-3" and "0.001" alike; set_lr checks the range
     except ValueError:
         _say(False, f"{text[:40]!r} is not a number: the run goes on as it was.")
         return

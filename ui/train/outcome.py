@@ -6,7 +6,7 @@ from core import runs
 from core.base.errors import StudioError
 from core.data.fashion import CLASSES, dataset_status
 from core.training import analysis, ranks
-from ui import charts, link
+from ui import charts, learners, link
 from ui.cache import split_tensors
 from ui.layout import cells, side_by_side
 from ui.live_feed import duration
@@ -184,7 +184,7 @@ def _continue(run: runs.RunInfo) -> None:
         try:
             epochs = parse_number("epochs", more)
             config = run.config.replace(epochs=epochs, lr=float(lr), processes=processes)
-            new_id = runs.start(config, init_from=run.checkpoint, wait=True)
+            new_id = runs.start(config, init_from=run.checkpoint, wait=True, **learners.start_fields())
         except (StudioError, ValueError) as exc:
             st.error(str(exc))
             return

@@ -62,6 +62,8 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
 
 def _fixed_columns(all_runs: list[runs.RunInfo]) -> dict[str, list]:
     columns = {"name": [r.name for r in all_runs]} if any(r.name for r in all_runs) else {}
+    if any(r.owner_name for r in all_runs):  # a shared server: who started each
+        columns["learner"] = [r.owner_name for r in all_runs]
     columns |= {
         "id": [r.id for r in all_runs],
         # "training" rather than queued/running: the table is as of page load, the run view is live

@@ -7,9 +7,10 @@ from core.base.errors import RunError, StudioError
 from core.training import analysis, export
 from core.training.config import TrainConfig
 from core.training.race import RaceConfig
-from ui import charts, link
+from ui import charts, learners, link
 from ui.learn.race import RACE_KEY
 from ui.live_run import EPOCHS_NOTE
+from ui.text import escape_markdown
 
 SHOWN = "train_run_id"  # session_state: the run shown (the one last started, picked or linked)
 RUN_LINK = link.run_id("run", SHOWN, fallback="the newest run")
@@ -96,7 +97,10 @@ def render_header(run: runs.RunInfo) -> None:
             f":material/subdirectory_arrow_right: Continues run **{run.parent}** from its checkpoint: "
             f"its epochs are numbered on from epoch {epochs}."
         )
-    _label_fields(run)
+    if learners.may_change(run):
+        _label_fields(run)
+    elif learners.owner_name(run):
+        st.caption(f"Started by **{escape_markdown(learners.owner_name(run))}**")
     if run.config is not None:
         export_script(run.config, f"run {run.id}", run.id, key="train_export_run")
     if run.active and run.config is not None and runs.device_key(run.config) == "cpu":
@@ -151,7 +155,7 @@ def _label_fields(run: runs.RunInfo) -> None:
 def _save_label(run_id: str) -> None:
     name, note = st.session_state[f"train_name_{run_id}"], st.session_state[f"train_note_{run_id}"]
     try:
-        runs.set_label(run_id, name or "", note or "")
+        runs.set_label(run_id, name or "", note or "", by=learners.actor())
     except RunError as exc:
         st.session_state["train_label_error"] = str(exc)
 
