@@ -100,8 +100,12 @@ def _active_run(dataset_ready: bool) -> None:
 
 
 def pick_run(all_runs: list[runs.RunInfo]) -> runs.RunInfo | None:
-    """The run to show: one that trains, before one still queued for its worker (newest first in each)."""
+    """The run to show: one that trains, before one still queued (newest first in each); on a shared
+    server, this browser's own before anyone else's."""
     active = [r for r in all_runs if r.active]
+    if active and learners.shared():
+        owner = learners.me()
+        active = [r for r in active if r.owner == owner] or active
     return next((r for r in active if r.status == "running"), active[0] if active else None)
 
 

@@ -9,7 +9,7 @@ from core.base.errors import BadCheckpoint, RunError, StudioError
 from core.data.fashion import dataset_status
 from core.model.checkpoint import MAX_CHECKPOINT_BYTES, LoadedCheckpoint
 from core.training.config import preset
-from ui import link
+from ui import learners, link
 from ui.cache import checkpoint_from_bytes, checkpoint_from_file
 from ui.predict.names import (
     IMAGE_TYPES,
@@ -213,7 +213,9 @@ def quick_train_offer() -> None:
 
 def _start_quick_run() -> None:
     try:
-        runs.start(preset("recommended", epochs=1))
+        # Refused, not queued, when a run trains: one quick model is what an empty store needs (ui.learners:
+        # on a shared server it is this browser's).
+        runs.start(preset("recommended", epochs=1), **learners.start_fields())
     except StudioError as exc:  # e.g. RunError: a run is already training on this device
         st.session_state[QUICK_ERROR_KEY] = str(exc)
 
