@@ -60,18 +60,12 @@ def test_three_learners_and_a_teacher_share_one_cpu(shared_server, browser: Brow
         start_run(ada, epochs=30, cap=3000)  # minutes of work: Ada's run holds the CPU's one place
         expect(ada.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
         (a_run,) = runs.list_runs(server.runs_dir)
-        assert (
-            a_run.owner_name == "Ada" and len(a_run.owner) == 32
-        )  # a hash: never the secret, never the name
+        assert a_run.owner_name == "Ada" and len(a_run.owner) == 32  # a hash: not the secret, not the name
 
         start_run(bo, epochs=1, cap=3000)
-        expect(_live_text(bo).get_by_text(re.compile(r"^queued: next in line for cpu"))).to_be_visible(
-            timeout=20_000
-        )
+        expect(_live_text(bo, r"^queued: next in line for cpu")).to_be_visible(timeout=20_000)
         start_run(cy, epochs=1, cap=20)
-        expect(_live_text(cy).get_by_text(re.compile(r"^queued: 2nd in line for cpu"))).to_be_visible(
-            timeout=20_000
-        )
+        expect(_live_text(cy, r"^queued: 2nd in line for cpu")).to_be_visible(timeout=20_000)
         shot(cy, "20-class-queued-second")
 
         # Bo opens Ada's run by its link: he watches it, and has no control of it
