@@ -27,14 +27,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _dispatcher_pid(root: Path) -> int | None:
-    """The pid of the store's dispatcher (core.runs.queue), found by its command line."""
+    """The pid of the store's dispatcher (core.runs.dispatch), found by its command line."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"core.runs.queue" in cmdline and str(root).encode() in cmdline:
+            if b"core.runs.dispatch" in cmdline and str(root).encode() in cmdline:
                 return int(entry.name)
     return None
 

@@ -16,7 +16,7 @@ from core.data.fashion import dataset_status, prepare
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import MODELS
 from core.model.predict import predict
-from core.runs import launcher, queue
+from core.runs import dispatch, launcher, queue
 from core.runs.places import places_for
 from core.runs.worker import work
 from core.training import ranks
@@ -209,14 +209,14 @@ def _wait_in_queue(config):
     directory = queue.enqueue(config, root, keeper=queue.CLI_KEEPER)
     said = None
     try:
-        while (held := queue.take_turn(directory, root)) is None:
-            queue.ensure_dispatcher(root)  # the runs ahead of it are started by the dispatcher
+        while (held := dispatch.take_turn(directory, root)) is None:
+            dispatch.ensure_dispatcher(root)  # the runs ahead of it are started by the dispatcher
             place = queue.place_in_queue(directory.name, root)
             words = f"waiting: {place.words} (Ctrl-C to leave the queue)" if place else None
             if words and words != said:
                 print(words, flush=True)
                 said = words
-            time.sleep(queue.DISPATCH_EVERY_S)
+            time.sleep(dispatch.DISPATCH_EVERY_S)
     except BaseException:
         with contextlib.suppress(StudioError):
             queue.cancel(directory.name, root)

@@ -1,4 +1,5 @@
-"""Runs: the store on disk (store), where a run is (progress), the device locks (locks), starting and
+"""Runs: the store on disk (store), where a run is (progress), the device places and their locks (places,
+locks), the queue and its dispatcher (queue, dispatch), who may change a run (owners), starting and
 steering runs from outside (control), what a worker process runs (execute, launcher, worker) and the
 spare worker (spare).
 
@@ -8,12 +9,13 @@ then `runs.start(...)`, `runs.list_runs()` read as before. Tests that point the 
 """
 
 from core.runs.control import prepare_worker, set_lr, start, stop, wait
+from core.runs.dispatch import ensure_dispatcher
 from core.runs.execute import record_failure, record_pid, run_recorded, train_run
 from core.runs.launcher import run_worker
 from core.runs.locks import LOCK_GRACE_S, device_lock
 from core.runs.owners import check_owner, set_label
 from core.runs.progress import Progress, progress
-from core.runs.queue import Place, cancel, ensure_dispatcher, place_in_queue, places_in_queue
+from core.runs.queue import Place, cancel, place_in_queue, places_in_queue
 from core.runs.store import (
     ACTIVE,
     CHECKPOINT,

@@ -11,7 +11,7 @@ from core.base.procs import reap_children
 from core.base.runfiles import (
     is_run_id,
 )
-from core.runs import queue, spare
+from core.runs import dispatch, queue, spare
 from core.runs.locks import device_lock
 from core.runs.owners import check_owner
 from core.runs.places import places_for
@@ -44,7 +44,8 @@ def start(
 ) -> str:
     """Start a worker process training `config` (or running a race); returns the run id. A device holds
     as many runs at once as it has places (core.runs.places); RunError when they are all taken, or with
-    `wait`, the run waits in the queue (core.runs.queue), "queued", until the dispatcher starts it."""
+    `wait`, the run waits in the queue (core.runs.queue), "queued", until the dispatcher starts it
+    (core.runs.dispatch)."""
     root = store_root(runs_dir)
     check_processes(config)
     parent = _parent_of(init_from, root)
@@ -52,14 +53,14 @@ def start(
         directory = queue.enqueue(
             config, root, owner=owner, owner_name=owner_name, init_from=init_from, parent=parent
         )
-        queue.dispatch_once(root)
-        queue.ensure_dispatcher(root)
+        dispatch.dispatch_once(root)
+        dispatch.ensure_dispatcher(root)
         return directory.name
     keys = device_keys(config)
     with device_lock(keys, root, places=places_for(config, resolve_device(keys[0]))) as fds:
         run_id = new_run_id()
         directory = create_run(config, root / run_id, parent=parent, owner=owner, owner_name=owner_name)
-        queue.launch(root, directory, fds, init_from)
+        dispatch.launch(root, directory, fds, init_from)
     return run_id
 
 

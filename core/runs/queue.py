@@ -1,11 +1,9 @@
-"""The run queue, kept in the run store: runs waiting for a place on their devices, the fair order they
-start in, and the dispatcher that starts them as places free.
+"""The run queue, kept in the run store: runs waiting for a place on their devices and the fair order they
+start in (core.runs.dispatch starts them as places free).
 
 A waiting run is a run folder whose status is "queued" with `asked` (when it was queued) and no pid. The
 queue is nothing but those folders, so a server restart keeps it. One store-wide lock (`.queue.lock`)
-is held while a run is queued, started or cancelled, so two dispatchers never start the same run. A
-dispatcher process (`python -m core.runs.queue STORE`, one per store) polls while runs wait: a place
-freed by a worker that ended, however it ended (its lock files close with it), is given within a second.
+is held while a run is queued, started or cancelled, so two dispatchers never start the same run.
 
 The fair rule: the next run is that of the owner who has had the least device time lately (runs started
 in the last FAIR_WINDOW_S, and the runs ahead of it in this order), earliest queued first among equals.
@@ -14,8 +12,6 @@ in the last FAIR_WINDOW_S, and the runs ahead of it in this order), earliest que
 import contextlib
 import fcntl
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,18 +20,13 @@ from pathlib import Path
 from core.base.device import resolve_device
 from core.base.errors import RunError, StudioError
 from core.base.fsutil import atomic_write_json
-from core.base.procs import adopt_child
 from core.base.runfiles import read_object
-from core.data.fashion import PROJECT_ROOT
-from core.runs import spare
-from core.runs.locks import device_lock, free_places
 from core.runs.owners import check_owner
 from core.runs.places import places_for
 from core.runs.progress import progress
 from core.runs.store import (
     FINAL,
     RunInfo,
-    _pid_fields,
     _write_status,
     create_run,
     device_keys,
@@ -48,14 +39,11 @@ from core.training.config import TrainConfig
 from core.training.race import RaceConfig
 
 QUEUE_LOCK = ".queue.lock"
-DISPATCHER_LOCK = ".dispatcher.lock"
 LIMIT_ENV = "STUDIO_QUEUE_LIMIT"
 DEFAULT_LIMIT = 3  # runs one owner may have waiting at once
 FAIR_WINDOW_S = 3600.0  # "lately": device time in the last hour counts toward the fair share
 EPOCH_GUESS_S = 30.0  # an epoch's length before the store has a finished run like it to time
-DISPATCH_EVERY_S = 0.5
-DISPATCHER_IDLE_S = 15.0  # a dispatcher with nothing waiting for this long ends
-CLI_KEEPER = "cli"  # a run queued by `python -m core train`: that process takes its place and trains it
+CLI_KEEPER = "cli"  # queued by `python -m core train`: that process takes its place (core.runs.dispatch)
 
 
 @dataclass(frozen=True)
@@ -335,151 +323,3 @@ def _waiting_run(run_id: str, root: Path | None, by: str | None, doing: str):
             raise RunError(f"run {run_id} is not waiting in the queue: only a waiting run can be {doing}ed")
         check_owner(directory, by, doing)
         yield directory
-
-
-def dispatch_once(root: Path) -> list[str]:
-    """Start every waiting run that has a place now, in the fair order; the ids started."""
-    with queue_lock(root):
-        return _dispatch(root)[0]
-
-
-def _dispatch(root: Path) -> tuple[list[str], int]:
-    """dispatch_once, the queue lock held: (the ids started, how many runs still wait)."""
-    runs = list_runs(root, races=True)
-    waiting = waiting_runs(root, runs)
-    wanted = {(w.keys, w.places) for w in waiting}
-    if not any(all(free_places(root, key, places) for key in keys) for keys, places in wanted):
-        return [], len(waiting)  # no place free for any of them: the usual answer while runs train
-    started, kept = [], set()  # kept: devices a command waits to take itself (CLI_KEEPER)
-    for run in fair_order(waiting, usage(root, runs=runs)):
-        if kept & set(run.keys):
-            continue  # a run ahead in line is kept by a command: nothing jumps it
-        if run.keeper:
-            if all(free_places(root, key, run.places) for key in run.keys):
-                kept |= set(run.keys)
-            continue
-        try:
-            with device_lock(list(run.keys), root, grace=0, places=run.places) as fds:
-                launch(root, run.dir, fds, Path(run.init_from) if run.init_from else None)
-        except RunError:
-            continue  # no place on one of its devices yet
-        started.append(run.id)
-    return started, len(waiting) - len(started)
-
-
-def take_turn(directory: Path, root: Path):
-    """For `python -m core train` waiting in the queue: the device places, held (a context manager), once
-    this run is next in the fair order and a place is free; None until then."""
-    with queue_lock(root):
-        runs = list_runs(root, races=True)
-        waiting = waiting_runs(root, runs)
-        mine = next((w for w in waiting if w.dir == directory), None)
-        if mine is None:
-            raise RunError(f"run {directory.name} is no longer waiting (cancelled?)")
-        line = [w for w in fair_order(waiting, usage(root, runs=runs)) if set(w.keys) & set(mine.keys)]
-        if line[0].id != mine.id:
-            return None
-        held = contextlib.ExitStack()
-        try:
-            held.enter_context(device_lock(list(mine.keys), root, grace=0, places=mine.places))
-        except RunError:
-            held.close()
-            return None
-        _write_status(directory, started=time.time(), **_pid_fields(os.getpid()))
-        return held
-
-
-def launch(root: Path, directory: Path, fds: list[int], init_from: Path | None) -> None:
-    """Start the worker that trains the run in `directory`, holding the places `fds` (a spare takes it if
-    one is ready)."""
-    _write_status(directory, started=time.time())
-    if len(fds) == 1 and _hand_to_spare(root, directory, init_from, fds[0]):
-        return
-    args = [sys.executable, "-m", "core", "worker", str(directory)]
-    for fd in fds:
-        args += ["--lock-fd", str(fd)]
-    if init_from is not None:
-        args += ["--init-from", str(init_from)]
-    with open(directory / "worker.log", "ab") as log:
-        proc = subprocess.Popen(
-            args,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=tuple(fds),
-            start_new_session=True,  # survives the server's reruns and its Ctrl-C
-        )
-    adopt_child(proc)
-    _write_status(directory, **_pid_fields(proc.pid))
-
-
-def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd: int) -> bool:
-    """Give the new run to the store's spare worker (core.runs.spare), if it has one ready."""
-    pid = spare.ready_pid(root)
-    if pid is None:
-        return False
-    _write_status(directory, **_pid_fields(pid))  # first, so the worker's own "running" is never overwritten
-    return spare.claim(root, pid, directory, init_from, lock_fd)
-
-
-# ---- the dispatcher ------------------------------------------------------------------------------------
-
-
-def dispatcher_running(root: Path) -> bool:
-    """Whether a dispatcher holds the store's dispatcher lock."""
-    try:
-        fd = os.open(root / DISPATCHER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def ensure_dispatcher(root: Path | None = None) -> None:
-    """Start the store's dispatcher if none runs and runs wait (two at once: one of them leaves)."""
-    root = store_root(root)
-    if dispatcher_running(root) or not waiting_runs(root):
-        return
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core.runs.queue", str(root)],
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=devnull,
-            stderr=devnull,
-            start_new_session=True,  # outlives the server: the queue goes on without it
-        )
-    adopt_child(proc)
-
-
-def serve(root: Path, idle_s: float = DISPATCHER_IDLE_S, every_s: float = DISPATCH_EVERY_S) -> int:
-    """The dispatcher's loop: start what has a place, every `every_s`, until nothing waits for `idle_s`.
-    Returns 0; at once when another dispatcher has the store."""
-    fd = os.open(root / DISPATCHER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return 0
-    idle_since = time.monotonic()
-    while True:
-        try:
-            with queue_lock(root):
-                _, still = _dispatch(root)
-            if still:
-                idle_since = time.monotonic()
-        except StudioError:  # a damaged run, a full disk: try again on the next round
-            pass
-        if time.monotonic() - idle_since > idle_s:
-            return 0
-        time.sleep(every_s)
-
-
-if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1])))

@@ -80,7 +80,7 @@ def ensure(root: Path) -> int | None:
 
     with open(os.devnull, "wb") as devnull:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.runs.spare", str(root), str(WORKER_NICE)],
+            [sys.executable, "-m", "core.runs.spare", str(root), str(WORKER_NICE), str(os.getpid())],
             cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=devnull,
@@ -129,15 +129,18 @@ def claim(root: Path, pid: int, directory: Path, init_from: Path | None, lock_fd
 # ---- the spare process ----------------------------------------------------------------------------------
 
 
-def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path | None] | None:
+def serve(
+    root: Path, *, nice: int, idle_s: float = IDLE_S, parent: int | None = None
+) -> tuple[Path, Path | None] | None:
     """Run in the spare: listen, warm up, and wait for a claim. Returns (run dir, init_from), or None.
 
     It listens before warming up, so a start never waits for it: a run claimed early simply begins
     when the imports are done. On a claim, stdout and stderr move to the run's worker.log and the
     device lock's descriptor stays open for the rest of the process's life. None: nobody claimed it
-    within `idle_s`, or the server that started it went away.
+    within `idle_s`, the server that started it (`parent`, by default this process's parent) went away,
+    or the run store did (a test's temporary folder).
     """
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
     path = _socket_path(root, os.getpid())
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -167,7 +170,9 @@ def serve(root: Path, *, nice: int, idle_s: float = IDLE_S) -> tuple[Path, Path 
 def _wait_for_claim(server: socket.socket, root: Path, idle_s: float, parent: int, claimed: list) -> None:
     server.settimeout(1.0)
     deadline = time.monotonic() + idle_s
-    while time.monotonic() < deadline and os.getppid() == parent:
+    # The parent is told by the server, not read here: a server that died before this process looked
+    # would leave it waiting for the whole IDLE_S, re-parented to init.
+    while time.monotonic() < deadline and os.getppid() == parent and root.is_dir():
         try:
             conn, _ = server.accept()
         except TimeoutError:
@@ -248,8 +253,9 @@ def _warm_up() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m core.runs.spare RUNS_DIR NICE`, from ensure(): wait for a run, then train it as a worker."""
-    job = serve(Path(argv[0]), nice=int(argv[1]))
+    """`python -m core.runs.spare RUNS_DIR NICE [SERVER_PID]`, from ensure(): wait for a run, then train it
+    as a worker."""
+    job = serve(Path(argv[0]), nice=int(argv[1]), parent=int(argv[2]) if len(argv) > 2 else None)
     if job is None:
         return 0
     # PyTorch, which the launcher brings, is imported once the spare is listening (see _warm_up).

@@ -1,6 +1,6 @@
-"""The run queue (core.runs.queue) and device places (core.runs.places): the fair rule, places on a GPU
-from a made-up memory, and real workers queued on the CPU, started by the dispatcher process as places
-free, however they free."""
+"""The run queue (core.runs.queue, .dispatch) and device places (core.runs.places): the fair rule, places
+on a GPU from a made-up memory, and real workers queued on the CPU, started by the dispatcher process as
+places free, however they free."""
 
 import multiprocessing
 import os
@@ -16,7 +16,7 @@ import torch
 from core import runs
 from core.base.errors import BadConfig, RunError
 from core.data.fashion import PROJECT_ROOT
-from core.runs import queue
+from core.runs import dispatch, queue
 from core.runs.locks import device_lock, free_places
 from core.runs.places import CONTEXT_BYTES, PLACES_CAP, PLACES_ENV, places_for, run_bytes
 from core.runs.queue import Waiting
@@ -121,7 +121,7 @@ def test_a_busy_cpu_queues_runs_and_the_dispatcher_starts_the_next_as_one_ends(r
         assert _status(third, runs_dir) == "stopped" and queue.place_in_queue(third, runs_dir) is None
         with pytest.raises(RunError, match="not waiting"):
             queue.cancel(first, runs_dir)
-        assert wait_for(lambda: queue.dispatcher_running(runs_dir), 30)  # started by the queued start
+        assert wait_for(lambda: dispatch.dispatcher_running(runs_dir), 30)  # started by the queued start
         runs.stop(first, runs_dir)
         assert runs.wait(first, runs_dir, timeout=30).status == "stopped"
         ended = time.monotonic()
@@ -154,9 +154,9 @@ def test_the_queue_outlives_its_dispatcher_and_goes_on_when_one_starts_again(rea
     """A server (and its dispatcher) gone while runs wait: the queue is in the store, and goes on."""
     with device_lock("cpu", runs_dir):  # the CPU busy, as if a run trained
         waiting = [queue.enqueue(QUICK, runs_dir).name for _ in range(2)]
-        assert queue.dispatch_once(runs_dir) == []
+        assert dispatch.dispatch_once(runs_dir) == []
     assert [w.id for w in queue.waiting_runs(runs_dir)] == waiting  # nothing started, nothing lost
-    queue.ensure_dispatcher(runs_dir)  # what a restarted server does when it finds runs waiting
+    dispatch.ensure_dispatcher(runs_dir)  # what a restarted server does when it finds runs waiting
     try:
         for run_id in waiting:
             assert runs.wait(run_id, runs_dir, timeout=120).status == "finished"
@@ -165,7 +165,7 @@ def test_the_queue_outlives_its_dispatcher_and_goes_on_when_one_starts_again(rea
 
 
 def _dispatch(root: str, out) -> None:
-    out.put(queue.dispatch_once(Path(root)))
+    out.put(dispatch.dispatch_once(Path(root)))
 
 
 def test_two_dispatchers_at_once_never_start_a_run_twice(real_data, runs_dir, monkeypatch):

@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -88,6 +89,32 @@ def test_an_unclaimed_spare_exits_with_its_server(runs_dir):
     assert _gone(pid)
     assert not (runs_dir / spare.PID_FILE).exists()
     assert not list(runs_dir.glob(".spare-*.sock"))
+
+
+def _spare_for(store, server_pid: int) -> subprocess.Popen:
+    """A spare as ensure() starts it, for `server_pid`."""
+    return subprocess.Popen([sys.executable, "-m", "core.runs.spare", str(store), "10", str(server_pid)])
+
+
+def test_a_spare_whose_server_died_before_it_looked_exits_at_once(runs_dir):
+    """The server is told to the spare, not read by it: one that died first leaves no spare behind."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a server pid that no longer exists: the spare is an orphan from its first instant
+    spare_proc = subprocess.Popen(
+        [sys.executable, "-m", "core.runs.spare", str(runs_dir), "10", str(gone.pid)]
+    )
+    assert spare_proc.wait(timeout=30) == 0
+
+
+def test_a_spare_leaves_when_its_run_store_is_removed(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    spare_proc = subprocess.Popen(
+        [sys.executable, "-m", "core.runs.spare", str(store), "10", str(os.getpid())]
+    )
+    assert wait_for(lambda: list(store.glob(".spare-*.sock")), 30)  # listening
+    shutil.rmtree(store)  # a test's temporary folder, cleaned away
+    assert spare_proc.wait(timeout=30) == 0
 
 
 def test_the_spare_ignores_a_claim_that_is_not_a_run_and_times_out(runs_dir, tmp_path, monkeypatch):
