@@ -2,6 +2,7 @@
 and the server's cookies and teacher's link (ui.learners.LearnerCookies, driven as ASGI)."""
 
 import asyncio
+import threading
 from http.cookies import SimpleCookie
 
 import pytest
@@ -99,7 +100,10 @@ def _call(path: str, query: str = "", cookie: str = "", accept: str = "text/html
         "headers": headers,
         "root_path": "",
     }
-    asyncio.run(learners.LearnerCookies(app)(scope, receive, send))
+    # In a thread of its own: after the browser tests, Playwright's loop is running in this one.
+    worker = threading.Thread(target=asyncio.run, args=(learners.LearnerCookies(app)(scope, receive, send),))
+    worker.start()
+    worker.join(30)
     return sent[0], bool(reached)
 
 
