@@ -313,6 +313,9 @@ def test_a_second_start_waits_in_the_queue_shows_its_place_and_can_be_cancelled(
         assert view["text"].startswith("queued: next in line for cpu (1 waiting)") and view["waiting"]
         assert live_feed.snapshot(second, have=0, log=False, charts_too=False)["text"] == view["text"]
         assert not [b for b in at.button if b.key == "train_stop"]  # nothing trains yet: no Stop, no lr
+        table = at.dataframe[0].value.set_index("id")
+        assert table.loc[second, "status"] == "waiting" and table.loc[first, "status"] == "training"
+        assert table.loc[second, "progress"] == view["text"]
         at.button(key="train_cancel").click().run()
         assert runs.get_run(second).status == "stopped"
         assert f"Run {second}" in [h.value for h in at.subheader]  # still this session's run

@@ -61,14 +61,16 @@ def render_runs_table(all_runs: list[runs.RunInfo]) -> None:
 
 
 def _fixed_columns(all_runs: list[runs.RunInfo]) -> dict[str, list]:
+    waiting = runs.places_in_queue() if any(r.status == "queued" for r in all_runs) else {}
     columns = {"name": [r.name for r in all_runs]} if any(r.name for r in all_runs) else {}
     if any(r.owner_name for r in all_runs):  # a shared server: who started each
         columns["learner"] = [r.owner_name for r in all_runs]
     columns |= {
         "id": [r.id for r in all_runs],
-        # "training" rather than queued/running: the table is as of page load, the run view is live
-        "status": ["training" if r.active else r.status for r in all_runs],
-        "progress": _progress(all_runs),
+        # "waiting" for a run in the queue; "training" for one whose worker has it, starting or running: the
+        # table is as of page load, the run view is live
+        "status": _statuses(all_runs, waiting),
+        "progress": _progress(all_runs, waiting),
         "best test acc": [r.best_test_acc for r in all_runs],  # a number, so the column sorts as one
         "created": [pd.to_datetime(r.created, utc=True, errors="coerce") for r in all_runs],
     }
@@ -87,10 +89,13 @@ def _config_columns(all_runs: list[runs.RunInfo], names: list[str]) -> dict[str,
     return {_COLUMN_NAMES.get(n, n): [v.get(n) for v in values] for n in names}
 
 
-def _progress(all_runs: list[runs.RunInfo]) -> list[str]:
+def _statuses(all_runs: list[runs.RunInfo], waiting: dict[str, runs.Place]) -> list[str]:
+    return ["waiting" if r.id in waiting else "training" if r.active else r.status for r in all_runs]
+
+
+def _progress(all_runs: list[runs.RunInfo], waiting: dict[str, runs.Place]) -> list[str]:
     """Each run in the sidebar's and the live view's words: where it waits in the queue (runs.Place),
     where it trains (runs.Progress), else the epochs it did."""
-    waiting = runs.places_in_queue() if any(r.status == "queued" for r in all_runs) else {}
     return [
         f"queued: {waiting[r.id].words}" if r.id in waiting
         else runs.progress(r).label if r.active
