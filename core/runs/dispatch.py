@@ -19,7 +19,7 @@ from core.base.errors import RunError, StudioError
 from core.base.procs import adopt_child
 from core.data.fashion import PROJECT_ROOT
 from core.runs import spare
-from core.runs.locks import device_lock, free_places
+from core.runs.locks import device_lock, free_places, is_held
 from core.runs.queue import fair_order, queue_lock, usage, waiting_runs
 from core.runs.store import _pid_fields, _write_status, list_runs, store_root
 
@@ -119,17 +119,7 @@ def _hand_to_spare(root: Path, directory: Path, init_from: Path | None, lock_fd:
 
 def dispatcher_running(root: Path) -> bool:
     """Whether a dispatcher holds the store's dispatcher lock."""
-    try:
-        fd = os.open(root / DISPATCHER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return is_held(root / DISPATCHER_LOCK) is True
 
 
 def ensure_dispatcher(root: Path | None = None) -> None:

@@ -73,17 +73,19 @@ def _take_place(root: Path, key: str, places: int, grace: float) -> int | None:
 
 def free_places(root: Path, key: str, places: int) -> int:
     """How many of the device's places no process holds now (each is tried and let go at once)."""
-    free = 0
-    for path in place_files(root, key, places):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            free += 1
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
-    return free
+    return sum(1 for path in place_files(root, key, places) if is_held(path) is False)
+
+
+def is_held(path: Path) -> bool | None:
+    """Whether a process holds the lock file `path` (tried and let go at once); None: it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
