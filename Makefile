@@ -11,6 +11,8 @@ HOST ?= 127.0.0.1
 ALLOWED_HOSTS ?=
 export ALLOWED_HOSTS
 STAMP := $(VENV)/.installed
+# The tests' extras and optional modes (Ray for RAY_ADDRESS runs): `make test` installs them, `make run` not.
+TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the target needs (scripts/system_deps.py installs what is missing).
 NEEDS := dataset
 
@@ -27,10 +29,15 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-test.txt
+	touch $@
+
 data: system $(STAMP)
 	$(PY) -m core data prepare
 
-run: system $(STAMP) data
+# RAY_ADDRESS (runs on a Ray cluster, README "More than one process or machine") needs Ray installed too.
+run: system $(if $(RAY_ADDRESS),$(TEST_STAMP),$(STAMP)) data
 	@case "$(HOST)" in 127.*|localhost|::1) ;; *) echo "Sharing the dashboard on the network ($(HOST):$(PORT)): anyone who can reach this port can start training and upload files.";; esac
 	$(PY) -m streamlit run serve.py --server.address $(HOST) --server.port $(PORT) $$($(PY) -m scripts.serve_flags $(HOST))
 
@@ -39,10 +46,10 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: system $(STAMP) data lint
+test: system $(TEST_STAMP) data lint
 	$(PY) -m pytest
 
-bench: $(STAMP) data
+bench: $(TEST_STAMP) data
 	$(PY) -m bench.speed
 	$(PY) -m bench.accuracy
 	$(PY) -m bench.ui_speed
@@ -52,6 +59,7 @@ bench: $(STAMP) data
 	$(PY) -m bench.learn_pages
 	$(PY) -m bench.race
 	$(PY) -m bench.distributed
+	$(PY) -m bench.ray
 
 gpu-check: $(STAMP) data
 	bash scripts/gpu_check.sh

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 from core import runs
-from core.base.device import resolve_device
 from core.base.errors import BadConfig, StudioError
 from core.base.procs import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 from core.base.runfiles import RUN_ID_WORDS, is_run_id
@@ -17,7 +16,7 @@ from core.model.checkpoint import load_checkpoint
 from core.model.networks import MODELS
 from core.model.predict import predict
 from core.runs import dispatch, launcher, queue
-from core.runs.places import places_for
+from core.runs.places import places_of
 from core.runs.worker import work
 from core.training import ranks
 from core.training.config import LIMITS, OPTIMIZERS, PRESETS, preset
@@ -197,7 +196,7 @@ def _take_places_now(config, directory: Path):
     """The run made in `directory` and its device places, held; RunError when the device is busy."""
     keys = runs.device_keys(config)  # the same places the dashboard's runs take
     with contextlib.ExitStack() as held:  # let go again if the run cannot be made
-        held.enter_context(runs.device_lock(keys, places=places_for(config, resolve_device(keys[0]))))
+        held.enter_context(runs.device_lock(keys, places=places_of(config, keys, runs.store_root())))
         runs.create_run(config, directory)  # refuses a folder that holds anything: it is the user's
         return directory, held.pop_all()
 

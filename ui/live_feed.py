@@ -40,6 +40,8 @@ def progress_text(where: runs.Progress, place: runs.Place | None = None) -> str:
         return f"queued: {place.words}"
     if where.queued:
         return where.label
+    if where.waiting:
+        return f"waiting for the cluster: {where.waiting}"
     if not where.total_steps:  # the worker has not loaded the data yet
         return "starting the worker…"
     parts = [where.label, f"step {where.step:,}/{where.total_steps:,}"]
@@ -59,6 +61,8 @@ def sidebar_words(
         return "Queued: the device is busy", f"{model} · {place.words}"
     if where.queued:
         caption = "Queued, waiting for its worker"
+    elif where.waiting:
+        caption = "Waiting for a machine of the cluster"
     elif runs.stop_asked(run):  # Stop was clicked: the worker saves a checkpoint, then leaves
         caption = "Stopping, saving a checkpoint"
     else:

@@ -4,7 +4,6 @@ learning rate, waiting for the end."""
 import time
 from pathlib import Path
 
-from core.base.device import resolve_device
 from core.base.errors import BadConfig, RunError
 from core.base.fsutil import atomic_write_json
 from core.base.procs import reap_children
@@ -14,7 +13,7 @@ from core.base.runfiles import (
 from core.runs import dispatch, queue, spare
 from core.runs.locks import device_lock
 from core.runs.owners import check_owner
-from core.runs.places import places_for
+from core.runs.places import places_of
 from core.runs.store import (
     LR_FILE,
     STOP_FILE,
@@ -57,7 +56,7 @@ def start(
         dispatch.ensure_dispatcher(root)
         return directory.name
     keys = device_keys(config)
-    with device_lock(keys, root, places=places_for(config, resolve_device(keys[0]))) as fds:
+    with device_lock(keys, root, places=places_of(config, keys, root)) as fds:
         run_id = new_run_id()
         directory = create_run(config, root / run_id, parent=parent, owner=owner, owner_name=owner_name)
         dispatch.launch(root, directory, fds, init_from)

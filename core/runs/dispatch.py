@@ -18,7 +18,7 @@ from pathlib import Path
 from core.base.errors import RunError, StudioError
 from core.base.procs import adopt_child
 from core.data.fashion import PROJECT_ROOT
-from core.runs import spare
+from core.runs import cluster, remote, spare
 from core.runs.locks import device_lock, free_places, is_held
 from core.runs.queue import fair_order, queue_lock, usage, waiting_runs
 from core.runs.store import _pid_fields, _write_status, list_runs, store_root
@@ -149,7 +149,10 @@ def serve(root: Path, idle_s: float = DISPATCHER_IDLE_S, every_s: float = DISPAT
         os.close(fd)
         return 0
     idle_since = time.monotonic()
+    surveyed = -remote.SURVEY_EVERY_S
     while True:
+        if cluster.address():  # runs go to a Ray cluster: its places follow its machines (core.runs.cluster)
+            surveyed = remote.keep_surveying(root, surveyed)
         try:
             with queue_lock(root):
                 _, still = _dispatch(root)

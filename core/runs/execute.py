@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.base.errors import RunError, StudioError
@@ -33,7 +33,17 @@ from core.runs.store import (
 from core.training.config import LIMITS, TrainConfig
 from core.training.race import RaceConfig, RaceFinished, RaceLogged, RaceStarted, run_race
 from core.training.ranks import Ranks, launcher_watches, report_error, report_lost_peer
-from core.training.train import BatchLogged, EpochEnd, Failed, Finished, LrChanged, Started, Stopped, fit
+from core.training.train import (
+    BatchLogged,
+    EpochEnd,
+    Event,
+    Failed,
+    Finished,
+    LrChanged,
+    Started,
+    Stopped,
+    fit,
+)
 
 
 class _LrRequests:
@@ -71,6 +81,7 @@ def train_run(
     echo: Callable[[str], None] = lambda _line: None,
     nice: int = 0,
     ranks: Ranks | None = None,
+    source: Callable[..., Iterator[Event]] = fit,
 ) -> str:
     """Train the run in `directory` in this process; returns its final status.
 
@@ -78,6 +89,8 @@ def train_run(
     and keeps status.json current. A failure leaves the last good checkpoint in place. With `nice`,
     the process lowers its CPU priority once its first loss is logged (a fast start, then it yields).
     With `ranks`, this process is one rank of a distributed run: all train, rank 0 alone writes.
+    `source`: what yields the training's events, `fit` here, or the run on a Ray cluster
+    (core.runs.remote.source): the run folder is written the same way from either.
     """
     require_run(directory)
     home = _RunHome(directory)
@@ -104,7 +117,7 @@ def train_run(
     with (
         open(directory / "metrics.jsonl", "a", buffering=1) as metrics,
         contextlib.closing(
-            fit(config, model=model, should_stop=should_stop, new_lr=_LrRequests(directory), ranks=ranks)
+            source(config, model=model, should_stop=should_stop, new_lr=_LrRequests(directory), ranks=ranks)
         ) as events,  # closed on return: its DDP object goes before the process group
     ):
         for event in events:
@@ -150,7 +163,8 @@ def train_run(
                     f"test acc {event.test_acc:.1%} ({event.seconds:.1f} s)"
                 )
             elif isinstance(event, Stopped):
-                _save(directory, model, config, None)
+                if model is not None:  # None: it left before it trained (waiting for a machine of a cluster)
+                    _save(directory, model, config, None)
                 stop_file.unlink(missing_ok=True)
                 _write_status(directory, status="stopped", step=event.step)
                 echo(f"stopped at step {event.step}; checkpoint saved")
@@ -273,13 +287,14 @@ def run_recorded(
     echo=lambda _line: None,
     nice: int = 0,
     ranks: Ranks | None = None,
+    source: Callable[..., Iterator[Event]] = fit,
 ) -> str:
     """train_run in this process (or as one rank), with any unexpected error recorded in status.json
     instead of lost in a log. A folder that is not a run is refused (RunError) before anything is written
     to it. core.runs.launcher.run_worker decides whether a run trains here or in several processes."""
     require_run(directory)
     try:
-        return train_run(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks)
+        return train_run(directory, init_from=init_from, echo=echo, nice=nice, ranks=ranks, source=source)
     except RunFolderGone as exc:
         echo(f"failed: {exc}")  # nowhere to record it: writing would make the folder again
         return "failed"

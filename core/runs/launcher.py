@@ -29,6 +29,7 @@ from core.base.errors import RunError, StudioError
 from core.base.fsutil import remove_orphaned_temps
 from core.base.procs import stop_on_signals
 from core.base.runfiles import DamagedRunFile
+from core.runs import cluster, remote
 from core.runs.execute import record_failure, record_pid, run_recorded
 from core.runs.locks import device_lock
 from core.runs.store import (
@@ -94,6 +95,10 @@ def run_worker(
         config = read_config(directory)
     except DamagedRunFile:  # run_recorded reads it again and records why the run failed
         config = None
+    if cluster.on_cluster(config):  # RAY_ADDRESS: an actor on the cluster trains it, this process keeps it
+        return run_recorded(
+            directory, init_from=init_from, echo=echo, nice=nice, source=remote.source(directory)
+        )
     if isinstance(config, TrainConfig) and config.processes > 1:
         try:
             return launch(directory, config, init_from=init_from, nice=nice, echo=echo)

@@ -2,12 +2,14 @@
 many as fit its memory for the model and batch asked for (capped); STUDIO_RUNS_PER_DEVICE overrides both."""
 
 import os
+from pathlib import Path
 
 import torch
 
-from core.base.device import describe_device
+from core.base.device import describe_device, resolve_device
 from core.base.errors import BadConfig
 from core.model.networks import build_model
+from core.runs.cluster import CLUSTER_KEY, cluster_places
 from core.training.config import TrainConfig
 from core.training.race import RaceConfig
 
@@ -62,3 +64,11 @@ def places_for(
     if not memory:
         return 1
     return max(1, min(PLACES_CAP, memory // run_bytes(config)))
+
+
+def places_of(config: TrainConfig | RaceConfig, keys: list[str] | tuple[str, ...], root: Path) -> int:
+    """The places of the device a run's keys name (core.runs.store.device_keys): a device of this machine's
+    (places_for), or the Ray cluster's (core.runs.cluster.cluster_places)."""
+    if keys[0] == CLUSTER_KEY:
+        return cluster_places(config, root)
+    return places_for(config, resolve_device(keys[0]))

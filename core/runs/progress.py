@@ -23,6 +23,7 @@ class Progress:
     samples_per_s: float | None
     eta_s: float | None  # seconds left at the speed so far; None until enough steps are timed
     queued: bool = False  # waiting for its worker to take it: nothing trains yet
+    waiting: str = ""  # a run for a Ray cluster that no machine has taken yet: why (core.runs.remote)
 
     @property
     def fraction(self) -> float:
@@ -33,6 +34,8 @@ class Progress:
         """ "epoch 3/5 · 47%": the sidebar, the live view and the runs table all say it this way."""
         if self.queued:
             return "queued, waiting for its worker"
+        if self.waiting:
+            return "waiting for a machine of the cluster"
         return f"epoch {self.epoch}/{self.epochs or '?'} · {self.fraction:.0%}"
 
 
@@ -54,7 +57,8 @@ def progress(run: RunInfo) -> Progress:
     if last.get("kind") == "epoch" and run.active and epochs and epoch < epochs:
         epoch += 1  # that epoch is scored: the next one is training
     eta = _eta(_first_row(path), last, total) if run.active else None
-    return Progress(int(epoch), epochs, int(step), total, speed, eta, queued=run.status == QUEUED)
+    return Progress(int(epoch), epochs, int(step), total, speed, eta, queued=run.status == QUEUED,
+                    waiting=run.cluster_wait)  # fmt: skip
 
 
 def _first_row(path: Path) -> dict | None:

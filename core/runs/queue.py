@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from core.base.device import resolve_device
 from core.base.errors import RunError, StudioError
 from core.base.fsutil import atomic_write_json
 from core.base.runfiles import read_object
 from core.runs.owners import check_owner
-from core.runs.places import places_for
+from core.runs.places import places_of
 from core.runs.progress import progress
 from core.runs.store import (
     FINAL,
+    STOP_FILE,
     RunInfo,
     _write_status,
     create_run,
@@ -33,6 +33,7 @@ from core.runs.store import (
     list_runs,
     new_run_id,
     read_status,
+    run_dir,
     store_root,
 )
 from core.training.config import TrainConfig
@@ -108,22 +109,18 @@ def waiting_runs(root: Path, runs: list[RunInfo] | None = None) -> list[Waiting]
         status = read_status(run.dir)
         if status.get("pid") is not None or status.get("asked") is None:
             continue  # a worker has it, or it is being made
-        found.append(_waiting(run, status, paces))
+        found.append(_waiting(run, status, paces, root))
     return sorted(found, key=lambda w: w.asked)
 
 
-def _waiting(run: RunInfo, status: dict, paces: dict) -> Waiting:
+def _waiting(run: RunInfo, status: dict, paces: dict, root: Path) -> Waiting:
     config = run.config
     keys = tuple(device_keys(config))
     return Waiting(
-        run.id, run.dir, status.get("owner", ""), float(status["asked"]), keys, _places(config, keys),
+        run.id, run.dir, status.get("owner", ""), float(status["asked"]), keys, places_of(config, keys, root),
         estimate_s(config, paces), status.get("keeper", ""), status.get("init_from", ""),
         float(status.get("urgent") or 0.0),
     )  # fmt: skip
-
-
-def _places(config: TrainConfig | RaceConfig, keys: tuple[str, ...]) -> int:
-    return places_for(config, resolve_device(keys[0]))
 
 
 def _paces(runs: list[RunInfo]) -> dict[tuple[str, int], float]:
@@ -293,8 +290,25 @@ def enqueue(
 def cancel(run_id: str, root: Path | None = None, *, by: str | None = None) -> None:
     """Take a waiting run out of the queue: it ends "stopped", having never trained. RunError when it
     does not wait, or `by` does not own it."""
+    if _cluster_waits(run_id, root, by):
+        return
     with _waiting_run(run_id, root, by, "cancel") as directory:
         _write_status(directory, status="stopped", error="cancelled while waiting in the queue")
+
+
+def _cluster_waits(run_id: str, root: Path | None, by: str | None) -> bool:
+    """A run whose keeper waits for a machine of the Ray cluster (core.runs.remote) is cancelled through its
+    keeper, which leaves the cluster's line and ends the run "stopped"; False for any other run."""
+    directory = run_dir(run_id, root)
+    try:
+        status = read_status(directory)
+    except (OSError, StudioError):
+        return False
+    if status.get("status") != "running" or not status.get("cluster_wait"):
+        return False
+    check_owner(directory, by, "cancel")
+    (directory / STOP_FILE).touch()
+    return True
 
 
 def promote(run_id: str, root: Path | None = None) -> None:

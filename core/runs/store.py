@@ -24,6 +24,7 @@ from core.base.runfiles import (
     read_rows,
 )
 from core.data.fashion import DATA_DIR
+from core.runs.cluster import CLUSTER_KEY, on_cluster, where_words
 from core.training.config import TrainConfig
 from core.training.race import RaceConfig
 
@@ -79,6 +80,8 @@ class RunInfo:
     note: str = ""
     owner: str = ""  # on a shared server, who started it: an owner id (a hash, core.runs.owners)
     owner_name: str = ""  # and the display name they gave
+    where: str = ""  # a run on a Ray cluster: "on node 10.0.0.7 (3f2a9c1e), GPU 1" (core.runs.cluster)
+    cluster_wait: str = ""  # and while no machine of it has taken the run yet, why
 
     @property
     def active(self) -> bool:
@@ -262,6 +265,8 @@ def get_run(run_id: str, runs_dir: Path | None = None) -> RunInfo:
         parent=status.get("parent"),
         owner=status.get("owner") or "",
         owner_name=status.get("owner_name") or "",
+        where=where_words(status.get("node"), status.get("device")),
+        cluster_wait=str(status.get("cluster_wait") or "") if status.get("status") in ACTIVE else "",
         **_read_label(directory),
     )
 
@@ -366,7 +371,10 @@ def active_run(
 
 def device_keys(config: TrainConfig | RaceConfig) -> list[str]:
     """One lock per physical device the run uses: ["cpu"], ["cuda:0"], or ["cuda:0", "cuda:1", ...] for
-    a run whose processes each train on a GPU of their own (core.runs.launcher)."""
+    a run whose processes each train on a GPU of their own (core.runs.launcher); ["cluster"] for a run that
+    trains on a Ray cluster (core.runs.cluster)."""
+    if on_cluster(config):
+        return [CLUSTER_KEY]
     device = resolve_device(config.device)
     if device.type == "cpu":  # "cpu:0" is the same CPU, and CPU ranks share it
         return ["cpu"]

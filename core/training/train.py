@@ -275,13 +275,17 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+Splits = tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 def make_batches(
-    config: TrainConfig, device: torch.device, ranks: Ranks | None = None
+    config: TrainConfig, device: torch.device, ranks: Ranks | None = None, splits: Splits | None = None
 ) -> tuple[TensorBatches, TensorBatches]:
-    """The training and test batches; with `ranks`, each serves this rank's share of every batch."""
+    """The training and test batches; with `ranks`, each serves this rank's share of every batch.
+    `splits`: ((train images, labels), (test images, labels)) as load_split gives them (a machine of a Ray
+    cluster gets them from the keeper, core.runs.remote); None: read here."""
     share = {"rank": ranks.rank, "world": ranks.world} if ranks is not None else {}
-    train_x, train_y = load_split("train")
-    test_x, test_y = load_split("test")
+    (train_x, train_y), (test_x, test_y) = splits or (load_split("train"), load_split("test"))
     train = TensorBatches(
         train_x,
         train_y,
@@ -309,6 +313,7 @@ def fit(
     adapt_threads: bool = True,
     new_lr: Callable[[], float | None] = lambda: None,
     ranks: Ranks | None = None,
+    splits: Splits | None = None,
 ) -> Iterator[Event]:
     """Train `config.epochs` epochs, yielding events; the caller prints, plots and saves.
 
@@ -329,7 +334,7 @@ def fit(
         if model is None:
             model = build_model(config.model, **config.model_options())
         model.to(device)
-        train, test = data or make_batches(config, device, ranks)
+        train, test = data or make_batches(config, device, ranks, splits)
         net = ranks.wrap(model) if ranks is not None else model  # what trains: the model, or DDP around it
         optimizer = build_optimizer(config, model.parameters())
         total_steps = len(train) * config.epochs

@@ -44,7 +44,7 @@ def live_view(run_id: str) -> None:
         named = escape_markdown(learners.owner_name(run))  # typed by a learner: text, never Markdown
         whose = f"{named}'s run" if named else "Another learner's run"
         st.caption(f":material/visibility: {whose}: watch it and learn; only they or the teacher change it.")
-    elif runs.place_in_queue(run.id) is not None:  # waiting in the queue: it can leave it, nothing else yet
+    elif run.cluster_wait or runs.place_in_queue(run.id) is not None:  # waiting: it can leave, nothing else
         controls.button(
             "Cancel", icon=":material/cancel:", key="train_cancel", on_click=_cancel, args=(run.id,),
             help="Leave the queue: the run never trains.",

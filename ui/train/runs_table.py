@@ -90,7 +90,10 @@ def _config_columns(all_runs: list[runs.RunInfo], names: list[str]) -> dict[str,
 
 
 def _statuses(all_runs: list[runs.RunInfo], waiting: dict[str, runs.Place]) -> list[str]:
-    return ["waiting" if r.id in waiting else "training" if r.active else r.status for r in all_runs]
+    return [
+        "waiting" if r.id in waiting or r.cluster_wait else "training" if r.active else r.status
+        for r in all_runs
+    ]
 
 
 def _progress(all_runs: list[runs.RunInfo], waiting: dict[str, runs.Place]) -> list[str]:

@@ -90,7 +90,8 @@ def fit_phone(run_first: bool) -> None:
 def render_header(run: runs.RunInfo) -> None:
     st.subheader(f"Run {run.id}")
     what = describe(run.config) if run.config else "unreadable config"
-    st.caption(f"{what} · status **{'training' if run.active else run.status}**")
+    where = f" · {run.where}" if run.where else ""  # a run on a Ray cluster: its machine
+    st.caption(f"{what} · status **{'training' if run.active else run.status}**{where}")
     if run.parent:
         epochs, _steps = runs.lineage_offset(run)
         st.caption(
