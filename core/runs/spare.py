@@ -250,6 +250,10 @@ def _warm_up() -> None:
 
         data.load_split("train")
         data.load_split("test")
+        from core.runs import cluster, remote
+
+        if cluster.address():  # runs go to a Ray cluster: connect now, not when the run is handed over
+            remote.warm_up()
 
 
 def main(argv: list[str]) -> int:

@@ -239,3 +239,20 @@ def test_bad_cluster_settings_are_refused_in_words(monkeypatch):
     monkeypatch.setenv(cluster.ADDRESS_ENV, "ray://")
     with pytest.raises(RunError, match="names no machine"):
         remote.connect()
+
+
+def test_the_queue_hands_runs_to_the_cluster_as_its_places_free(real_data, runs_dir, on_cluster, monkeypatch):
+    made, second = on_cluster
+    monkeypatch.delenv(cluster.RESOURCES_ENV)  # any machine: one run per CPU, so two at once
+    remote_survey = [sys.executable, "-c", f"from pathlib import Path; from core.runs import remote; "
+                     f"remote.survey(Path({str(runs_dir)!r}))"]  # fmt: skip
+    subprocess.run(remote_survey, capture_output=True, timeout=120, check=True)
+    assert cluster.cluster_places(QUICK, runs_dir) == 2
+    ids = [runs.start(QUICK, runs_dir=runs_dir, wait=True, owner=f"learner{i}") for i in range(3)]
+    done = [runs.wait(run_id, runs_dir, timeout=300) for run_id in ids]
+    assert [r.status for r in done] == ["finished"] * 3, [r.error for r in done]
+    statuses = [runs.read_status(r.dir) for r in done]
+    assert {s["node"]["id"] for s in statuses} == {made.head_node.node_id, second.node_id}
+    ends = sorted(runs.read_metrics(r.id, runs_dir)[-1]["time"] for r in done)
+    last_started = max(s["started"] for s in statuses)
+    assert last_started >= ends[0] - 0.5  # the third waited in the queue for a place of the cluster
