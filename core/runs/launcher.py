@@ -97,7 +97,7 @@ def run_worker(
         config = None
     if cluster.on_cluster(config):  # RAY_ADDRESS: an actor on the cluster trains it, this process keeps it
         return run_recorded(
-            directory, init_from=init_from, echo=echo, nice=nice, source=remote.source(directory)
+            directory, init_from=init_from, echo=echo, nice=nice, source=remote.source(directory, echo)
         )
     if isinstance(config, TrainConfig) and config.processes > 1:
         try:

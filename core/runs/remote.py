@@ -135,12 +135,16 @@ def _ray_words(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def source(directory: Path) -> Callable[..., Iterator[Event]]:
+def source(
+    directory: Path, echo: Callable[[str], None] = lambda _line: None
+) -> Callable[..., Iterator[Event]]:
     """What core.runs.execute.train_run trains from for the run in `directory`: `fit`'s events, from the
-    cluster."""
+    cluster. `echo`: the worker's log (a terminal's, for `python -m core train`)."""
 
     def events(config: TrainConfig, *, model=None, should_stop=lambda: False, new_lr=lambda: None, **_):
-        return cluster_events(directory, config, model=model, should_stop=should_stop, new_lr=new_lr)
+        return cluster_events(
+            directory, config, model=model, should_stop=should_stop, new_lr=new_lr, echo=echo
+        )
 
     return events
 
@@ -152,6 +156,7 @@ def cluster_events(
     model=None,
     should_stop: Callable[[], bool] = lambda: False,
     new_lr: Callable[[], float | None] = lambda: None,
+    echo: Callable[[str], None] = lambda _line: None,
 ) -> Iterator[Event]:
     """Train `config` on the cluster, yielding `fit`'s events. A run waiting for a machine says why in its
     status (`cluster_wait`); one that leaves while waiting ends Stopped with no model."""
@@ -169,9 +174,10 @@ def cluster_events(
         .remote(config.to_dict(), start, splits, threads=options["num_cpus"])
     )
     try:
-        where = yield from _placed(ray, directory, actor, need, should_stop)
+        where = yield from _placed(ray, directory, actor, need, should_stop, echo)
         if where is None:
             return
+        echo(f"on the Ray cluster at {cluster.address()}: {cluster.where_words(where, None)[3:]}")
         local = model or build_model(config.model, **config.model_options())  # holds what the actor sends
         step = 0
         while True:
@@ -207,7 +213,7 @@ def cluster_events(
             ray.kill(actor, no_restart=True)
 
 
-def _placed(ray, directory: Path, actor, need: dict, should_stop) -> Iterator[Event]:
+def _placed(ray, directory: Path, actor, need: dict, should_stop, echo) -> Iterator[Event]:
     """Wait until Ray has placed the actor on a machine; where it is, recorded in status.json. While it
     waits, the run's status says why; None when the run left meanwhile (Stop, Cancel)."""
     asked = actor.start.remote()
@@ -235,6 +241,7 @@ def _placed(ray, directory: Path, actor, need: dict, should_stop) -> Iterator[Ev
             if words != said:
                 said = words
                 _write_status(directory, cluster_wait=words)
+                echo(f"waiting for the cluster: {words}")
 
 
 def keep_surveying(root: Path, last: float) -> float:

@@ -256,3 +256,18 @@ def test_the_queue_hands_runs_to_the_cluster_as_its_places_free(real_data, runs_
     ends = sorted(runs.read_metrics(r.id, runs_dir)[-1]["time"] for r in done)
     last_started = max(s["started"] for s in statuses)
     assert last_started >= ends[0] - 0.5  # the third waited in the queue for a place of the cluster
+
+
+def test_a_terminal_run_goes_to_the_cluster_and_says_where(real_data, runs_dir, on_cluster):
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "train", "--epochs", "1", "--limit-batches", "5", "--device", "cpu"],
+        capture_output=True, text=True, timeout=180, check=False,
+        env={**__import__("os").environ, "STUDIO_RUNS_DIR": str(runs_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = f"({on_cluster[1].node_id[:8]}), CPU"
+    assert any(
+        line.startswith("on the Ray cluster at ") and line.endswith(said) for line in done.stdout.splitlines()
+    )
+    (run,) = runs.list_runs(runs_dir)
+    assert run.status == "finished" and runs.read_status(run.dir)["node"]["id"] == on_cluster[1].node_id
