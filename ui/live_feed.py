@@ -76,7 +76,7 @@ def words(run: runs.RunInfo, where: runs.Progress) -> dict:
     caption, sidebar_text = sidebar_words(run, where, place)
     text = progress_text(where, place)
     return {"fraction": where.fraction, "text": text, "caption": caption, "sidebar_text": sidebar_text,
-            "waiting": place is not None}  # fmt: skip
+            "waiting": place is not None or bool(where.waiting)}  # fmt: skip
 
 
 def duration(seconds: float) -> str:
@@ -92,7 +92,7 @@ def phase(run: runs.RunInfo) -> str:
 
     (Not the epochs scored: the view adds its epoch charts by itself, and the runs table, which shows them
     too, is drawn again at most every EPOCHS_EVERY_S: ui.live_run.)"""
-    return f"{run.status}|{runs.stop_asked(run)}"
+    return f"{run.status}|{runs.stop_asked(run)}|{bool(run.cluster_wait)}|{run.where}"
 
 
 def epochs_scored(rows: list[dict]) -> int:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import runs
 from core.data.fashion import dataset_status
-from core.runs import classroom
+from core.runs import classroom, cluster
 from core.training.race import RaceConfig
 from ui import learners, live_run
 from ui.cache import device_info
@@ -26,6 +26,9 @@ def render_sidebar() -> None:
     with st.sidebar:
         st.caption("Device")
         st.markdown(f"**{format_device(device_info())}**")
+        if cluster.address():  # RAY_ADDRESS: training runs go to the cluster (core.runs.remote)
+            st.caption("Training runs go to")
+            st.markdown(f"**{escape_markdown(cluster.summary(runs.store_root()))}**")
         status = dataset_status()
         st.caption("Dataset")
         st.markdown(

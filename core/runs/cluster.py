@@ -120,6 +120,19 @@ def cluster_places(config: TrainConfig, root: Path) -> int:
     return max(1, holds(request(config, has_gpus), nodes))
 
 
+def summary(root: Path) -> str:
+    """ "Ray cluster at 10.0.0.7:6379 · 3 machines · 24 CPUs · 2 GPUs", from the store's last survey."""
+    said = f"Ray cluster at {address()}"
+    survey = read_survey(root)
+    if survey is None:
+        return f"{said} (not reached yet)"
+    nodes = [n for n in survey["nodes"] if isinstance(n, dict) and isinstance(n.get("resources"), dict)]
+    cpus = sum(float(n["resources"].get("CPU", 0)) for n in nodes)
+    gpus = sum(float(n["resources"].get("GPU", 0)) for n in nodes)
+    said += f" · {len(nodes)} machine{'' if len(nodes) == 1 else 's'} · {cpus:g} CPUs"
+    return said + (f" · {gpus:g} GPUs" if gpus else "")
+
+
 def where_words(node: dict | None, device: str | None) -> str:
     """ "on node 10.0.0.7 (3f2a9c1e), GPU 1": where a run on the cluster trains, for the pages."""
     if not isinstance(node, dict):

@@ -57,6 +57,12 @@ def test_a_run_started_on_the_page_trains_on_the_chosen_node(real_data, run_stor
         node = runs.read_status(run_store / run_id)["node"]
         where = f"on node {node['ip']} ({on_cluster.node_id[:8]}), CPU"
         assert any(where in c.value for c in at.caption), [c.value for c in at.caption]
+        # Every page's sidebar says where training runs go: the cluster, as the keeper last surveyed it.
+        home = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
+        assert "Training runs go to" in [c.value for c in home.sidebar.caption]
+        assert any(m.value.startswith("**Ray cluster at ") and "· 2 machines · 2 CPUs" in m.value
+                   for m in home.sidebar.markdown)  # fmt: skip
+        assert live_view(home.sidebar, "sidebar")["caption"] == "Training now"
         view = live_view(at, "run")
         assert view["text"].startswith("epoch 1/30 · 0% · step ") and "/60,000" in view["text"]
         assert view["charts"]["steps"]["data"][0]["x"][:3] == [1, 2, 3]
@@ -85,6 +91,7 @@ def test_a_run_no_machine_can_take_waits_in_words_and_is_cancelled(
         "waiting for one to join"
     )
     assert not [b for b in at.button if b.key == "train_stop"]
+    assert any("status **waiting**" in c.value for c in at.caption)
     assert at.dataframe[0].value.set_index("id").loc[run_id, "status"] == "waiting"
     at.button(key="train_cancel").click().run()
     run = runs.wait(run_id, timeout=60)

@@ -91,7 +91,9 @@ def render_header(run: runs.RunInfo) -> None:
     st.subheader(f"Run {run.id}")
     what = describe(run.config) if run.config else "unreadable config"
     where = f" · {run.where}" if run.where else ""  # a run on a Ray cluster: its machine
-    st.caption(f"{what} · status **{'training' if run.active else run.status}**{where}")
+    waits = run.cluster_wait or run.status == "queued"
+    said = "waiting" if waits else "training" if run.active else run.status
+    st.caption(f"{what} · status **{said}**{where}")
     if run.parent:
         epochs, _steps = runs.lineage_offset(run)
         st.caption(
