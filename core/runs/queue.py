@@ -20,6 +20,7 @@ from pathlib import Path
 from core.base.errors import RunError, StudioError
 from core.base.fsutil import atomic_write_json
 from core.base.runfiles import read_object
+from core.runs.cluster import CLUSTER_KEY
 from core.runs.owners import check_owner
 from core.runs.places import places_of
 from core.runs.progress import progress
@@ -201,7 +202,8 @@ class Place:
         """ "2nd in line for cpu (3 waiting), about 4 min": the CLI and every view of the run say it so."""
         line = "next in line" if self.position == 1 else f"{_ordinal(self.position)} in line"
         when = f", about {_about(self.start_s)}" if self.start_s else ""
-        return f"{line} for {', '.join(self.keys)} ({self.waiting} waiting){when}"
+        where = ", ".join("the Ray cluster" if key == CLUSTER_KEY else key for key in self.keys)
+        return f"{line} for {where} ({self.waiting} waiting){when}"
 
 
 def _ordinal(n: int) -> str:

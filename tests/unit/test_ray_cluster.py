@@ -249,6 +249,8 @@ def test_the_queue_hands_runs_to_the_cluster_as_its_places_free(real_data, runs_
     subprocess.run(remote_survey, capture_output=True, timeout=120, check=True)
     assert cluster.cluster_places(QUICK, runs_dir) == 2
     ids = [runs.start(QUICK, runs_dir=runs_dir, wait=True, owner=f"learner{i}") for i in range(3)]
+    place = runs.place_in_queue(ids[2], runs_dir)  # the first two took the cluster's two places
+    assert place is not None and place.words.startswith("next in line for the Ray cluster (1 waiting)")
     done = [runs.wait(run_id, runs_dir, timeout=300) for run_id in ids]
     assert [r.status for r in done] == ["finished"] * 3, [r.error for r in done]
     statuses = [runs.read_status(r.dir) for r in done]
