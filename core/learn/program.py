@@ -11,6 +11,8 @@ Values from controls enter the code as literals only (`repr`, via `literal`); no
 import math
 from dataclasses import dataclass
 
+from core.base import notebooks
+
 HEADING = "The code you would write"
 ANCHOR = "the-code-you-would-write"  # the heading's anchor, for links from the page's sections
 
@@ -45,6 +47,23 @@ class Program:
                 comment += f" (the page's {piece.shows})"
             parts.append(f"{comment}\n{piece.code.strip()}")
         return "\n\n\n".join(parts) + "\n"
+
+    @property
+    def notebook_name(self) -> str:
+        return f"{self.page}.ipynb"
+
+    def notebook(self) -> str:
+        """The same file as a Jupyter notebook: a markdown cell naming each piece, then its code, in order;
+        run top to bottom, it prints what `source()` prints."""
+        data = " It downloads FashionMNIST into `./data` the first time." if self.loads_data else ""
+        intro = f"# {self.summary}\n\nFrom FashionMNIST Studio. Needs {self.needs}.{data}"
+        cells = [notebooks.markdown(intro)]
+        for number, piece in enumerate(self.pieces, 1):
+            words = f"## {number}. {piece.title}"
+            if piece.shows:
+                words += f"\n\nOn the page: {piece.shows}."
+            cells += [notebooks.markdown(words), notebooks.code(piece.code)]
+        return notebooks.notebook(cells)
 
 
 def literal(value: object) -> str:

@@ -19,6 +19,7 @@ from core.base.runfiles import (
     read_object,
 )
 from core.model.checkpoint import load_checkpoint, save_checkpoint
+from core.runs.board import open_board
 from core.runs.store import (
     CHECKPOINT,
     LR_FILE,
@@ -112,6 +113,19 @@ def train_run(
     _write_status(directory, status="running", error=None, **me)
     if isinstance(config, RaceConfig):
         return _train_race(directory, config, home, echo, nice)
+    board = open_board(directory, config)  # TensorBoard's event files beside metrics.jsonl (core.runs.board)
+    status = "failed"
+    try:
+        status = _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board)
+        return status
+    finally:
+        if board is not None:
+            board.close(status)
+
+
+def _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board) -> str:
+    """train_run's loop, rank 0's or a lone process's: each event written into the run folder (and its
+    TensorBoard files, with `board`); the final status."""
     best = None
     lr_history: list[list[float]] = []  # [step, lr] for each change made while training
     with (
@@ -120,6 +134,12 @@ def train_run(
             source(config, model=model, should_stop=should_stop, new_lr=_LrRequests(directory), ranks=ranks)
         ) as events,  # closed on return: its DDP object goes before the process group
     ):
+
+        def record(row: dict) -> None:
+            metrics.write(json.dumps(row) + "\n")
+            if board is not None:
+                board.row(row)
+
         for event in events:
             home.check()  # before anything is written: a deleted folder must not be recreated in part
             if isinstance(event, Started):
@@ -136,19 +156,19 @@ def train_run(
                     f"{event.steps_per_epoch} batches, run dir {directory}"
                 )
             elif isinstance(event, LrChanged):
-                metrics.write(json.dumps({"kind": "lr", **_fields(event), "time": time.time()}) + "\n")
+                record({"kind": "lr", **_fields(event), "time": time.time()})
                 lr_history.append([event.step, event.lr])
                 config = config.replace(lr=event.lr)  # saved with the next checkpoint, for a continuation
                 _write_status(directory, lr=event.lr, lr_history=lr_history)
                 echo(f"learning rate {event.lr:g} from step {event.step}")
             elif isinstance(event, BatchLogged):
-                metrics.write(json.dumps({"kind": "batch", **_fields(event), "time": time.time()}) + "\n")
+                record({"kind": "batch", **_fields(event), "time": time.time()})
                 if nice:
                     lower_priority(nice)
                     nice = 0
             elif isinstance(event, EpochEnd):
                 _save(directory, model, config, event)  # first: a row is only written for saved weights
-                metrics.write(json.dumps({"kind": "epoch", **_fields(event), "time": time.time()}) + "\n")
+                record({"kind": "epoch", **_fields(event), "time": time.time()})
                 best = max(best or 0.0, event.test_acc)
                 _write_status(
                     directory,
@@ -165,7 +185,7 @@ def train_run(
             elif isinstance(event, Stopped):
                 if model is not None:  # None: it left before it trained (waiting for a machine of a cluster)
                     _save(directory, model, config, None)
-                stop_file.unlink(missing_ok=True)
+                (directory / STOP_FILE).unlink(missing_ok=True)
                 _write_status(directory, status="stopped", step=event.step)
                 echo(f"stopped at step {event.step}; checkpoint saved")
                 return "stopped"

@@ -6,6 +6,7 @@ torchvision transforms, and ends with `torch.save(model.state_dict(), "model.pth
 this dashboard and in the tutorial's class (the MLP's keys are the tutorial's).
 """
 
+from core.base import notebooks
 from core.training.config import TrainConfig
 
 _MLP = """
@@ -217,16 +218,18 @@ def _optimizer(config: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MAIN = """
+_TRAIN = """
 for t in range(args.epochs):
     print(f"Epoch {t + 1}\\n-------------------------------")
     train_loop(train_dataloader, model, loss_fn, optimizer, scheduler, args.max_batches)
     test_loop(test_dataloader, model, loss_fn)
 print("Done!")
-
+"""
+_SAVE = """
 torch.save(model.state_dict(), "model.pth")
 print("Saved PyTorch Model State to model.pth")
 """
+_MAIN = _TRAIN + _SAVE
 
 
 def script(config: TrainConfig, source: str = "the Train form's settings") -> str:
@@ -238,3 +241,61 @@ def script(config: TrainConfig, source: str = "the Train form's settings") -> st
 
 def file_name(source_id: str | None) -> str:
     return f"train_{source_id}.py" if source_id else "train_fashionmnist.py"
+
+
+_NOTEBOOK_IMPORTS = """
+import math
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+EXPORTED_FROM = {source}
+
+torch.manual_seed({seed})
+device = torch.accelerator.current_accelerator().type if torch.accelerator.is_available() else "cpu"
+print(f"Using {{device}} device")
+"""
+
+
+def _cell(code: str) -> notebooks.Cell:
+    """A code cell of the script's code: the notebook's parameters cell stands for its command line."""
+    return notebooks.code(code.replace("args.epochs", "epochs").replace("args.max_batches", "max_batches"))
+
+
+def notebook(config: TrainConfig, source: str = "the Train form's settings") -> str:
+    """The script as a Jupyter notebook in the tutorial's shape: its sections in markdown, the same code in
+    cells, and first a parameters cell (epochs, a batch cap) to make a run quick."""
+    md = notebooks.markdown
+    note = " ".join(_processes_note(config).split())
+    note = f"\n\n{note}" if note else ""
+    return notebooks.notebook([
+        md("# FashionMNIST training\n\nExported from FashionMNIST Studio (`EXPORTED_FROM` below). The "
+           "quickstart of PyTorch's *Learn the Basics* with this run's settings: plain PyTorch and "
+           "torchvision. It ends by saving `model.pth`, which loads with "
+           '`model.load_state_dict(torch.load("model.pth", weights_only=True))`.' + note),
+        md("## Parameters\n\nFewer epochs, or a cap on the training batches per epoch (`None`: all), make "
+           "it quick."),
+        notebooks.code(f"epochs = {config.epochs!r}\nmax_batches = {config.limit_batches!r}",
+                       notebooks.PARAMETERS_TAG),
+        md("## Imports and the device"),
+        notebooks.code(_NOTEBOOK_IMPORTS.format(source=repr(source), seed=repr(config.seed))),
+        md("## Working with data\n\nFashionMNIST through torchvision, its training images augmented as "
+           "the run's were, in DataLoaders."),
+        _cell(_transforms(config)),
+        md("## Creating Models"),
+        _cell(_model(config)),
+        md("## Optimizing the Model Parameters\n\nThe loss function and the optimizer, then the training "
+           "and test loops."),
+        _cell(_optimizer(config)),
+        _cell(_LOOPS),
+        md("## Training"),
+        _cell(_TRAIN),
+        md("## Saving Models"),
+        _cell(_SAVE),
+    ])  # fmt: skip
+
+
+def notebook_name(source_id: str | None) -> str:
+    return f"train_{source_id}.ipynb" if source_id else "train_fashionmnist.ipynb"
