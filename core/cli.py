@@ -8,18 +8,18 @@ import warnings
 from pathlib import Path
 
 from core import runs
-from core.base.errors import BadConfig, StudioError
+from core.base.errors import BadConfig, RunError, StudioError
 from core.base.procs import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE, exit_code, leave, stop_on_signals
 from core.base.runfiles import RUN_ID_WORDS, is_run_id
 from core.data.fashion import dataset_status, prepare
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import MODELS
 from core.model.predict import predict
-from core.runs import dispatch, launcher, queue
+from core.runs import board, dispatch, launcher, queue
 from core.runs.places import places_of
 from core.runs.worker import work
-from core.training import ranks
-from core.training.config import LIMITS, OPTIMIZERS, PRESETS, preset
+from core.training import export, ranks
+from core.training.config import LIMITS, OPTIMIZERS, PRESETS, TrainConfig, preset
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", type=Path, required=True)
     predict.add_argument("-k", "--top", type=_positive_int, default=3)
 
+    board = sub.add_parser(
+        "tensorboard", help="write TensorBoard event files for runs made before runs wrote them"
+    )
+    board.add_argument("runs", nargs="*", help="run ids or run folders (default: every run of the store)")
+
+    export = sub.add_parser("export", help="a run as a standalone training script or a Jupyter notebook")
+    export.add_argument("run", help="a run id of the store, or a run folder")
+    export.add_argument("--format", choices=["script", "notebook"], default="script")
+    export.add_argument(
+        "--output", type=Path, help="the file to write (default: train_<run id>.py/.ipynb here)"
+    )
+
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir", type=Path)
     worker.add_argument("--lock-fd", type=int, action="append", default=[])
@@ -130,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_warnings()
     args = build_parser().parse_args(argv)
     try:
-        return {"data": _data, "train": _train, "predict": _predict, "worker": _worker}[args.command](args)
+        commands = {"data": _data, "train": _train, "predict": _predict, "worker": _worker,
+                    "tensorboard": _tensorboard, "export": _export}  # fmt: skip
+        return commands[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -237,6 +251,45 @@ def _predict(args) -> int:
             continue
         print(f"{path}: " + ", ".join(f"{p.label} ({p.prob:.2f})" for p in top))
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _run_folder_of(text: str) -> Path:
+    """A run named on the command line: a run folder, or the id of a run of the store; RunError if neither."""
+    path = Path(text)
+    if (path / "config.json").is_file():
+        return path
+    if is_run_id(text) and (runs.store_root() / text / "config.json").is_file():
+        return runs.store_root() / text
+    raise RunError(f"{_cut(text)} is neither a run folder nor a run of the store {runs.store_root()}")
+
+
+def _tensorboard(args) -> int:
+    """Event files for every run named (default: every run of the store) that lacks them, from its rows."""
+    folders = [_run_folder_of(name) for name in args.runs] or [r.dir for r in runs.list_runs()]
+    for folder in folders:
+        if board.backfill(folder):
+            print(f"{folder.name}: event files written")
+        else:
+            print(f"{folder.name}: {board.why_not(folder)}")
+    print(f"open them with: tensorboard --logdir {runs.store_root() if not args.runs else folders[0].parent}")
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    """A run's config as the Train page exports it: the same script or notebook, byte for byte."""
+    folder = _run_folder_of(args.run)
+    config = runs.read_config(folder)
+    if not isinstance(config, TrainConfig):
+        raise RunError(f"run {folder.name} is an optimizer race: only a training run exports as a script")
+    source = f"run {folder.name}"
+    if args.format == "notebook":
+        text, name = export.notebook(config, source), export.notebook_name(folder.name)
+    else:
+        text, name = export.script(config, source), export.file_name(folder.name)
+    output = args.output or Path(name)
+    output.write_text(text)
+    print(f"wrote {output}")
+    return EXIT_OK
 
 
 def _worker(args) -> int:

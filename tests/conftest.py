@@ -1,6 +1,7 @@
 """Shared fixtures: the real dataset (prepared once), tiny generated IDX files, a runs folder."""
 
 import gzip
+import re
 import struct
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def rank_pids(run_id: str) -> dict[int, int]:
 
 def run_program(program, folder: Path, timeout: float = 300.0) -> str:
     """Run a Learn page's "code you would write" as a learner would (`python tensors.py`) in `folder`, with
-    the real FashionMNIST at ./data as torchvision's download leaves it; return what it prints."""
+    the real FashionMNIST at ./data as torchvision's download leaves it; return what it prints. Its notebook
+    (`program.notebook()`, nbformat-validated) runs too, its code cells in order, and must print the same."""
     (folder / "data").mkdir(exist_ok=True)
     link = folder / "data" / "FashionMNIST"
     if not link.exists():
@@ -99,6 +101,24 @@ def run_program(program, folder: Path, timeout: float = 300.0) -> str:
         [sys.executable, path.name], cwd=folder, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"{program.file_name} failed:\n{done.stderr[-3000:]}"
+    # The page's "Open as notebook": a valid notebook whose code cells, run in order, print the same.
+    from core.base.notebooks import code_cells
+
+    book = folder / program.notebook_name
+    book.write_text(program.notebook())
+    cells = folder / f"{program.page}_cells.py"
+    cells.write_text("\n\n".join(code_cells(book.read_text())) + "\n")
+    ran = subprocess.run(
+        [sys.executable, cells.name], cwd=folder, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert ran.returncode == 0, f"{program.notebook_name} failed:\n{ran.stderr[-3000:]}"
+
+    def same(text: str) -> str:  # objects print with their addresses (grad_fn's next_functions)
+        return re.sub(r" at 0x[0-9a-f]+", " at 0x...", text)
+
+    assert same(ran.stdout) == same(done.stdout), (
+        f"{program.notebook_name} printed otherwise than {program.file_name}"
+    )
     return done.stdout
 
 

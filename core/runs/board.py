@@ -81,16 +81,20 @@ class Board:
                 self.best = max(self.best or 0.0, self.last["test_acc"])
 
     def close(self, status: str | None = None) -> None:
-        """The hyperparameters and the final metrics (when an epoch was scored), then the files closed."""
+        """The hyperparameters, with the final scores the run has (none before its first epoch's), then the
+        files closed."""
         try:
+            values = {k: getattr(self.config, k) for k in HPARAMS}
+            params = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+            params["status"] = status or "unknown"
+            metrics = {}
             if self.best is not None:
-                values = {k: getattr(self.config, k) for k in HPARAMS}
-                params = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
-                params["status"] = status or "unknown"
-                metrics = {"hparam/best_test_accuracy": self.best,
-                           "hparam/last_test_accuracy": self.last.get("test_acc", self.best),
-                           "hparam/last_test_loss": self.last.get("test_loss", float("nan"))}  # fmt: skip
-                self.writer.add_hparams(params, metrics, run_name=".")  # "." : this run's own folder
+                metrics["hparam/best_test_accuracy"] = self.best
+            if "test_acc" in self.last:
+                metrics["hparam/last_test_accuracy"] = self.last["test_acc"]
+            if "test_loss" in self.last:
+                metrics["hparam/last_test_loss"] = self.last["test_loss"]
+            self.writer.add_hparams(params, metrics, run_name=".")  # ".": this run's own folder
         finally:
             self.writer.close()
 
@@ -105,6 +109,16 @@ def open_board(directory: Path, config) -> Board | None:
         return Board(directory, config, offset)
     except ImportError:
         return None
+
+
+def why_not(directory: Path) -> str:
+    """Why backfill wrote nothing for a run, in words."""
+    run = get_run(directory.name, directory.parent)
+    if has_events(directory):
+        return "has its event files already"
+    if not isinstance(run.config, TrainConfig):
+        return "an optimizer race or a damaged run: no event files"
+    return "still training: its worker writes them"
 
 
 def backfill(directory: Path) -> bool:

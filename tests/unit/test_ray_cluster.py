@@ -12,7 +12,7 @@ import torch
 from core import runs
 from core.base.errors import RunError
 from core.model.checkpoint import load_checkpoint
-from core.runs import cluster, remote
+from core.runs import board, cluster, remote
 from core.training.config import TrainConfig
 from tests.conftest import wait_for
 from tests.unit.test_checkpoint import NeuralNetwork
@@ -63,8 +63,12 @@ def test_a_run_trains_on_the_chosen_node_as_a_local_run_would(real_data, runs_di
     assert "node" not in runs.read_status(local.dir)
 
     # The folder is a local run's: the same files, config, rows and numbers.
-    names = {p.name for p in run.dir.iterdir()}
-    assert names == {p.name for p in local.dir.iterdir()}
+    def names(directory):  # TensorBoard's event files are named for their host, pid and time
+        return sorted(
+            "events" if p.name.startswith(board.EVENTS_PREFIX) else p.name for p in directory.iterdir()
+        )
+
+    assert names(run.dir) == names(local.dir) and "events" in names(run.dir)
     assert json.loads((run.dir / "config.json").read_text()) == QUICK.to_dict()
     rows, local_rows = runs.read_metrics(run_id, runs_dir), runs.read_metrics(local_id, runs_dir)
     assert [(r["kind"], r["step"]) for r in rows] == [(r["kind"], r["step"]) for r in local_rows]

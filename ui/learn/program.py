@@ -19,13 +19,24 @@ def render(program: Program) -> None:
     links = [_link(n, piece.title, piece.anchor, piece.shows) for n, piece in enumerate(program.pieces, 1)]
     st.markdown("\n".join(f"- {link}" for link in links))
     st.code(program.source(), language="python", line_numbers=True)
-    st.download_button(
+    row = st.container(horizontal=True)
+    row.download_button(
         f"Download {program.file_name}",
         program.source(),
         file_name=program.file_name,
         mime="text/x-python",
         icon=":material/download:",
         key=f"program_download_{program.page}",
+    )
+    row.download_button(
+        "Open as notebook",
+        program.notebook(),
+        file_name=program.notebook_name,
+        mime="application/x-ipynb+json",
+        icon=":material/book_2:",
+        key=f"program_notebook_{program.page}",
+        help=f"{program.notebook_name}: the same code, a cell per piece under its heading, for Jupyter, "
+        "VS Code or Colab.",
     )
     next_link(program.page)  # and on, in the course's order
 

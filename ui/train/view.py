@@ -179,6 +179,13 @@ def export_script(config: TrainConfig, source: str, source_id: str | None, *, ke
             mime="text/x-python", on_click="ignore", icon=":material/download:", key=key,
         )  # fmt: skip
         st.code(text, language="python", height=360)
+    book = export.notebook(config, source).encode()
+    st.download_button(
+        "Export as notebook", book, file_name=export.notebook_name(source_id),
+        mime="application/x-ipynb+json", on_click="ignore", icon=":material/book_2:", key=f"{key}_notebook",
+        help="The same code as a Jupyter notebook in the tutorial's shape, its first cell the epochs and a "
+        "batch cap to make it quick: open it in Jupyter, VS Code or Colab.",
+    )  # fmt: skip
 
 
 def reader(run: runs.RunInfo) -> analysis.MetricsReader:
