@@ -14,7 +14,7 @@ from core.model.checkpoint import save_checkpoint
 from core.model.networks import build_model
 from core.runs import store as runstore
 from core.training.config import PRESETS, TrainConfig
-from core.training.export import script
+from core.training.export import notebook, script
 
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
@@ -63,6 +63,11 @@ def test_a_run_downloads_as_its_script_and_its_metrics_with_readable_times(run_s
     data = downloads["train_20260101-000000-beef.py"]
     assert data == script(config, "run 20260101-000000-beef").encode()
     compile(data, "train_20260101-000000-beef.py", "exec")
+    # Beside it, the same as a notebook: the file `python -m core export RUN --format notebook` writes.
+    assert (
+        downloads["train_20260101-000000-beef.ipynb"] == notebook(config, "run 20260101-000000-beef").encode()
+    )
+    assert downloads["train_fashionmnist.ipynb"]  # and the form's settings, for a run not made yet
 
     table = list(csv.DictReader(io.StringIO(downloads["20260101-000000-beef-metrics.csv"].decode())))
     assert [r["time"] for r in table] == ["2026-12-01T04:40:00.250+00:00", "2026-12-01T04:40:12.500+00:00"]
