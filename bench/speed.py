@@ -1,9 +1,14 @@
-"""One epoch of the tutorial's own loop vs one epoch of core, same config; prints JSON with the ratio."""
+"""One epoch of the tutorial's own loop vs one epoch of core, same config; prints JSON with the ratio. Also one
+epoch as a run's worker records it, with and without TensorBoard's event files, and their share of the run's
+disk."""
 
 import argparse
 import json
+import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -11,9 +16,11 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import ToTensor
 
+from core import runs
 from core.base.device import describe_device, resolve_device
 from core.data.fashion import DATA_DIR, load_split, prepare
 from core.model.networks import build_model, flops_per_sample
+from core.runs import board
 from core.training.config import preset
 from core.training.train import fit
 
@@ -70,6 +77,22 @@ def core_epoch(device: torch.device, batch_size: int) -> float:
     return time.perf_counter() - start
 
 
+def recorded_epoch(device: torch.device, batch_size: int, events: bool) -> tuple[float, int, int]:
+    """One epoch as a run's worker records it (core.runs.train_run: metrics.jsonl, checkpoint, status), with
+    or without TensorBoard's event files (core.runs.board); (seconds, event file bytes, run folder bytes)."""
+    config = preset("tutorial", epochs=1, batch_size=batch_size, device=str(device))
+    load_split("train"), load_split("test")
+    os.environ[board.ENV] = "1" if events else "0"
+    with tempfile.TemporaryDirectory(prefix="bench_speed_") as folder:
+        directory = runs.create_run(config, Path(folder) / runs.new_run_id())
+        start = time.perf_counter()
+        assert runs.train_run(directory) == "finished"
+        seconds = time.perf_counter() - start
+        sizes = {p.name: p.stat().st_size for p in directory.iterdir()}
+    os.environ.pop(board.ENV)
+    return seconds, sum(v for k, v in sizes.items() if k.startswith(board.EVENTS_PREFIX)), sum(sizes.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
@@ -80,6 +103,12 @@ def main() -> None:
     device = resolve_device(args.device)
     tutorial = min(tutorial_epoch(device, args.batch_size) for _ in range(args.repeats))
     core = min(core_epoch(device, args.batch_size) for _ in range(args.repeats))
+    with_events, without_events = [], []
+    for _ in range(args.repeats):  # alternating, so a slow minute of the machine hits both
+        with_events.append(recorded_epoch(device, args.batch_size, events=True))
+        without_events.append(recorded_epoch(device, args.batch_size, events=False))
+    seconds_on, seconds_off = min(r[0] for r in with_events), min(r[0] for r in without_events)
+    _, event_bytes, run_bytes = with_events[0]
     # Training costs ~3 forward passes per sample (forward, and backward for inputs and weights).
     fwd = flops_per_sample(build_model("mlp"))
     flops = 3 * fwd * 60000 + fwd * 10000
@@ -95,6 +124,10 @@ def main() -> None:
         "flops_per_epoch": flops,
         "core_gflop_per_s": round(flops / core / 1e9, 1),
         "tutorial_gflop_per_s": round(flops / tutorial / 1e9, 1),
+        "recorded_epoch_s": {"with_event_files": round(seconds_on, 3), "without": round(seconds_off, 3),
+                             "ratio": round(seconds_on / seconds_off, 3)},
+        "event_files": {"bytes": event_bytes, "run_folder_bytes": run_bytes,
+                        "share": round(event_bytes / run_bytes, 4)},
     }, indent=2))  # fmt: skip
 
 
