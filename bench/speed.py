@@ -1,6 +1,6 @@
-"""One epoch of the tutorial's own loop vs one epoch of core, same config; prints JSON with the ratio. Also one
-epoch as a run's worker records it, with and without TensorBoard's event files, and their share of the run's
-disk."""
+"""One epoch of the tutorial's own loop vs one epoch of core, same config; prints JSON with the ratio.
+Also one epoch as a run's worker records it, with and without TensorBoard's event files, and their share of
+the run's disk."""
 
 import argparse
 import json
