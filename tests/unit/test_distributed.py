@@ -20,6 +20,7 @@ from core.base.errors import BadConfig
 from core.data.fashion import TensorBatches
 from core.model.checkpoint import load_checkpoint
 from core.model.networks import NeuralNetwork
+from core.runs import board
 from core.training.config import preset
 from core.training.ranks import check_processes, timeout_s
 from core.training.train import evaluate, make_batches
@@ -73,6 +74,10 @@ def test_two_processes_log_the_losses_of_one_within_1e_5(real_data, runs_dir):
     epoch_one, epoch_two = _rows(one, "epoch")[0], _rows(two, "epoch")[0]
     assert epoch_two["test_acc"] == pytest.approx(epoch_one["test_acc"], abs=1e-4)
     assert json.loads((two / "config.json").read_text())["processes"] == 2
+    # Rank 0 alone writes TensorBoard's files: one writer for the scalars, one for the hyperparameters,
+    # each named for its process (rank 1 would add its own).
+    events = [p.name for p in two.iterdir() if p.name.startswith(board.EVENTS_PREFIX)]
+    assert len(events) == 2 and len({name.rsplit(".", 2)[1] for name in events}) == 1, events
 
 
 def test_a_batch_that_does_not_split_evenly_still_matches_one_process(real_data, runs_dir):
