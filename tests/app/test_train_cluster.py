@@ -6,6 +6,7 @@ cancelled."""
 import json
 
 import pytest
+from ray.cluster_utils import Cluster  # Ray is pinned in requirements-test.txt, which make test installs
 from streamlit.testing.v1 import AppTest
 
 from core import runs
@@ -13,14 +14,12 @@ from core.data.fashion import PROJECT_ROOT
 from core.runs import cluster
 from tests.conftest import live_view, wait_for
 
-ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="ray is pinned in requirements-test.txt")
-
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    made = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     second = made.add_node(num_cpus=1, resources={"second": 1})
     made.wait_for_nodes()
     yield made, second

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from ray.cluster_utils import Cluster  # Ray is pinned in requirements-test.txt, which make test installs
 
 from core import runs
 from core.base.errors import RunError
@@ -17,8 +18,6 @@ from core.training.config import TrainConfig
 from tests.conftest import wait_for
 from tests.unit.test_checkpoint import NeuralNetwork
 
-ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="ray is pinned in requirements-test.txt")
-
 SECOND = {"second": 1}
 QUICK = TrainConfig(epochs=2, limit_batches=12, log_every=3, device="cpu", seed=7)
 LONG = TrainConfig(epochs=40, limit_batches=400, log_every=1, device="cpu", batch_size=16, seed=1)
@@ -26,7 +25,7 @@ LONG = TrainConfig(epochs=40, limit_batches=400, log_every=1, device="cpu", batc
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    made = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     second = made.add_node(num_cpus=1, resources=SECOND)
     made.wait_for_nodes()
     yield made, second
