@@ -80,10 +80,13 @@ class Board:
             if "test_acc" in self.last:
                 self.best = max(self.best or 0.0, self.last["test_acc"])
 
-    def close(self, status: str | None = None) -> None:
+    def close(self, status: str | None = None, *, hparams: bool = True) -> None:
         """The hyperparameters, with the final scores the run has (none before its first epoch's), then the
-        files closed."""
+        files closed. `hparams=False`: only closed (the run's folder was deleted: add_hparams would make it
+        again)."""
         try:
+            if not hparams:
+                return
             values = {k: getattr(self.config, k) for k in HPARAMS}
             params = {k: v for k, v in values.items() if isinstance(v, int | float | str)}
             params["status"] = status or "unknown"

@@ -82,7 +82,7 @@ def train_run(
     echo: Callable[[str], None] = lambda _line: None,
     nice: int = 0,
     ranks: Ranks | None = None,
-    source: Callable[..., Iterator[Event]] = fit,
+    source: Callable[..., Iterator[Event]] | None = None,
 ) -> str:
     """Train the run in `directory` in this process; returns its final status.
 
@@ -90,9 +90,10 @@ def train_run(
     and keeps status.json current. A failure leaves the last good checkpoint in place. With `nice`,
     the process lowers its CPU priority once its first loss is logged (a fast start, then it yields).
     With `ranks`, this process is one rank of a distributed run: all train, rank 0 alone writes.
-    `source`: what yields the training's events, `fit` here, or the run on a Ray cluster
+    `source`: what yields the training's events, `fit` here (None), or the run on a Ray cluster
     (core.runs.remote.source): the run folder is written the same way from either.
     """
+    source = source or fit  # looked up now, not when this module was read
     require_run(directory)
     home = _RunHome(directory)
     config = read_config(directory)
@@ -119,8 +120,8 @@ def train_run(
         status = _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board)
         return status
     finally:
-        if board is not None:
-            board.close(status)
+        if board is not None:  # a deleted folder is not made again for the hyperparameters' file
+            board.close(status, hparams=not home.gone())
 
 
 def _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board) -> str:
@@ -307,7 +308,7 @@ def run_recorded(
     echo=lambda _line: None,
     nice: int = 0,
     ranks: Ranks | None = None,
-    source: Callable[..., Iterator[Event]] = fit,
+    source: Callable[..., Iterator[Event]] | None = None,
 ) -> str:
     """train_run in this process (or as one rank), with any unexpected error recorded in status.json
     instead of lost in a log. A folder that is not a run is refused (RunError) before anything is written
