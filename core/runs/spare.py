@@ -250,6 +250,7 @@ def _warm_up() -> None:
 
         data.load_split("train")
         data.load_split("test")
+        import torch.utils.tensorboard  # noqa: F401  (the run's event files, core.runs.board: about 0.2 s)
         from core.runs import cluster, remote
 
         if cluster.address():  # runs go to a Ray cluster: connect now, not when the run is handed over
