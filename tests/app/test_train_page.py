@@ -153,6 +153,7 @@ def test_a_finished_run_shows_metrics_confusion_matrix_and_a_filterable_gallery(
         "metrics.csv",
         f"Download train_{run.id}.py",
         "Download train_fashionmnist.py",
+        "Export as notebook",  # the run's and the form's, beside their scripts
     }
 
     started = []
