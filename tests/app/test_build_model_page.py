@@ -105,7 +105,10 @@ def test_the_class_the_layer_lines_the_walk_and_the_file_to_copy(run_store):
     # the page ends with the whole file, written from the same controls
     whole = program("mlp", None, None, SAMPLE, (SAMPLE, 2, 7, 5)).source()
     assert whole.rstrip("\n") in codes
-    assert at.get("download_button")[-1].proto.label == "Download build_model.py"
+    assert [b.proto.label for b in at.get("download_button")][-2:] == [
+        "Download build_model.py",
+        "Open as notebook",
+    ]
     said = next(m.value for m in at.markdown if "prints what this page shows" in m.value)
     assert "it needs torch and torchvision, and downloads FashionMNIST into `./data` the first time" in said
 

@@ -44,8 +44,13 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 
 def _downloads(at: AppTest) -> set[str]:
-    # The run's own files; its config as a script is offered too, with or without them (test_train_downloads).
-    return {b.label for b in at.get("download_button") if not b.label.endswith(".py")}
+    # The run's own files; its config as a script and a notebook is offered too, with or without them
+    # (test_train_downloads).
+    return {
+        b.label
+        for b in at.get("download_button")
+        if not b.label.endswith(".py") and "notebook" not in b.label
+    }
 
 
 def _charts(at: AppTest) -> dict[str, dict]:
