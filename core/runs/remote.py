@@ -34,6 +34,7 @@ REACH_S = 3.0  # how long the cluster's address may take to answer before the ru
 TAKE_S = 0.2  # the actor answers `take` at least this often: Stop and a new lr reach it within that
 PLACE_CHECK_S = 2.0  # while the actor waits for a machine, how often the cluster is looked at again
 SURVEY_EVERY_S = 5.0
+KEPT = "the last saved checkpoint is kept: continue from it or start again"
 _EVENTS = {"batch": BatchLogged, "lr": LrChanged, "epoch": EpochEnd, "stopped": Stopped, "finished": Finished,
            "failed": Failed}  # fmt: skip
 
@@ -188,13 +189,12 @@ def cluster_events(
                 actor.set_lr.remote(lr)
             try:
                 messages = ray.get(actor.take.remote(TAKE_S))
-            except ray.exceptions.RayError as exc:
+            except ray.exceptions.RayActorError as exc:  # its process, or its whole machine, is gone
                 node = f"the cluster's machine {where['ip']} (node {where['id'][:8]})"
-                yield Failed(
-                    f"{node} was lost while training ({_ray_words(exc)}); the last saved checkpoint is kept: "
-                    "continue from it or start again",
-                    step,
-                )
+                yield Failed(f"{node} was lost while training ({_ray_words(exc)}); {KEPT}", step)
+                return
+            except ray.exceptions.RayError as exc:  # anything else Ray raised: said as it said it
+                yield Failed(f"the run on the cluster failed ({_first_line(exc)}); {KEPT}", step)
                 return
             for message in messages:
                 kind = message.pop("kind")
