@@ -49,7 +49,9 @@ class Board:
 
         self.config = config
         self.epochs, self.steps = offset
-        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=5)
+        # Written out every 5 s, not every 10 scalars (its default): TensorBoard's file layer reopens the file
+        # by name to write, so each write out is a moment it could make a file in a folder being deleted.
+        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=5, max_queue=10_000)
         self.lr_said = False
         self.best: float | None = None
         self.last: dict[str, float] = {}

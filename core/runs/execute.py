@@ -115,13 +115,15 @@ def train_run(
     if isinstance(config, RaceConfig):
         return _train_race(directory, config, home, echo, nice)
     board = open_board(directory, config)  # TensorBoard's event files beside metrics.jsonl (core.runs.board)
-    status = "failed"
+    status = None
     try:
         status = _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board)
         return status
     finally:
-        if board is not None:  # a deleted folder is not made again for the hyperparameters' file
-            board.close(status, hparams=not home.gone())
+        # The hyperparameters' file only for a run that ended as a run ends: an error out of the loop may be
+        # its folder being deleted (files vanish first), and the new file would stop the deletion.
+        if board is not None:
+            board.close(status, hparams=status is not None and not home.gone())
 
 
 def _train(directory, config, model, home, echo, nice, ranks, source, should_stop, board) -> str:

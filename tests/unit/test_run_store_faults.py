@@ -277,8 +277,12 @@ def test_deleting_a_run_folder_mid_training_stops_its_worker_and_frees_the_devic
     directory = runs_dir / run_id
     assert wait_for(lambda: runs.read_metrics(run_id, runs_dir))
     pid = runs.get_run(run_id, runs_dir).pid
+    gone = runs_dir.parent / f"deleted-{run_id}"
     try:
-        shutil.rmtree(directory)
+        # As a user tidying data/runs might (the e2e test too): moved away at once, then deleted. A plain
+        # rmtree can meet a file the worker writes while it walks the folder, and fail "not empty".
+        directory.rename(gone)
+        shutil.rmtree(gone, ignore_errors=True)
         assert wait_for(lambda: not pid_alive(pid), timeout=20)
     finally:
         if pid_alive(pid):
