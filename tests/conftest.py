@@ -135,3 +135,15 @@ def live_view(block, mode: str) -> dict:
     """The one running-run view of this `mode` ("run": the Train page's, "sidebar") in `block`."""
     (view,) = [data for data in live_views(block) if data["mode"] == mode]
     return view
+
+
+def two_node_cluster(second_resources: dict):
+    """A real Ray cluster on this machine for a test module's fixture (`yield from` it): a head of 1 CPU
+    and a second node of 1 CPU holding `second_resources`; yields (cluster, second node), then shuts down."""
+    from ray.cluster_utils import Cluster  # Ray is pinned in requirements-test.txt, which make test installs
+
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    second = made.add_node(num_cpus=1, resources=second_resources)
+    made.wait_for_nodes()
+    yield made, second
+    made.shutdown()

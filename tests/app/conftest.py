@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from core import runs
 from core.runs import store as runstore
@@ -14,6 +15,20 @@ from core.training.config import preset
 def no_spare_workers(monkeypatch):
     """Page tests start no real runs: no spare worker (core.runs.spare) warming up for each of them."""
     monkeypatch.setenv("STUDIO_SPARE_WORKER", "0")
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict[str, bytes]:
+    """The bytes of every file a download button on the page offers, by file name."""
+    offered = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        offered[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    return offered
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ Program makes from the page's current controls, valid nbformat (the program test
 
 import nbformat
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.data.fashion import PROJECT_ROOT
@@ -11,19 +10,6 @@ from tests.app.conftest import answers_shown
 from ui.nav import PAGES
 
 LEARN = [key for key, info in PAGES.items() if info.section == PAGES["tensors"].section]
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> dict[str, bytes]:
-    offered = {}
-    real = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self, path_or_data, mimetype, kind, filename=None):
-        offered[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
-        return real(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
-    return offered
 
 
 @pytest.mark.parametrize("key", LEARN)

@@ -6,24 +6,20 @@ cancelled."""
 import json
 
 import pytest
-from ray.cluster_utils import Cluster  # Ray is pinned in requirements-test.txt, which make test installs
 from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.data.fashion import PROJECT_ROOT
 from core.runs import cluster
-from tests.conftest import live_view, wait_for
+from tests.app.test_train_page import _fill
+from tests.conftest import live_view, two_node_cluster, wait_for
 
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    second = made.add_node(num_cpus=1, resources={"second": 1})
-    made.wait_for_nodes()
-    yield made, second
-    made.shutdown()
+    yield from two_node_cluster({"second": 1})
 
 
 @pytest.fixture
@@ -36,11 +32,7 @@ def on_cluster(ray_cluster, monkeypatch):
 
 def _start(*, epochs: int, limit_batches: int) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.text_input(key="train_epochs").input(str(epochs))
-    at.text_input(key="train_limit_batches").input(str(limit_batches))
-    at.text_input(key="train_log_every").input("1")
-    at.select_slider(key="train_batch_size").set_value(16)
-    at.selectbox(key="train_device").set_value("cpu")
+    _fill(at, epochs=epochs, limit_batches=limit_batches, batch_size=16)  # the Train page tests' own filling
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     return at

@@ -4,8 +4,6 @@ import csv
 import io
 import json
 
-import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core import runs
@@ -17,20 +15,6 @@ from core.training.config import PRESETS, TrainConfig
 from core.training.export import notebook, script
 
 PAGE = str(PROJECT_ROOT / "pages" / "Train.py")
-
-
-@pytest.fixture
-def downloads(monkeypatch) -> dict[str, bytes]:
-    """The bytes of every file a download button on the page offers, by file name."""
-    offered = {}
-    real = MemoryMediaFileStorage.load_and_get_id
-
-    def keep(self, path_or_data, mimetype, kind, filename=None):
-        offered[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
-        return real(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
-    return offered
 
 
 def test_the_forms_settings_download_as_a_script_that_compiles(run_store, downloads):

@@ -8,14 +8,13 @@ import sys
 
 import pytest
 import torch
-from ray.cluster_utils import Cluster  # Ray is pinned in requirements-test.txt, which make test installs
 
 from core import runs
 from core.base.errors import RunError
 from core.model.checkpoint import load_checkpoint
 from core.runs import board, cluster, remote
 from core.training.config import TrainConfig
-from tests.conftest import wait_for
+from tests.conftest import two_node_cluster, wait_for
 from tests.unit.test_checkpoint import NeuralNetwork
 
 SECOND = {"second": 1}
@@ -25,11 +24,7 @@ LONG = TrainConfig(epochs=40, limit_batches=400, log_every=1, device="cpu", batc
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    second = made.add_node(num_cpus=1, resources=SECOND)
-    made.wait_for_nodes()
-    yield made, second
-    made.shutdown()
+    yield from two_node_cluster(SECOND)
 
 
 @pytest.fixture
